@@ -1,0 +1,49 @@
+"""The `retrain` command line: one Typer app, one sub-app per command group.
+
+Errors raised on purpose (``RetrainError``) print as one line and exit 1; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from retrain.exceptions import RetrainError
+
+__all__ = ["app", "err_console"]
+
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+class _RetrainGroup(TyperGroup):
+    """Turns RetrainError into one readable line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RetrainError as exc:
+            if _state["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+
+
+app = typer.Typer(
+    cls=_RetrainGroup,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Scheduled retraining for fine-tuned language models.",
+)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
+    _state["debug"] = debug

@@ -1,0 +1,132 @@
+"""Every error retrain raises on purpose.
+
+The CLI prints these as one line (``--debug`` shows the traceback); everything else
+is a bug. Foreign errors (botocore, openai, Great Expectations) are translated at the
+module that calls them and re-raised ``from`` the original.
+
+    RetrainError
+    ├── ConfigError                  settings missing or invalid
+    ├── StorageError                 S3 / object store
+    │   ├── BucketNotFound
+    │   ├── ObjectNotFound
+    │   ├── AlreadyExists            a create-only write lost (HTTP 412)
+    │   └── StorageUnavailable       endpoint unreachable, bad credentials
+    ├── DataError                    input that cannot be used
+    │   └── BatchRejected            a batch-level gate failed; nothing was uploaded
+    ├── ProviderError                the OpenAI-compatible API
+    │   ├── ProviderUnavailable      connection, timeouts, 5xx after retries
+    │   ├── QuotaExceeded            rate/daily/concurrency limits
+    │   ├── FineTuneFailed           the job failed, was cancelled or blocked
+    │   ├── StillTraining            the wait limit was reached; the next run resumes
+    │   └── BudgetExceeded           the estimated cost is above the configured limit
+    ├── EvaluationError
+    └── RegistryError
+        ├── UnknownAlias
+        ├── UnknownModel
+        └── RegistryConflict         another writer moved the alias first
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "BatchRejected",
+    "BucketNotFound",
+    "BudgetExceeded",
+    "ConfigError",
+    "DataError",
+    "EvaluationError",
+    "FineTuneFailed",
+    "ObjectNotFound",
+    "ProviderError",
+    "ProviderUnavailable",
+    "QuotaExceeded",
+    "RegistryConflict",
+    "RegistryError",
+    "RetrainError",
+    "StillTraining",
+    "StorageError",
+    "StorageUnavailable",
+    "UnknownAlias",
+    "UnknownModel",
+]
+
+
+class RetrainError(Exception):
+    """Base class: the message is one line that says what is wrong and how to fix it."""
+
+
+class ConfigError(RetrainError):
+    pass
+
+
+class StorageError(RetrainError):
+    pass
+
+
+class BucketNotFound(StorageError):
+    pass
+
+
+class ObjectNotFound(StorageError):
+    pass
+
+
+class AlreadyExists(StorageError):
+    pass
+
+
+class StorageUnavailable(StorageError):
+    pass
+
+
+class DataError(RetrainError):
+    pass
+
+
+class BatchRejected(DataError):
+    pass
+
+
+class ProviderError(RetrainError):
+    pass
+
+
+class ProviderUnavailable(ProviderError):
+    pass
+
+
+class QuotaExceeded(ProviderError):
+    pass
+
+
+class FineTuneFailed(ProviderError):
+    pass
+
+
+class StillTraining(ProviderError):
+    pass
+
+
+class BudgetExceeded(ProviderError):
+    pass
+
+
+class EvaluationError(RetrainError):
+    pass
+
+
+class RegistryError(RetrainError):
+    pass
+
+
+class UnknownAlias(RegistryError):
+    pass
+
+
+class UnknownModel(RegistryError):
+    pass
+
+
+class RegistryConflict(RegistryError):
+    pass

@@ -1,0 +1,176 @@
+"""All configuration, in one settings class.
+
+Values come from ``RETRAIN_*`` environment variables and a ``.env`` file in the working
+directory; nested groups use ``__`` (``RETRAIN_S3__BUCKET=my-bucket``). The defaults run
+the embedded local stack: a local S3 server and the local OpenAI-compatible server on
+127.0.0.1, with no credentials and no internet.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from retrain.exceptions import ConfigError
+
+__all__ = [
+    "EvaluationSettings",
+    "LocalStackSettings",
+    "ProviderSettings",
+    "S3Settings",
+    "Settings",
+    "TrainingSettings",
+    "ValidationSettings",
+    "get_settings",
+    "load_settings",
+]
+
+LOCAL_S3_PORT = 9555
+LOCAL_OPENAI_PORT = 8765
+LOCAL_API_KEY = "sk-local-not-a-secret"
+
+
+class S3Settings(BaseModel):
+    """Where incoming examples land and where retrain keeps its state."""
+
+    endpoint_url: str | None = Field(
+        default=f"http://127.0.0.1:{LOCAL_S3_PORT}",
+        description="S3 endpoint; empty for AWS itself. The default is the local object store.",
+    )
+    bucket: str = Field(default="retrain", min_length=3, max_length=63)
+    prefix: str = Field(default="", description="Optional key prefix under which every folder lives.")
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = Field(
+        default=SecretStr("local"), description="Empty on AWS to use the default credential chain."
+    )
+    secret_access_key: SecretStr | None = SecretStr("local")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_folder(cls, value: str) -> str:
+        value = value.strip("/")
+        return f"{value}/" if value else ""
+
+
+class ProviderSettings(BaseModel):
+    """The OpenAI-compatible API that trains and serves models."""
+
+    kind: Literal["openai", "azure", "compatible"] = "compatible"
+    name: str = Field(default="local", description="Recorded in the registry beside each model.")
+    base_url: str | None = Field(default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1")
+    api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
+    azure_endpoint: str | None = None
+    azure_api_version: str = "2025-04-01-preview"
+    max_retries: int = Field(default=4, ge=0, le=20)
+    timeout_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete_for_kind(self) -> ProviderSettings:
+        if self.kind == "azure" and not self.azure_endpoint:
+            raise ValueError("kind 'azure' needs azure_endpoint (RETRAIN_PROVIDER__AZURE_ENDPOINT)")
+        if self.kind == "compatible" and not self.base_url:
+            raise ValueError("kind 'compatible' needs base_url (RETRAIN_PROVIDER__BASE_URL)")
+        if self.kind in ("openai", "azure") and self.api_key.get_secret_value() in ("", LOCAL_API_KEY):
+            raise ValueError(
+                f"kind {self.kind!r} needs a real API key in RETRAIN_PROVIDER__API_KEY "
+                "(the local placeholder key only works with the local server)"
+            )
+        return self
+
+
+class ValidationSettings(BaseModel):
+    """Gates on each night's batch."""
+
+    format: Literal["chat", "preference"] = "chat"
+    min_new_examples: int = Field(default=10, ge=0)
+    max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
+    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
+    suite_path: Path = Path("expectations/chat_batch.json")
+
+
+class TrainingSettings(BaseModel):
+    """The fine-tuning job."""
+
+    base_model: str = "gpt-4o-mini-2024-07-18"
+    method: Literal["supervised", "dpo"] = "supervised"
+    n_epochs: int | Literal["auto"] = "auto"
+    batch_size: int | Literal["auto"] = "auto"
+    learning_rate_multiplier: float | Literal["auto"] = "auto"
+    seed: int = 42
+    suffix: str = Field(default="retrain", max_length=40)
+    poll_interval_seconds: float = Field(default=2.0, gt=0)
+    max_poll_interval_seconds: float = Field(default=60.0, gt=0)
+    wait_limit_seconds: float = Field(default=6 * 3600, gt=0)
+
+
+class EvaluationSettings(BaseModel):
+    """The held-out evaluation and the promotion gate."""
+
+    eval_set: str = "main"
+    concurrency: int = Field(default=8, ge=1, le=256)
+    seed: int = 7
+    min_improvement: float = Field(default=0.0, ge=0, le=1)
+    floor: float = Field(default=0.0, ge=0, le=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+
+
+class LocalStackSettings(BaseModel):
+    """The embedded local stack (`retrain local up`)."""
+
+    data_dir: Path = Path(".retrain")
+    host: str = "127.0.0.1"
+    s3_port: int = Field(default=LOCAL_S3_PORT, ge=1, le=65535)
+    openai_port: int = Field(default=LOCAL_OPENAI_PORT, ge=1, le=65535)
+    prefect_port: int = Field(default=4200, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RETRAIN_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    s3: S3Settings = S3Settings()
+    provider: ProviderSettings = ProviderSettings()
+    validation: ValidationSettings = ValidationSettings()
+    training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
+    local: LocalStackSettings = LocalStackSettings()
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = "RETRAIN_" + "__".join(str(part).upper() for part in err["loc"] if part != "__root__")
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`; raise ConfigError with one readable line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
