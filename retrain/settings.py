@@ -52,7 +52,7 @@ class S3Settings(BaseModel):
     @field_validator("endpoint_url")
     @classmethod
     def _endpoint_is_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        if not value:
             return None
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https:// (got {value!r})")

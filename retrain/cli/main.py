@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from typer import _click
 from typer.core import TyperGroup
 
 from retrain.exceptions import RetrainError
@@ -24,7 +24,7 @@ _state = {"debug": False}
 class _RetrainGroup(TyperGroup):
     """Turns RetrainError into one readable line instead of a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: _click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except RetrainError as exc:
