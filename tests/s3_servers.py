@@ -1,0 +1,82 @@
+"""Real S3 endpoints for tests: moto's threaded server and a localbucket subprocess.
+
+Each starter yields an ``S3Settings`` pointing at a fresh bucket on a free port.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from retrain.settings import S3Settings
+from retrain.storage import ObjectStore
+
+__all__ = ["free_port", "localbucket_server", "moto_server", "wait_for_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def _settings(port: int) -> S3Settings:
+    return S3Settings(
+        endpoint_url=f"http://127.0.0.1:{port}",
+        bucket=f"test-{uuid.uuid4().hex[:10]}",
+        access_key_id=SecretStr("testing"),
+        secret_access_key=SecretStr("testing"),
+    )
+
+
+@contextmanager
+def moto_server() -> Iterator[S3Settings]:
+    """moto's ThreadedMotoServer on a free port, with a fresh bucket."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        settings = _settings(port)
+        ObjectStore.from_settings(settings).ensure_bucket()
+        yield settings
+    finally:
+        server.stop()
+
+
+@contextmanager
+def localbucket_server(data_dir: Path) -> Iterator[S3Settings]:
+    """The localbucket server (the embedded default) as a subprocess, with a fresh bucket."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localbucket", str(data_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        settings = _settings(port)
+        ObjectStore.from_settings(settings).ensure_bucket()
+        yield settings
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
