@@ -99,6 +99,33 @@ class ValidationSettings(BaseModel):
     max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
     validation_fraction: float = Field(default=0.1, gt=0, lt=1)
     suite_path: Path = Path("expectations/chat_batch.json")
+    preference_suite_path: Path = Path("expectations/preference_batch.json")
+    max_line_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Longer lines are quarantined as line_too_long."
+    )
+    chunk_rows: int = Field(default=50_000, ge=1, description="Rows per Great Expectations chunk.")
+    example_token_limits: dict[str, int] = Field(
+        default_factory=lambda: {
+            "gpt-4o": 65_536,
+            "gpt-4o-mini": 65_536,
+            "gpt-4.1": 65_536,
+            "gpt-4.1-mini": 65_536,
+            "gpt-4.1-nano": 32_768,
+            "gpt-3.5-turbo": 16_385,
+        },
+        description="Tokens per training example, by model family prefix (longest prefix wins).",
+    )
+    training_usd_per_million_tokens: dict[str, float] = Field(
+        default_factory=lambda: {
+            "gpt-4o": 25.0,
+            "gpt-4o-mini": 3.0,
+            "gpt-4.1": 25.0,
+            "gpt-4.1-mini": 5.0,
+            "gpt-4.1-nano": 1.5,
+            "gpt-3.5-turbo": 8.0,
+        },
+        description="Training price by model family prefix, for the cost estimate.",
+    )
 
 
 class TrainingSettings(BaseModel):
@@ -125,6 +152,20 @@ class EvaluationSettings(BaseModel):
     min_improvement: float = Field(default=0.0, ge=0, le=1)
     floor: float = Field(default=0.0, ge=0, le=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
+    guardrails: dict[str, float] = Field(
+        default_factory=dict,
+        description="Guardrail eval sets and the largest drop of their mean each may show, e.g. {'safety': 0.02}.",
+    )
+    bootstrap_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
+    requests_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
+    tokens_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
+    max_retries: int = Field(default=6, ge=0, le=20, description="Retries on 429/5xx (Retry-After honoured).")
+    item_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_tokens: int = Field(default=512, ge=1)
+    max_error_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Fail the run if more items than this errored."
+    )
+    judge_model: str | None = Field(default=None, description="Model for the model_graded rubric grader.")
 
 
 class LocalStackSettings(BaseModel):
@@ -147,6 +188,11 @@ class Settings(BaseSettings):
 
     s3: S3Settings = S3Settings()
     provider: ProviderSettings = ProviderSettings()
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=dict,
+        description="More named providers, for models served elsewhere than `provider` "
+        "(RETRAIN_PROVIDERS__<NAME>__BASE_URL, ...); the registry names each model's provider.",
+    )
     validation: ValidationSettings = ValidationSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
