@@ -1,0 +1,53 @@
+"""What the model registry stores: model records and the events that move aliases.
+
+Records name the provider by its configured name (``"local"``, ``"azure-eu"``), never by
+anything secret: there is no field that could hold a credential.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["ALIAS_PATTERN", "Action", "ModelRecord", "RegistryEvent"]
+
+Action = Literal["set", "promote", "rollback"]
+ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ModelRecord(BaseModel):
+    """One trained (or base) model that an alias can point to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_id: str = Field(min_length=1, description="The id the provider serves the model under.")
+    provider: str = Field(min_length=1, description="The provider's configured name, never a credential.")
+    base_model: str
+    job_id: str | None = None
+    dataset_version: str | None = None
+    eval_run: str | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class RegistryEvent(BaseModel):
+    """One immutable entry of the registry log: an alias moved to a model."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    seq: int = Field(ge=1)
+    alias: str = Field(pattern=ALIAS_PATTERN)
+    action: Action
+    model: ModelRecord
+    previous_model_id: str | None
+    actor: str
+    reason: str
+    run_id: str | None = None
+    idempotency_key: str | None = None
+    at: datetime = Field(default_factory=_now)

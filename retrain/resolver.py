@@ -1,0 +1,86 @@
+"""Serving-side alias resolution with a time-to-live cache.
+
+An app instance asks ``resolve_model("production")`` on every request; it reads S3 at most
+once per alias per TTL. If S3 cannot be reached when an entry expires, the last known
+answer keeps being served (with a warning, retrying once per TTL) until S3 answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from retrain.exceptions import StorageUnavailable
+from retrain.registry import Registry
+from retrain.registry_records import ModelRecord
+from retrain.settings import Settings, get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["DEFAULT_TTL_SECONDS", "CachedResolver", "resolve_model"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TTL_SECONDS = 30.0
+
+
+class CachedResolver:
+    """Resolves aliases through a Registry, remembering each answer for ttl_seconds."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl_seconds < 0:
+            raise ValueError("ttl_seconds must not be negative")
+        self._registry = registry
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ModelRecord]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, alias: str) -> ModelRecord:
+        """The model the alias points to; UnknownAlias if it points nowhere."""
+        with self._lock:
+            now = self._clock()
+            cached = self._cache.get(alias)
+            if cached is not None and now < cached[0]:
+                return cached[1]
+            try:
+                record = self._registry.resolve(alias)
+            except StorageUnavailable as exc:
+                if cached is None:
+                    raise
+                logger.warning("registry unreachable; serving %s from cache: %s", alias, exc)
+                self._cache[alias] = (now + self._ttl, cached[1])
+                return cached[1]
+            self._cache[alias] = (now + self._ttl, record)
+            return record
+
+    def invalidate(self, alias: str | None = None) -> None:
+        """Forget one alias (or all), so the next resolve reads S3."""
+        with self._lock:
+            if alias is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(alias, None)
+
+
+_resolvers: dict[tuple[str | None, str, str], CachedResolver] = {}
+_resolvers_lock = threading.Lock()
+
+
+def resolve_model(alias: str = "production", settings: Settings | None = None) -> str:
+    """The model id serving should use for the alias (cached per S3 location for the TTL)."""
+    s3 = (settings or get_settings()).s3
+    location = (s3.endpoint_url, s3.bucket, s3.prefix)
+    with _resolvers_lock:
+        resolver = _resolvers.get(location)
+        if resolver is None:
+            resolver = CachedResolver(Registry(ObjectStore.from_settings(s3)))
+            _resolvers[location] = resolver
+    return resolver.resolve(alias).model_id
