@@ -65,6 +65,11 @@ class Registry:
             event = self._sync().aliases.get(alias)
         return event.model if event else None
 
+    def model(self, model_id: str) -> ModelRecord | None:
+        """The latest record of a model any alias ever pointed to, or None."""
+        with self._lock:
+            return self._sync().models.get(model_id)
+
     def current(self, alias: str) -> RegistryEvent:
         """The event that set the alias to its current model; UnknownAlias if there is none."""
         with self._lock:

@@ -81,7 +81,10 @@ def test_rollback_steps_and_to(store: ObjectStore) -> None:
     assert registry.rollback("production", steps=2, actor="oncall").model.model_id == "ft:b"
     assert registry.rollback("production", to="ft:d", actor="oncall").model.model_id == "ft:d"
     assert registry.rollback("production", to="ft:s", actor="oncall").model.model_id == "ft:s"
-    assert registry.state().rollback_candidates("production") == ["ft:c", "ft:a"]  # b and d were rolled away from
+    assert registry.state().rollback_candidates("production") == [
+        "ft:c",
+        "ft:a",
+    ]  # b and d were rolled away from
     with pytest.raises(UnknownModel, match=r"--steps 9 is out of range: use 1\.\.2"):
         registry.rollback("production", steps=9, actor="oncall")
     with pytest.raises(

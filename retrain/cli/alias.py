@@ -1,0 +1,171 @@
+"""`retrain alias ...`: inspect and move model aliases (production, staging, ...)."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrain.registry import ModelRecord, Registry, RegistryEvent
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Model aliases: which model `production` (or any alias) serves, its history, and rollbacks.",
+)
+
+AliasName = Annotated[str, typer.Argument(help="The alias, e.g. production.", show_default=False)]
+
+
+def _registry() -> Registry:
+    return Registry(ObjectStore.from_settings(get_settings().s3))
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _changed(before: str | None, event: RegistryEvent) -> None:
+    if before != event.model.model_id:
+        _console().print(f"{event.alias}: {before or '-'} -> {event.model.model_id} (event {event.seq})")
+    else:
+        _console().print(
+            f"{event.alias} already points to {event.model.model_id} (event {event.seq}); nothing written"
+        )
+
+
+@app.command("list")
+def list_aliases() -> None:
+    """Every alias and the model it points to."""
+    state = _registry().state()
+    if not state.aliases:
+        _console().print("no aliases yet: create one with `retrain alias set NAME MODEL`")
+        return
+    table = _table("Aliases", ("Alias", "Model", "Provider", "Since (UTC)", "Action", "By"))
+    for name in sorted(state.aliases):
+        event = state.aliases[name]
+        table.add_row(
+            name,
+            event.model.model_id,
+            event.model.provider,
+            f"{event.at:%Y-%m-%d %H:%M}",
+            event.action,
+            event.actor,
+        )
+    _console().print(table)
+
+
+@app.command()
+def show(name: AliasName) -> None:
+    """The model an alias points to, with its record and scores."""
+    event = _registry().current(name)
+    model = event.model
+    table = Table(title=f"{name} -> {model.model_id}", show_header=False)
+    table.add_column("Field", style="bold")
+    table.add_column("Value", overflow="fold")
+    rows = {
+        "model": model.model_id,
+        "provider": model.provider,
+        "base model": model.base_model,
+        "job": model.job_id or "-",
+        "dataset version": model.dataset_version or "-",
+        "eval run": model.eval_run or "-",
+        "created": model.created_at.isoformat(timespec="seconds"),
+        "set by": f"{event.actor} ({event.action}, event {event.seq}, {event.at:%Y-%m-%d %H:%M:%S})",
+        "reason": event.reason,
+        "previous": event.previous_model_id or "-",
+    }
+    rows.update({f"score {key}": f"{value:.4f}" for key, value in sorted(model.scores.items())})
+    for field, value in rows.items():
+        table.add_row(field, value)
+    _console().print(table)
+
+
+@app.command()
+def history(
+    name: AliasName,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show only the newest N events.")] = None,
+) -> None:
+    """Every change of an alias, oldest first."""
+    events = _registry().history(name)
+    table = _table(f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason"))
+    for event in events[-limit:] if limit else events:
+        table.add_row(
+            str(event.seq),
+            f"{event.at:%Y-%m-%d %H:%M:%S}",
+            event.action,
+            event.model.model_id,
+            event.previous_model_id or "-",
+            event.actor,
+            event.reason,
+        )
+    _console().print(table)
+
+
+@app.command("set")
+def set_alias(
+    name: AliasName,
+    model: Annotated[str, typer.Argument(help="The model id to point the alias to.", show_default=False)],
+    provider: Annotated[
+        str | None, typer.Option(help="Provider name (default: the model's recorded one, else settings).")
+    ] = None,
+    base_model: Annotated[str | None, typer.Option(help="Base model of a model new to the registry.")] = None,
+    reason: Annotated[str, typer.Option(help="Why; kept in the history.")] = "set from the CLI",
+) -> None:
+    """Point an alias to a model (known to the registry or not)."""
+    settings = get_settings()
+    registry = _registry()
+    known = registry.model(model)
+    if known is None:
+        record = ModelRecord(
+            model_id=model,
+            provider=provider or settings.provider.name,
+            base_model=base_model or settings.training.base_model,
+        )
+    else:
+        record = known.model_copy(update={"provider": provider or known.provider})
+    before = registry.get(name)
+    event = registry.set(name, record, actor=_actor(), reason=reason)
+    _changed(before.model_id if before else None, event)
+
+
+@app.command()
+def rollback(
+    name: AliasName,
+    to: Annotated[str | None, typer.Option("--to", help="Model id to roll back to.")] = None,
+    steps: Annotated[int, typer.Option(min=1, help="How many distinct models to go back.")] = 1,
+    reason: Annotated[str, typer.Option(help="Why; kept in the history.")] = "rollback from the CLI",
+) -> None:
+    """Point an alias back to an earlier model (by default the one before the current)."""
+    if to is not None and steps != 1:
+        raise typer.BadParameter("use either --to or --steps, not both")
+    registry = _registry()
+    before = registry.current(name).model.model_id
+    event = registry.rollback(name, to=to, steps=steps, actor=_actor(), reason=reason)
+    _changed(before, event)
+
+
+@app.command()
+def resolve(name: AliasName) -> None:
+    """Print just the model id the alias points to (for scripts)."""
+    typer.echo(_registry().resolve(name).model_id)

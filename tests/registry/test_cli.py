@@ -1,0 +1,114 @@
+"""`retrain alias ...` against a moto server, with settings from environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from retrain.cli import alias
+from retrain.cli.main import _RetrainGroup
+from retrain.registry import Registry
+from retrain.settings import S3Settings, get_settings
+from retrain.storage import ObjectStore
+from tests.s3_servers import moto_server
+
+pytestmark = pytest.mark.slow
+
+FAKE_KEY = "sk-FAKE-registry-leak-check-0123456789"
+
+root = typer.Typer(cls=_RetrainGroup)
+root.add_typer(alias.app, name="alias")
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Settings]:
+    with moto_server() as settings:
+        assert settings.access_key_id and settings.secret_access_key
+        env = {
+            "RETRAIN_S3__ENDPOINT_URL": str(settings.endpoint_url),
+            "RETRAIN_S3__BUCKET": settings.bucket,
+            "RETRAIN_S3__ACCESS_KEY_ID": settings.access_key_id.get_secret_value(),
+            "RETRAIN_S3__SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value(),
+            "RETRAIN_PROVIDER__KIND": "openai",
+            "RETRAIN_PROVIDER__NAME": "openai-prod",
+            "RETRAIN_PROVIDER__API_KEY": FAKE_KEY,
+            "COLUMNS": "200",
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        yield settings
+        get_settings.cache_clear()
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(root, ["alias", *args])
+    return result.exit_code, result.output
+
+
+def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
+    assert run("set", "production", "ft:a", "--reason", "first")[0] == 0
+    code, out = run("set", "production", "ft:b", "--provider", "azure-eu")
+    assert code == 0
+    assert "production: ft:a -> ft:b (event 2)" in out
+    assert "nothing written" in run("set", "production", "ft:b")[1]
+    assert run("set", "staging", "ft:a")[0] == 0
+
+    assert run("resolve", "production") == (0, "ft:b\n")
+    code, out = run("show", "production")
+    assert code == 0
+    assert "azure-eu" in out
+    assert "gpt-4o-mini-2024-07-18" in out
+    code, out = run("list")
+    assert code == 0
+    assert "production" in out
+    assert "staging" in out
+    code, out = run("history", "production")
+    assert code == 0
+    assert "first" in out
+    assert "ft:b" in out
+
+    code, out = run("rollback", "production")
+    assert (code, "production: ft:b -> ft:a (event 4)" in out) == (0, True)
+    assert run("rollback", "production", "--to", "ft:b", "--reason", "a was worse")[0] == 0
+    assert run("resolve", "production") == (0, "ft:b\n")
+    record = Registry(ObjectStore.from_settings(s3)).resolve("staging")
+    assert (record.provider, record.base_model) == ("openai-prod", "gpt-4o-mini-2024-07-18")
+
+
+def test_errors_are_one_line_and_exit_1(s3: S3Settings) -> None:
+    code, out = run("resolve", "production")
+    assert code == 1
+    assert out.strip().splitlines() == [
+        "error: no alias 'production' in the registry (known aliases: none yet): see `retrain alias "
+        "list`, or create it with `retrain alias set production MODEL`"
+    ]
+    assert "Traceback" not in out
+    run("set", "production", "ft:a")
+    code, out = run("rollback", "production", "--to", "ft:zzz")
+    assert code == 1
+    assert "model 'ft:zzz' is not in the registry" in out
+    assert run("rollback", "production", "--to", "ft:a", "--steps", "2")[0] == 2
+
+
+def test_registry_objects_never_contain_the_api_key(s3: S3Settings) -> None:
+    assert get_settings().provider.api_key.get_secret_value() == FAKE_KEY
+    for model_id in ("ft:a", "ft:b", "ft:c"):
+        assert run("set", "production", model_id)[0] == 0
+    assert run("rollback", "production", "--steps", "2")[0] == 0
+    Registry(ObjectStore.from_settings(s3), snapshot_every=1).set(
+        "staging", Registry(ObjectStore.from_settings(s3)).resolve("production"), actor="t", reason="r"
+    )
+
+    store = ObjectStore.from_settings(s3)
+    keys = [info.key for info in store.list("")]
+    assert any(key.startswith("registry/snapshots/") for key in keys)
+    assert len(keys) == 6
+    for key in keys:
+        body = store.get_bytes(key)
+        assert FAKE_KEY.encode() not in body
+        assert b"sk-" not in body
+        assert b"api_key" not in body
