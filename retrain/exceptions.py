@@ -17,7 +17,6 @@ module that calls them and re-raised ``from`` the original.
     │   ├── ProviderUnavailable      connection, timeouts, 5xx after retries
     │   ├── QuotaExceeded            rate/daily/concurrency limits
     │   ├── FineTuneFailed           the job failed, was cancelled or blocked
-    │   ├── StillTraining            the wait limit was reached; the next run resumes
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
     └── RegistryError
@@ -44,7 +43,6 @@ __all__ = [
     "RegistryConflict",
     "RegistryError",
     "RetrainError",
-    "StillTraining",
     "StorageError",
     "StorageUnavailable",
     "UnknownAlias",
@@ -101,10 +99,6 @@ class QuotaExceeded(ProviderError):
 
 
 class FineTuneFailed(ProviderError):
-    pass
-
-
-class StillTraining(ProviderError):
     pass
 
 

@@ -6,11 +6,17 @@ and uses the same ``openai`` SDK calls whichever service is behind it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 
-from retrain.settings import ProviderSettings
+from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, QuotaExceeded
+from retrain.redact import redact
+from retrain.settings import ProviderSettings, Settings
 
-__all__ = ["make_async_client", "make_client"]
+__all__ = ["api_errors", "make_async_client", "make_client", "provider_named"]
 
 
 def make_client(settings: ProviderSettings, *, max_retries: int | None = None) -> OpenAI:
@@ -50,4 +56,70 @@ def make_async_client(settings: ProviderSettings, *, max_retries: int | None = N
         base_url=settings.base_url if settings.kind == "compatible" else None,
         max_retries=retries,
         timeout=settings.timeout_seconds,
+    )
+
+
+_QUOTA_CODES = {"insufficient_quota", "quota_exceeded", "daily_limit_exceeded", "concurrent_jobs_limit"}
+
+
+@contextmanager
+def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
+    """Translate openai SDK errors into retrain's, with messages free of credentials."""
+    secret = settings.api_key.get_secret_value()
+    try:
+        yield
+    except openai.AuthenticationError:
+        raise ProviderError(
+            f"{what}: provider {settings.name!r} rejected the API key: set RETRAIN_PROVIDER__API_KEY"
+        ) from None
+    except openai.RateLimitError as exc:
+        code = _error_code(exc)
+        detail = redact(_error_message(exc), secret)
+        if code in _QUOTA_CODES:
+            raise QuotaExceeded(
+                f"{what}: provider {settings.name!r} quota reached ({code}): {detail}"
+            ) from None
+        raise QuotaExceeded(
+            f"{what}: provider {settings.name!r} is rate limiting (429) after retries: {detail}"
+        ) from None
+    except openai.APIConnectionError as exc:
+        raise ProviderUnavailable(
+            f"{what}: cannot reach provider {settings.name!r} ({type(exc).__name__}): "
+            "start the local stack (`retrain local up`) or check RETRAIN_PROVIDER__BASE_URL"
+        ) from None
+    except openai.InternalServerError as exc:
+        raise ProviderUnavailable(
+            f"{what}: provider {settings.name!r} failed with {exc.status_code} after retries"
+        ) from None
+    except openai.APIStatusError as exc:
+        detail = redact(_error_message(exc), secret)
+        raise ProviderError(
+            f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}"
+        ) from None
+
+
+def _error_code(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or exc.message)
+
+
+def provider_named(settings: Settings, name: str) -> ProviderSettings:
+    """The configured provider called name (the registry records it beside each model)."""
+    if name == settings.provider.name:
+        return settings.provider
+    for key, provider in settings.providers.items():
+        if name in (key, provider.name):
+            return provider
+    known = ", ".join(sorted({settings.provider.name, *settings.providers})) or "none"
+    raise ConfigError(
+        f"provider {name!r} is not configured (known: {known}): "
+        f"add it with RETRAIN_PROVIDERS__{name.upper()}__KIND / __BASE_URL / __API_KEY"
     )

@@ -1,0 +1,88 @@
+"""The nightly retraining flow: ingest, validate, fine-tune, evaluate, promote."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.states import Completed, Failed, State
+from tasks.evaluate import evaluate_models
+from tasks.registry import move_alias
+
+from retrain.eval_runner import ModelTarget
+from retrain.providers import provider_named
+from retrain.registry import ModelRecord
+from retrain.settings import get_settings
+from tasks.dataset import eval_prompts, prepare_training_files
+from tasks.finetune import start_fine_tuning, upload_training_files, wait_for_fine_tuning
+from tasks.ingest import discover_new_objects, validate_and_curate
+from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
+
+__all__ = ["nightly_retrain"]
+
+
+def _run_name() -> str:
+    night = flow_run.parameters.get("night") or datetime.now(UTC).date()
+    return f"retrain-{night}"
+
+
+@flow(name="nightly-retrain", flow_run_name=_run_name, log_prints=False)
+def nightly_retrain(night: date | None = None) -> State[Any]:
+    """One night: new examples in, and `production` moves only if a better model came out."""
+    settings = get_settings()
+    night = night or datetime.now(UTC).date()
+    run_id = f"retrain-{night.isoformat()}"
+    logger = get_run_logger()
+    eval_sets = [settings.evaluation.eval_set, *settings.evaluation.guardrails]
+    prompts = eval_prompts(eval_sets)
+
+    objects = discover_new_objects()
+    if objects:
+        batch = validate_and_curate(objects, run_id, prompts)
+        if not batch.passed:
+            reasons = "; ".join(batch.failed_gates)
+            return Failed(message=f"batch {batch.batch_id} rejected, nothing uploaded: {reasons}")
+
+    plan = plan_tonight()
+    if plan.decided is not None:
+        apply_promotion(plan.decided)
+    if not plan.train or plan.version is None:
+        return Completed(message=plan.reason)
+    version_id = plan.version.version_id
+
+    files = prepare_training_files(version_id, prompts)
+    file_ids = upload_training_files(files)
+    training = start_fine_tuning(version_id, file_ids, run_id, night)
+    job = wait_for_fine_tuning(training)
+    if job.status != "succeeded" or not job.fine_tuned_model:
+        return Completed(
+            name="StillTraining",
+            message=f"job {job.id} is still {job.status} at the wait limit; the next run resumes it",
+        )
+
+    candidate = ModelRecord(
+        model_id=job.fine_tuned_model,
+        provider=settings.provider.name,
+        base_model=job.model,
+        job_id=job.id,
+        dataset_version=version_id,
+    )
+    move_alias("candidate", candidate, reason=f"trained on {version_id}", run_id=run_id)
+    production = current_production()
+    targets = [
+        ModelTarget("candidate", candidate.model_id, provider_named(settings, candidate.provider)),
+        ModelTarget("production", production.model_id, provider_named(settings, production.provider)),
+    ]
+    main = evaluate_models(targets, settings.evaluation.eval_set, run_id)
+    guardrails = {
+        name: evaluate_models(targets, name, f"{run_id}-{name}") for name in settings.evaluation.guardrails
+    }
+    decision = decide_promotion(
+        main, guardrails, candidate, production, dataset_version=version_id, run_id=run_id
+    )
+    apply_promotion(decision)
+    verdict = "promoted" if decision.promote else "rejected"
+    logger.info("candidate %s %s", candidate.model_id, verdict)
+    return Completed(message=f"candidate {verdict}: {decision.reason}")

@@ -1,0 +1,131 @@
+"""`retrain run` (one nightly run) and `retrain demo` (the local story, night by night).
+
+Prefect is imported only inside the commands: it is slow to import, and the rest of the
+CLI does not need it. Without ``PREFECT_API_URL`` the flows run against Prefect's
+ephemeral server, whose database lives under the local data directory, so
+`retrain local up --with-prefect`'s UI shows these runs afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrain.settings import Settings, get_settings
+
+__all__ = ["register"]
+
+console = Console()
+
+
+def _prepare_prefect(settings: Settings) -> None:
+    home = settings.local.data_dir.resolve() / "prefect"
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def _run_night(night: date | None) -> Any:
+    from flows.nightly import nightly_retrain
+
+    return nightly_retrain(night=night, return_state=True)
+
+
+def run(
+    night: Annotated[
+        str | None, typer.Option(help="The night to run, as YYYY-MM-DD (default: today, UTC).")
+    ] = None,
+) -> None:
+    """Run the nightly retraining flow once, now."""
+    settings = get_settings()
+    _prepare_prefect(settings)
+    parsed = None
+    if night:
+        try:
+            parsed = date.fromisoformat(night)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{night!r} is not a date: use YYYY-MM-DD", param_hint="--night"
+            ) from None
+    state = _run_night(parsed)
+    console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
+    if state.is_failed() or state.is_crashed():
+        raise typer.Exit(code=1)
+
+
+def demo() -> None:
+    """Start the local stack and tell the story of several nights (no credentials, no internet)."""
+    from retrain import local_stack
+    from retrain.demo import NIGHTS, land_night, seed_eval_set
+    from retrain.registry import Registry
+    from retrain.storage import ObjectStore
+
+    settings = get_settings()
+    _prepare_prefect(settings)
+    console.rule("retrain demo: the local stack")
+    local_stack.up(settings)
+    store = ObjectStore.from_settings(settings.s3)
+    seeded = seed_eval_set(store, settings.evaluation.eval_set)
+    if seeded:
+        console.print(f"seeded the held-out eval set: {seeded} items under {store.uri('eval/')}")
+
+    outcomes = []
+    for night in NIGHTS:
+        console.rule(f"night {night.night}: {night.story}")
+        key = land_night(store, night)
+        if key:
+            console.print(f"landed {store.uri(key)}")
+        state = _run_night(night.night)
+        outcomes.append((night, state))
+        console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
+
+    console.rule("rollback: production goes back one step")
+    registry = Registry(store)
+    event = registry.rollback("production", steps=1, actor="demo", reason="demo: roll back one step")
+    console.print(f"production -> {event.model.model_id}")
+    _print_history(registry)
+    _print_where_to_look(settings, store)
+    if any(state.is_failed() or state.is_crashed() for _, state in outcomes):
+        raise typer.Exit(code=1)
+
+
+def _print_history(registry: Any) -> None:
+    table = Table(title="history of alias `production`")
+    for column in ("seq", "action", "model", "previous", "actor", "reason"):
+        table.add_column(column)
+    for event in registry.history("production"):
+        table.add_row(
+            str(event.seq),
+            event.action,
+            event.model.model_id,
+            event.previous_model_id or "-",
+            event.actor,
+            event.reason[:70],
+        )
+    console.print(table)
+
+
+def _print_where_to_look(settings: Settings, store: Any) -> None:
+    console.rule("where to look")
+    home = os.environ["PREFECT_HOME"]
+    console.print(
+        f"Prefect UI with these runs: PREFECT_HOME={home} .venv/bin/prefect server start\n"
+        f"Bucket folders: {store.uri('incoming/')} {store.uri('curated/')} {store.uri('quarantine/')} "
+        f"{store.uri('evals/')} {store.uri('registry/')} {store.uri('state/')}\n"
+        f"On disk: {settings.local.data_dir.resolve() / 's3'}\n"
+        "Aliases: .venv/bin/retrain alias list    Stop the stack: .venv/bin/retrain local down",
+        highlight=False,
+    )
+
+
+def register(root: typer.Typer) -> None:
+    root.command("run")(run)
+    root.command("demo")(demo)

@@ -1,0 +1,246 @@
+"""Exactly-once ingestion of new examples from ``incoming/``.
+
+An object version (key + ETag) is processed once. One night's new objects form a batch
+whose id is a hash of their keys and ETags, so a re-run after a crash redoes the same
+batch and writes the same keys. The order of writes makes that safe:
+
+1. quarantine file, shard and dataset version (deterministic keys, rewritten on a re-run);
+2. the batch manifest ``state/ingest/batches/{batch_id}.json`` (create-only): per object,
+   key, ETag, size, lines read, accepted and quarantined counts, run id;
+3. the processed index ``state/ingest/processed.json`` (key -> ETag).
+
+Only after 2 is a batch done; only after 3 are its objects skipped by discovery. A changed
+ETag is a new version of the object and is processed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Container, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from retrain.dataset import (
+    DatasetVersion,
+    known_hashes,
+    latest_version,
+    publish_version,
+    shard_key,
+    write_shard,
+)
+from retrain.exceptions import AlreadyExists
+from retrain.settings import Settings
+from retrain.storage import ObjectInfo, ObjectStore
+from retrain.validation import BatchResult, QuarantinedLine, Reason, validate_batch
+
+__all__ = [
+    "INCOMING_PREFIX",
+    "IngestReport",
+    "ObjectManifest",
+    "batch_id_for",
+    "find_new_objects",
+    "ingest_objects",
+]
+
+logger = logging.getLogger(__name__)
+
+INCOMING_PREFIX = "incoming/"
+PROCESSED_KEY = "state/ingest/processed.json"
+BATCH_PREFIX = "state/ingest/batches/"
+_DATA_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+@dataclass(frozen=True)
+class ObjectManifest:
+    key: str
+    etag: str
+    size: int
+    lines_read: int
+    accepted: int
+    quarantined: int
+    run_id: str
+
+
+@dataclass
+class IngestReport:
+    """What one batch did; stored as the batch manifest and shown in the UI."""
+
+    batch_id: str
+    run_id: str
+    objects: list[ObjectManifest]
+    lines_read: int
+    accepted: int
+    quarantined: int
+    by_reason: dict[str, int]
+    gates: list[dict[str, Any]]
+    passed: bool
+    version_id: str | None
+    quarantine_key: str | None
+    token_stats: dict[str, float] = field(default_factory=dict)
+    cost_estimate_usd: float | None = None
+    finished_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> IngestReport:
+        objects = [ObjectManifest(**item) for item in data["objects"]]
+        return cls(**{**data, "objects": objects})
+
+    @property
+    def failed_gates(self) -> list[str]:
+        return [gate["message"] for gate in self.gates if not gate["passed"]]
+
+
+def find_new_objects(store: ObjectStore) -> list[ObjectInfo]:
+    """Objects under incoming/ whose key and ETag have not been processed yet."""
+    processed: dict[str, str] = store.get_json_or_none(PROCESSED_KEY) or {}
+    new = []
+    for info in store.list(INCOMING_PREFIX):
+        if not info.key.endswith(_DATA_SUFFIXES):
+            if not info.key.endswith("/"):
+                logger.warning("ignoring %s: only .jsonl and .jsonl.gz files are ingested", info.key)
+            continue
+        if processed.get(info.key) != info.etag:
+            new.append(info)
+    return new
+
+
+def batch_id_for(objects: Sequence[ObjectInfo]) -> str:
+    identity = "\n".join(sorted(f"{info.key}@{info.etag}" for info in objects))
+    return "b-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def ingest_objects(
+    store: ObjectStore,
+    objects: Sequence[ObjectInfo],
+    settings: Settings,
+    *,
+    run_id: str,
+    eval_prompts: Container[str] = frozenset(),
+) -> IngestReport:
+    """Validate a batch of new objects and curate what passes; idempotent per batch."""
+    batch_id = batch_id_for(objects)
+    done = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
+    if done is not None:
+        logger.info(
+            "batch %s was already ingested by %s; finishing its bookkeeping", batch_id, done["run_id"]
+        )
+        report = IngestReport.from_json(done)
+        _mark_processed(store, report.objects)
+        return report
+
+    previous = latest_version(store)
+    seen = known_hashes(store, previous, skip_shard=shard_key(batch_id))
+    nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
+    result = validate_batch(
+        ((info.key, store.iter_chunks(info.key)) for info in objects),
+        nightly_validation,
+        base_model=settings.training.base_model,
+        known_hashes=seen,
+        eval_prompts=eval_prompts,
+        training=settings.training,
+    )
+    quarantined = list(result.quarantined)
+    if not result.passed:
+        quarantined += _reject_accepted(result)
+
+    quarantine_key = f"quarantine/{run_id}/{batch_id}.jsonl" if quarantined else None
+    if quarantine_key:
+        store.put_jsonl(quarantine_key, (_quarantine_row(line) for line in quarantined))
+
+    version: DatasetVersion | None = None
+    if result.passed and result.accepted:
+        shard = write_shard(
+            store,
+            batch_id,
+            ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
+            settings.validation.validation_fraction,
+        )
+        version = publish_version(store, previous, shard, run_id)
+
+    report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine_key)
+    try:
+        store.put_json(f"{BATCH_PREFIX}{batch_id}.json", report.to_json(), create_only=True)
+    except AlreadyExists:
+        logger.info("batch %s manifest was written by a concurrent run", batch_id)
+    _mark_processed(store, report.objects)
+    return report
+
+
+def _reject_accepted(result: BatchResult) -> list[QuarantinedLine]:
+    """When a batch-level gate fails, its valid rows are quarantined too, never dropped."""
+    failed = "; ".join(gate.message for gate in result.gates if not gate.passed)
+    reason = Reason("batch_rejected", f"the batch failed its gates: {failed}")
+    return [
+        QuarantinedLine(source=ex.source, line_no=ex.line_no, raw=_raw(ex.example), reasons=[reason])
+        for ex in result.accepted
+    ]
+
+
+def _raw(example: dict[str, Any]) -> str:
+    return orjson.dumps(example).decode()
+
+
+def _quarantine_row(line: QuarantinedLine) -> dict[str, Any]:
+    return {
+        "source": line.source,
+        "line_no": line.line_no,
+        "reasons": [{"code": reason.code, "message": reason.message} for reason in line.reasons],
+        "raw": line.raw,
+    }
+
+
+def _report(
+    result: BatchResult,
+    objects: Sequence[ObjectInfo],
+    quarantined: list[QuarantinedLine],
+    batch_id: str,
+    run_id: str,
+    version: DatasetVersion | None,
+    quarantine_key: str | None,
+) -> IngestReport:
+    by_reason: dict[str, int] = {}
+    per_source: dict[str, int] = {}
+    for line in quarantined:
+        per_source[line.source] = per_source.get(line.source, 0) + 1
+        for reason in {reason.code for reason in line.reasons}:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+    manifests = []
+    for info in objects:
+        counts = result.per_source.get(info.key)
+        lines_read = counts.lines_read if counts else 0
+        rejected = per_source.get(info.key, 0)
+        manifests.append(
+            ObjectManifest(
+                info.key, info.etag, info.size, lines_read, lines_read - rejected, rejected, run_id
+            )
+        )
+    accepted = len(result.accepted) if result.passed else 0
+    return IngestReport(
+        batch_id=batch_id,
+        run_id=run_id,
+        objects=manifests,
+        lines_read=result.lines_read,
+        accepted=accepted,
+        quarantined=len(quarantined),
+        by_reason=by_reason,
+        gates=[asdict(gate) for gate in result.gates],
+        passed=result.passed,
+        version_id=version.version_id if version else None,
+        quarantine_key=quarantine_key,
+        token_stats=dict(result.token_stats),
+        cost_estimate_usd=result.cost_estimate_usd,
+        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _mark_processed(store: ObjectStore, objects: Sequence[ObjectManifest]) -> None:
+    processed: dict[str, str] = store.get_json_or_none(PROCESSED_KEY) or {}
+    processed.update({item.key: item.etag for item in objects})
+    store.put_json(PROCESSED_KEY, processed)

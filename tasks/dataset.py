@@ -1,0 +1,60 @@
+"""Prefect tasks that read the eval set's prompts and build the training files."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from retrain.chat_format import normalise_prompt
+from retrain.dataset import TrainingFiles, build_training_files, load_version
+from retrain.eval_sets import load_eval_set
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+
+__all__ = ["eval_prompts", "prepare_training_files"]
+
+
+@task(
+    name="load-eval-prompts",
+    retries=3,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
+def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
+    """The normalised prompts of every eval item: training must never see them."""
+    store = ObjectStore.from_settings(get_settings().s3)
+    prompts: set[str] = set()
+    for name in eval_set_names:
+        eval_set = load_eval_set(store, name)
+        prompts.update(normalise_prompt(item.prompt_messages) for item in eval_set.items)
+        get_run_logger().info(
+            "eval set %s: %d items (version %s)", name, len(eval_set.items), eval_set.version[:12]
+        )
+    return frozenset(prompts)
+
+
+@task(
+    name="prepare-training-files",
+    retries=3,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
+def prepare_training_files(version_id: str, prompts: frozenset[str]) -> TrainingFiles:
+    store = ObjectStore.from_settings(get_settings().s3)
+    files = build_training_files(
+        store,
+        load_version(store, version_id),
+        eval_prompts=prompts,
+        prompt_of=lambda example: normalise_prompt(example.get("messages", [])),
+    )
+    get_run_logger().info(
+        "dataset version %s: %d training + %d validation examples (%d left out: eval items)",
+        version_id,
+        files.train_examples,
+        files.validation_examples,
+        files.excluded_for_eval_leak,
+    )
+    return files

@@ -1,0 +1,67 @@
+"""Prefect tasks for ingestion and validation (logic in retrain.ingest)."""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from retrain.ingest import IngestReport, find_new_objects, ingest_objects
+from retrain.reports import validation_markdown
+from retrain.settings import get_settings
+from retrain.storage import ObjectInfo, ObjectStore
+from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+
+__all__ = ["discover_new_objects", "validate_and_curate"]
+
+
+@task(
+    name="discover-new-objects",
+    retries=3,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
+def discover_new_objects() -> list[ObjectInfo]:
+    store = ObjectStore.from_settings(get_settings().s3)
+    store.check_bucket()
+    objects = find_new_objects(store)
+    get_run_logger().info(
+        "%d new object(s) under %s (%d bytes)",
+        len(objects),
+        store.uri("incoming/"),
+        sum(info.size for info in objects),
+    )
+    return objects
+
+
+@task(
+    name="validate-and-curate",
+    retries=2,
+    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
+    retry_condition_fn=transient_only,
+    cache_policy=NO_CACHE,
+)
+def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Container[str]) -> IngestReport:
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    logger = get_run_logger()
+    report = ingest_objects(store, objects, settings, run_id=run_id, eval_prompts=eval_prompts)
+    logger.info(
+        "batch %s: %d lines read = %d accepted + %d quarantined %s",
+        report.batch_id,
+        report.lines_read,
+        report.accepted,
+        report.quarantined,
+        dict(sorted(report.by_reason.items())),
+    )
+    for message in report.failed_gates:
+        logger.error("batch gate failed: %s", message)
+    create_markdown_artifact(
+        validation_markdown(report),
+        key="validation-summary",
+        description=f"Validation of {len(objects)} new object(s)",
+    )
+    return report

@@ -1,0 +1,119 @@
+"""Prefect tasks for the promotion decision and the alias move (logic in retrain.decisions)."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from retrain.decisions import (
+    Decision,
+    TrainingPlan,
+    apply_decision,
+    plan_training,
+    production_or_base,
+    save_decision,
+)
+from retrain.eval_runner import EvalReport
+from retrain.gate import decide
+from retrain.registry import ModelRecord, Registry
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+from tasks.registry import announce_alias_change
+from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+
+__all__ = ["apply_promotion", "current_production", "decide_promotion", "plan_tonight"]
+
+_IO_TASK = {
+    "retries": 3,
+    "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
+    "retry_condition_fn": transient_only,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(name="plan-training", **_IO_TASK)
+def plan_tonight() -> TrainingPlan:
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    plan = plan_training(store, settings, Registry(store))
+    get_run_logger().info(plan.reason)
+    return plan
+
+
+@task(name="current-production", **_IO_TASK)
+def current_production() -> ModelRecord:
+    settings = get_settings()
+    record = production_or_base(Registry(ObjectStore.from_settings(settings.s3)), settings)
+    get_run_logger().info("production is %s (provider %s)", record.model_id, record.provider)
+    return record
+
+
+@task(name="decide-promotion", **_IO_TASK)
+def decide_promotion(
+    main: EvalReport,
+    guardrails: dict[str, EvalReport],
+    candidate: ModelRecord,
+    production: ModelRecord,
+    *,
+    dataset_version: str,
+    run_id: str,
+) -> Decision:
+    settings = get_settings()
+    gate = decide(
+        main.models["candidate"],
+        main.models["production"],
+        settings.evaluation,
+        guardrails={name: (r.models["candidate"], r.models["production"]) for name, r in guardrails.items()},
+    )
+    scored = candidate.model_copy(
+        update={"eval_run": run_id, "scores": {main.eval_set: round(gate.candidate_score, 6)}}
+    )
+    decision = save_decision(
+        ObjectStore.from_settings(settings.s3),
+        Decision(
+            dataset_version=dataset_version,
+            run_id=run_id,
+            job_id=candidate.job_id or "",
+            candidate=scored.model_dump(mode="json"),
+            production=production.model_dump(mode="json"),
+            promote=gate.promote,
+            reason=gate.reason,
+            candidate_score=gate.candidate_score,
+            production_score=gate.production_score,
+            report_markdown=gate.to_markdown(),
+        ),
+    )
+    verdict = "PROMOTE" if decision.promote else "REJECT"
+    get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)
+    return decision
+
+
+@task(name="apply-promotion-decision", **_IO_TASK)
+def apply_promotion(decision: Decision) -> None:
+    settings = get_settings()
+    registry = Registry(ObjectStore.from_settings(settings.s3))
+    before = registry.get("production")
+    event = apply_decision(registry, decision, actor="nightly-retrain")
+    after = registry.get("production")
+    moved = event is not None and before != after
+    if moved and event is not None:
+        announce_alias_change(event)
+    lines = [
+        decision.report_markdown,
+        "",
+        "## Alias `production`",
+        "",
+        "| | model |",
+        "| --- | --- |",
+        f"| before | `{before.model_id if before else '-'}` |",
+        f"| after | `{after.model_id if after else '-'}` |",
+    ]
+    create_markdown_artifact("\n".join(lines), key="promotion-decision", description=decision.reason[:500])
+    logger = get_run_logger()
+    if moved:
+        logger.info(
+            "production: %s -> %s", before.model_id if before else "-", after.model_id if after else "-"
+        )
+    else:
+        logger.info("production stays %s", before.model_id if before else "unset (base model)")

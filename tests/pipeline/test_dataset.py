@@ -1,0 +1,79 @@
+"""Shards, dataset versions and the deterministic split, on moto in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from retrain.chat_format import example_hash, normalise_prompt
+from retrain.dataset import (
+    build_training_files,
+    is_validation,
+    known_hashes,
+    latest_version,
+    publish_version,
+    write_shard,
+)
+from retrain.storage import ObjectStore
+from retrain.synthetic import make_examples
+
+
+@pytest.fixture
+def store() -> Iterator[ObjectStore]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="datasets")
+        yield ObjectStore(client, "datasets")
+
+
+def _rows(examples: list[dict]) -> list[tuple[str, dict, str, int]]:
+    return [(example_hash(ex), ex, "incoming/x.jsonl", i + 1) for i, ex in enumerate(examples)]
+
+
+def test_split_is_a_pure_function_of_the_hash() -> None:
+    hashes = [example_hash(ex) for ex in make_examples(2000, seed=5)]
+    validation = [h for h in hashes if is_validation(h, 0.1)]
+    assert 140 < len(validation) < 260
+    assert [is_validation(h, 0.1) for h in hashes] == [is_validation(h, 0.1) for h in hashes]
+    assert set(validation) <= {h for h in hashes if is_validation(h, 0.2)}
+
+
+def test_versions_accumulate_shards_and_are_idempotent(store: ObjectStore) -> None:
+    first = write_shard(store, "b-1", _rows(make_examples(50, seed=1)), 0.1)
+    v1 = publish_version(store, None, first, "run-1")
+    second = write_shard(store, "b-2", _rows(make_examples(70, seed=2)), 0.1)
+    v2 = publish_version(store, v1, second, "run-2")
+
+    assert (v1.examples, v2.examples) == (50, 120)
+    assert v2.train + v2.validation == 120
+    assert [s.key for s in v2.shards] == ["curated/shards/b-1.jsonl", "curated/shards/b-2.jsonl"]
+    assert latest_version(store) == v2
+    assert publish_version(store, v2, second, "run-2-again") == v2
+    assert len(known_hashes(store, v2)) == len(
+        {example_hash(ex) for ex in make_examples(50, seed=1)}
+        | {example_hash(ex) for ex in make_examples(70, seed=2)}
+    )
+    assert known_hashes(store, v2, skip_shard=second.key) == known_hashes(store, v1)
+
+
+def test_training_files_keep_the_split_and_leave_out_eval_items(store: ObjectStore) -> None:
+    examples = make_examples(200, seed=3)
+    version = publish_version(store, None, write_shard(store, "b-1", _rows(examples), 0.2), "run")
+    leaked = normalise_prompt(examples[0]["messages"])
+
+    files = build_training_files(
+        store, version, eval_prompts={leaked}, prompt_of=lambda ex: normalise_prompt(ex["messages"])
+    )
+
+    assert files.excluded_for_eval_leak >= 1
+    total = files.train_examples + files.validation_examples + files.excluded_for_eval_leak
+    assert total == 200
+    assert files.train.count(b"\n") == files.train_examples
+    assert files.validation_examples == sum(
+        1
+        for ex in examples
+        if is_validation(example_hash(ex), 0.2) and normalise_prompt(ex["messages"]) != leaked
+    )

@@ -1,0 +1,117 @@
+"""End to end: the real nightly flow on Prefect, moto's S3 server and the local OpenAI server."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+from openai import OpenAI
+
+from flows.nightly import nightly_retrain
+from retrain.decisions import load_decision
+from retrain.ingest import BATCH_PREFIX
+from retrain.registry import Registry
+from retrain.synthetic import make_dirty_lines, make_examples
+from tests.pipeline.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+
+def land(stack: Stack, key: str, n: int, *, seed: int, wrong: float = 0.0, dirty: int = 0) -> int:
+    lines = [orjson.dumps(ex).decode() for ex in make_examples(n, seed=seed, wrong_answer_rate=wrong)]
+    lines += make_dirty_lines(dirty, seed=seed)
+    stack.store.put_bytes(key, ("\n".join(lines) + "\n").encode())
+    return len(lines)
+
+
+def run(night: str) -> Any:
+    return nightly_retrain(night=date.fromisoformat(night), return_state=True)
+
+
+def client(stack: Stack) -> OpenAI:
+    return OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
+
+
+def production_history(stack: Stack) -> list[tuple[str, str]]:
+    registry = Registry(stack.store)
+    if registry.get("production") is None:
+        return []
+    return [(event.action, event.model.model_id) for event in registry.history("production")]
+
+
+def test_promote_improve_reject_idle_and_rollback(stack: Stack) -> None:
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1, dirty=9)
+    first = run("2026-11-01")
+    assert first.is_completed(), first.message
+    assert "promoted" in first.message
+    history = production_history(stack)
+    assert [action for action, _ in history] == ["promote"]
+    night1_model = history[-1][1]
+
+    land(stack, "incoming/2026-11-02/a.jsonl", 2000, seed=2)
+    second = run("2026-11-02")
+    assert "promoted" in second.message, second.message
+    night2_model = production_history(stack)[-1][1]
+    assert night2_model != night1_model
+
+    land(stack, "incoming/2026-11-03/a.jsonl", 2500, seed=3, wrong=0.9)
+    third = run("2026-11-03")
+    assert third.is_completed() and "rejected" in third.message, third.message
+    assert production_history(stack)[-1][1] == night2_model
+
+    jobs_before = len(client(stack).fine_tuning.jobs.list(limit=100).data)
+    files_before = len(client(stack).files.list().data)
+    idle = run("2026-11-04")
+    assert idle.is_completed() and "no new data" in idle.message
+    assert len(client(stack).fine_tuning.jobs.list(limit=100).data) == jobs_before
+    assert len(client(stack).files.list().data) == files_before
+    assert production_history(stack) == [("promote", night1_model), ("promote", night2_model)]
+
+    Registry(stack.store).rollback("production", steps=1, actor="test", reason="test rollback")
+    assert production_history(stack)[-1] == ("rollback", night1_model)
+
+
+def test_every_line_is_accepted_or_quarantined_and_a_second_ingest_adds_nothing(stack: Stack) -> None:
+    lines = land(stack, "incoming/2026-11-01/a.jsonl", 200, seed=7, dirty=15)
+    lines += land(stack, "incoming/2026-11-01/b.jsonl", 100, seed=7)  # the same 100 examples again
+    assert run("2026-11-01").is_completed()
+
+    manifests = [stack.store.get_json(info.key) for info in stack.store.list(BATCH_PREFIX)]
+    assert len(manifests) == 1
+    batch = manifests[0]
+    assert batch["lines_read"] == lines == batch["accepted"] + batch["quarantined"]
+    for entry in batch["objects"]:
+        assert entry["lines_read"] == entry["accepted"] + entry["quarantined"]
+    assert batch["by_reason"].get("duplicate", 0) >= 100
+    quarantined = list(stack.store.iter_lines(batch["quarantine_key"]))
+    assert len(quarantined) == batch["quarantined"]
+    assert all(orjson.loads(row)["reasons"] for row in quarantined)
+
+    again = run("2026-11-01")
+    assert "no new data" in again.message
+    assert len(list(stack.store.list(BATCH_PREFIX))) == 1
+
+
+def test_a_rerun_after_a_crash_resumes_the_job_and_never_promotes_twice(stack: Stack) -> None:
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    assert "promoted" in run("2026-11-01").message
+    api = client(stack)
+    jobs = api.fine_tuning.jobs.list(limit=100).data
+    assert len(jobs) == 1
+    version = jobs[0].metadata["dataset_version"]
+    decision = load_decision(stack.store, version)
+    assert decision is not None and decision.promote
+
+    # A crash after the alias moved but before the run finished: the re-run redoes nothing.
+    assert "no new data" in run("2026-11-01").message
+    assert len(api.fine_tuning.jobs.list(limit=100).data) == 1
+    assert len(production_history(stack)) == 1
+
+    # After a rollback the old decision is not re-applied by a re-run.
+    land(stack, "incoming/2026-11-02/a.jsonl", 2000, seed=2)
+    assert "promoted" in run("2026-11-02").message
+    Registry(stack.store).rollback("production", steps=1, actor="test", reason="bad model")
+    assert "no new data" in run("2026-11-02").message
+    assert [action for action, _ in production_history(stack)] == ["promote", "promote", "rollback"]
