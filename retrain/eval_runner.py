@@ -28,10 +28,12 @@ import orjson
 
 from retrain.eval_sets import EvalItem, EvalSet, prompt_hash
 from retrain.exceptions import EvaluationError, ProviderError, ProviderUnavailable
+from retrain.gate import CANDIDATE, PRODUCTION
 from retrain.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
-from retrain.providers import make_async_client
+from retrain.providers import make_async_client, provider_named
 from retrain.rate_limit import RateLimiter
-from retrain.settings import EvaluationSettings, ProviderSettings
+from retrain.registry import Registry
+from retrain.settings import EvaluationSettings, ProviderSettings, Settings
 from retrain.storage import ObjectStore
 
 __all__ = [
@@ -49,8 +51,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CANDIDATE = "candidate"
-PRODUCTION = "production"
 ALL = "all"
 
 Progress = Callable[[int, int], None]
@@ -169,23 +169,15 @@ class EvalReport:
         }
 
 
-def resolve_target(store: ObjectStore, name: str, label: str, provider: ProviderSettings) -> ModelTarget:
-    """A registry alias becomes the model it points to; any other name is taken as a model id."""
-    from retrain.registry import Registry
-
+def resolve_target(store: ObjectStore, name: str, label: str, settings: Settings) -> ModelTarget:
+    """A registry alias becomes the model it points to (on its provider); any other name is a model id."""
     record = Registry(store).get(name)
     if record is None:
-        return ModelTarget(label=label, model_id=name, provider=provider)
-    if record.provider != provider.name:
-        logger.warning(
-            "alias %s points to %s trained on provider %r; evaluating it on the configured provider %r",
-            name,
-            record.model_id,
-            record.provider,
-            provider.name,
-        )
-    logger.info("alias %s resolves to %s", name, record.model_id)
-    return ModelTarget(label=label, model_id=record.model_id, provider=provider)
+        return ModelTarget(label=label, model_id=name, provider=settings.provider)
+    logger.info("alias %s resolves to %s (provider %s)", name, record.model_id, record.provider)
+    return ModelTarget(
+        label=label, model_id=record.model_id, provider=provider_named(settings, record.provider)
+    )
 
 
 def request_params(settings: EvaluationSettings) -> dict[str, Any]:

@@ -39,13 +39,16 @@ from retrain.exceptions import EvaluationError
 from retrain.settings import EvaluationSettings
 
 if TYPE_CHECKING:
-    from retrain.eval_runner import ModelScores
+    from retrain.eval_runner import EvalReport, ModelScores
 
 __all__ = [
+    "CANDIDATE",
+    "PRODUCTION",
     "GateCheckResult",
     "GateDecision",
     "Significance",
     "decide",
+    "decide_reports",
     "is_binary",
     "mcnemar_exact_p",
     "paired_bootstrap",
@@ -53,6 +56,8 @@ __all__ = [
     "significance",
 ]
 
+CANDIDATE = "candidate"
+PRODUCTION = "production"
 _BOOTSTRAP_CELLS = 2_000_000
 
 
@@ -279,4 +284,16 @@ def decide(
         method=stats.method,
         candidate_model=candidate.model_id,
         production_model=production.model_id,
+    )
+
+
+def decide_reports(
+    main: EvalReport, guardrails: Mapping[str, EvalReport], settings: EvaluationSettings
+) -> GateDecision:
+    """decide() over eval reports whose targets are labelled ``candidate`` and ``production``."""
+    return decide(
+        main.models[CANDIDATE],
+        main.models[PRODUCTION],
+        settings,
+        guardrails={name: (r.models[CANDIDATE], r.models[PRODUCTION]) for name, r in guardrails.items()},
     )

@@ -1,0 +1,38 @@
+"""Compare any two models (or registry aliases) on an eval set and its guardrails, with the gate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from retrain.eval_runner import CANDIDATE, PRODUCTION, resolve_target
+from retrain.gate import GateDecision, decide_reports
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+from tasks.evaluate import evaluate_models
+
+__all__ = ["evaluate"]
+
+
+@flow(name="evaluate")
+def evaluate(model_a: str, model_b: str, eval_set: str = "main") -> GateDecision:
+    """Would model_a (the candidate) be promoted over model_b (production)? Nothing is promoted here."""
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    targets = [
+        resolve_target(store, model_a, CANDIDATE, settings),
+        resolve_target(store, model_b, PRODUCTION, settings),
+    ]
+    run_id = f"compare-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    main = evaluate_models(targets, eval_set, f"{run_id}-{eval_set}")
+    guardrails = {
+        name: evaluate_models(targets, name, f"{run_id}-{name}") for name in settings.evaluation.guardrails
+    }
+    decision = decide_reports(main, guardrails, settings.evaluation)
+    create_markdown_artifact(
+        key="eval-decision", markdown=decision.to_markdown(), description=decision.reason
+    )
+    get_run_logger().info(decision.reason)
+    return decision

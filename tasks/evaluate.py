@@ -1,0 +1,44 @@
+"""Prefect task that evaluates models on one eval set (logic in retrain.eval_runner)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from retrain.eval_runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, run_evaluation
+from retrain.eval_sets import load_eval_set
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["evaluate_models"]
+
+
+@task(name="evaluate-models", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: str) -> EvalReport:
+    """Ask every target every item of the set; a retry reuses the answers already cached."""
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    logger = get_run_logger()
+    eval_set = load_eval_set(store, eval_set_name)
+    step = max(1, len(targets) * len(eval_set.items) // 10)
+
+    def progress(done: int, total: int) -> None:
+        if done % step == 0 or done == total:
+            logger.info("%s: %d/%d answers graded", eval_set_name, done, total)
+
+    report = run_evaluation(store, targets, eval_set, settings.evaluation, run_id=run_id, progress=progress)
+    labels = set(report.models)
+    if {CANDIDATE, PRODUCTION} <= labels:
+        create_table_artifact(
+            key="eval-comparison",
+            table=report.comparison(CANDIDATE, PRODUCTION),
+            description=f"{eval_set_name} (version {report.eval_version[:12]}), run {run_id}",
+        )
+    for scores in report.models.values():
+        logger.info(
+            "%s %s: mean %.4f on %d items", scores.label, scores.model_id, scores.mean, len(scores.scores)
+        )
+    return report
