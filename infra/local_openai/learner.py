@@ -114,11 +114,15 @@ class Learner:
             raise ValueError("no training pairs")
         order = np.random.default_rng(seed).permutation(len(train))
         shuffled = [train[i] for i in order]
-        vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32)
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True, dtype=np.float32
+        )
         matrix = sparse.csr_matrix(vectorizer.fit_transform([p.question for p in shuffled]))
         answers = sorted({p.answer for p in shuffled})
         index = {answer: i for i, answer in enumerate(answers)}
-        learner = cls(vectorizer, matrix, np.array([index[p.answer] for p in shuffled]), answers, _index=index)
+        learner = cls(
+            vectorizer, matrix, np.array([index[p.answer] for p in shuffled]), answers, _index=index
+        )
         step = 0
         for epoch in range(1, n_epochs + 1):
             for start in range(0, len(shuffled), batch_size):
@@ -143,8 +147,12 @@ class Learner:
 
     def evaluate(self, pairs: Sequence[Pair]) -> tuple[float, float]:
         """Mean loss and mean token accuracy on ``pairs``."""
-        sims = self._similarities(self.vectorizer.transform([p.question for p in pairs]), known=self.matrix.shape[0])
-        losses, accuracies = zip(*(self._loss(row, p.answer) for row, p in zip(sims, pairs, strict=True)), strict=True)
+        sims = self._similarities(
+            self.vectorizer.transform([p.question for p in pairs]), known=self.matrix.shape[0]
+        )
+        losses, accuracies = zip(
+            *(self._loss(row, p.answer) for row, p in zip(sims, pairs, strict=True)), strict=True
+        )
         return float(np.mean(losses)), float(np.mean(accuracies))
 
     def save(self, path: Path) -> None:
@@ -162,7 +170,9 @@ class Learner:
 
     def _score_rows(self, rows: NDArray[np.int64], *, known: int) -> tuple[list[float], list[float]]:
         sims = self._similarities(self.matrix[rows], known=known, exclude=rows)
-        scored = [self._loss(row, self.answers[self.answer_ids[r]]) for row, r in zip(sims, rows, strict=True)]
+        scored = [
+            self._loss(row, self.answers[self.answer_ids[r]]) for row, r in zip(sims, rows, strict=True)
+        ]
         return [loss for loss, _ in scored], [acc for _, acc in scored]
 
     def _similarities(
@@ -191,7 +201,9 @@ class Learner:
                 best[label] = max(best.get(label, -1.0), float(sims[column]))
         return best
 
-    def _distribution(self, sims: NDArray[np.float64], threshold: float) -> tuple[list[int], NDArray[np.float64]]:
+    def _distribution(
+        self, sims: NDArray[np.float64], threshold: float
+    ) -> tuple[list[int], NDArray[np.float64]]:
         best = self._candidates(sims)
         labels = [*best, -1]
         logits = np.array([*best.values(), threshold]) / _TEMPERATURE
@@ -213,7 +225,9 @@ class Learner:
 
     def _tune_threshold(self, valid: Sequence[Pair]) -> float:
         """A margin below the 5th percentile of the confidence of correctly answered validation questions."""
-        sims = self._similarities(self.vectorizer.transform([p.question for p in valid]), known=self.matrix.shape[0])
+        sims = self._similarities(
+            self.vectorizer.transform([p.question for p in valid]), known=self.matrix.shape[0]
+        )
         confident = []
         for row, pair in zip(sims, valid, strict=True):
             best = self._candidates(row)

@@ -1,0 +1,89 @@
+"""The FastAPI application: the API under ``/v1`` and (for Azure clients) ``/openai``, plus admin routes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+
+from local_openai import routes_admin, routes_chat, routes_files, routes_jobs, routes_models
+from local_openai.errors import error_response, install_error_handlers
+from local_openai.faults import FaultConfig, Faults, api_path
+from local_openai.state import ServerState
+from local_openai.store import Store
+from local_openai.worker import Worker
+
+__all__ = ["create_app"]
+
+
+def _api_router() -> APIRouter:
+    router = APIRouter()
+    for module in (routes_files, routes_jobs, routes_models, routes_chat):
+        router.include_router(module.router)
+    return router
+
+
+def create_app(
+    data_dir: Path,
+    *,
+    step_delay: float = 0.01,
+    faults: FaultConfig | None = None,
+    org: str = "retrain-local",
+    seed: int = 0,
+) -> FastAPI:
+    """The server over ``data_dir`` (created if missing); the training worker runs while the app is up."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = ServerState(
+        store=Store(data_dir), faults=Faults(faults, seed=seed), org=org, step_delay=step_delay
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = Worker(state)
+        app.state.worker = worker
+        worker.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            state.store.close()
+
+    app = FastAPI(title="local-openai", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.server = state
+    install_error_handlers(app)
+    api = _api_router()
+    app.include_router(api, prefix="/v1")
+    app.include_router(api, prefix="/openai")
+    app.include_router(routes_admin.router)
+
+    @app.middleware("http")
+    async def faults_and_stats(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = api_path(request.url.path)
+        if path is None:
+            return await call_next(request)
+        rule = state.faults.pick(path)
+        if rule is not None and rule.kind == "slow":
+            await asyncio.sleep(rule.delay)
+        elif rule is not None and rule.kind == "429":
+            state.count_route(f"{request.method} {path} (429 injected)")
+            return error_response(
+                429,
+                "Rate limit reached (injected by the local server).",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": f"{rule.retry_after:g}"},
+            )
+        elif rule is not None:
+            state.count_route(f"{request.method} {path} (500 injected)")
+            return error_response(500, "The server had an error while processing your request (injected).")
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", path)
+        state.count_route(f"{request.method} {api_path(template) or template}")
+        return response
+
+    return app
