@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -13,7 +11,6 @@ from retrain.cli.main import _RetrainGroup
 from retrain.registry import Registry
 from retrain.settings import S3Settings, get_settings
 from retrain.storage import ObjectStore
-from tests.s3_servers import moto_server
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +21,13 @@ root.add_typer(alias.app, name="alias")
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Settings]:
-    with moto_server() as settings:
-        assert settings.access_key_id and settings.secret_access_key
-        env = {
-            "RETRAIN_S3__ENDPOINT_URL": str(settings.endpoint_url),
-            "RETRAIN_S3__BUCKET": settings.bucket,
-            "RETRAIN_S3__ACCESS_KEY_ID": settings.access_key_id.get_secret_value(),
-            "RETRAIN_S3__SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value(),
-            "RETRAIN_PROVIDER__KIND": "openai",
-            "RETRAIN_PROVIDER__NAME": "openai-prod",
-            "RETRAIN_PROVIDER__API_KEY": FAKE_KEY,
-            "COLUMNS": "200",
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        yield settings
-        get_settings.cache_clear()
+def s3(s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch) -> S3Settings:
+    monkeypatch.setenv("RETRAIN_PROVIDER__KIND", "openai")
+    monkeypatch.setenv("RETRAIN_PROVIDER__NAME", "openai-prod")
+    monkeypatch.setenv("RETRAIN_PROVIDER__API_KEY", FAKE_KEY)
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    return s3_env
 
 
 def run(*args: str) -> tuple[int, str]:

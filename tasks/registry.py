@@ -1,0 +1,156 @@
+"""Prefect tasks that read and move model aliases (logic in retrain.registry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run
+
+from retrain.registry import ModelRecord, Registry, RegistryEvent
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+
+__all__ = [
+    "ALIAS_CHANGED_EVENT",
+    "announce_alias_change",
+    "move_alias",
+    "publish_alias_change",
+    "read_alias",
+    "rollback_alias",
+]
+
+ALIAS_CHANGED_EVENT = "retrain.alias.changed"
+
+_REGISTRY_TASK: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
+    "retry_condition_fn": transient_only,
+    "cache_policy": NO_CACHE,
+}
+
+
+def _registry() -> Registry:
+    return Registry(ObjectStore.from_settings(get_settings().s3))
+
+
+def _actor() -> str:
+    return f"prefect:{flow_run.flow_name or 'flow'}/{flow_run.name or flow_run.id or 'run'}"
+
+
+def announce_alias_change(event: RegistryEvent) -> None:
+    """Emit the Prefect event `retrain.alias.changed` (resource `retrain.alias.<name>`) for automations."""
+    emit_event(
+        ALIAS_CHANGED_EVENT,
+        resource={
+            "prefect.resource.id": f"retrain.alias.{event.alias}",
+            "prefect.resource.name": event.alias,
+        },
+        payload={
+            "alias": event.alias,
+            "action": event.action,
+            "from_model": event.previous_model_id,
+            "to_model": event.model.model_id,
+            "provider": event.model.provider,
+            "seq": event.seq,
+            "actor": event.actor,
+            "reason": event.reason,
+        },
+    )
+
+
+def _report(before: ModelRecord | None, event: RegistryEvent) -> None:
+    logger = get_run_logger()
+    if before is not None and before.model_id == event.model.model_id:
+        logger.info("%s already points to %s; nothing written", event.alias, event.model.model_id)
+        return
+    logger.info(
+        "%s: %s -> %s (%s, event %d)",
+        event.alias,
+        before.model_id if before else "-",
+        event.model.model_id,
+        event.action,
+        event.seq,
+    )
+    announce_alias_change(event)
+
+
+@task(name="read-alias", **_REGISTRY_TASK)
+def read_alias(alias: str) -> ModelRecord | None:
+    return _registry().get(alias)
+
+
+@task(name="move-alias", **_REGISTRY_TASK)
+def move_alias(
+    alias: str,
+    model: ModelRecord,
+    *,
+    reason: str,
+    action: str = "set",
+    run_id: str | None = None,
+    idempotency_key: str | None = None,
+) -> RegistryEvent:
+    registry = _registry()
+    before = registry.get(alias)
+    event = registry.set(
+        alias,
+        model,
+        actor=_actor(),
+        reason=reason,
+        action=action,
+        run_id=run_id,
+        idempotency_key=idempotency_key,
+    )
+    _report(before, event)
+    return event
+
+
+@task(name="rollback-alias", **_REGISTRY_TASK)
+def rollback_alias(
+    alias: str,
+    *,
+    to_model: str | None = None,
+    steps: int = 1,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> RegistryEvent:
+    registry = _registry()
+    before = registry.get(alias)
+    event = registry.rollback(
+        alias,
+        to=to_model,
+        steps=steps,
+        actor=_actor(),
+        reason=reason,
+        run_id=str(flow_run.id) if flow_run.id else None,
+        idempotency_key=idempotency_key,
+    )
+    _report(before, event)
+    return event
+
+
+@task(name="publish-alias-change", cache_policy=NO_CACHE)
+def publish_alias_change(before: ModelRecord | None, event: RegistryEvent) -> None:
+    """The `alias-change` artifact: the alias before and after, and who moved it why."""
+    after = event.model
+    lines = [
+        f"# Alias `{event.alias}`",
+        "",
+        "| | model | provider | base model |",
+        "| --- | --- | --- | --- |",
+        f"| before | `{before.model_id}` | {before.provider} | {before.base_model} |"
+        if before
+        else "| before | - | - | - |",
+        f"| after | `{after.model_id}` | {after.provider} | {after.base_model} |",
+        "",
+        f"Event {event.seq} ({event.action}) by {event.actor}: {event.reason}",
+    ]
+    create_markdown_artifact(
+        "\n".join(lines),
+        key="alias-change",
+        description=f"{event.alias}: {before.model_id if before else '-'} -> {after.model_id}",
+    )
