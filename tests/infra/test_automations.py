@@ -1,0 +1,140 @@
+"""Applying the automations file against a real Prefect server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+import typer
+import yaml
+from typer.testing import CliRunner
+
+from retrain.automations import apply_automations, read_automation_file
+from retrain.cli.ops import register
+from retrain.exceptions import ConfigError
+from tests.infra.webhook_receiver import webhook_receiver
+
+AUTOMATIONS = Path(__file__).resolve().parents[2] / "deployments" / "automations.yaml"
+NAMES = ["retrain-nightly-failed", "retrain-alias-changed"]
+WEBHOOK = "https://hooks.slack.example/services/T000/B000/not-a-real-token"
+
+
+def _automations_named(name: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_automations_by_name(name)
+
+
+def test_file_names_its_block_and_both_automations() -> None:
+    spec = read_automation_file(AUTOMATIONS)
+    assert spec.notification_block == "retrain-alerts"
+    assert [entry["name"] for entry in spec.automations] == NAMES
+
+
+@pytest.mark.slow
+def test_apply_twice_keeps_one_of_each_and_the_block(prefect_api_url: str) -> None:
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    first = apply_automations(AUTOMATIONS, WEBHOOK)
+    second = apply_automations(AUTOMATIONS, WEBHOOK + "-rotated")
+
+    assert [(a.name, a.outcome) for a in second] == [(name, "updated") for name in NAMES]
+    assert [a.id for a in second] == [a.id for a in first]
+    for name in NAMES:
+        [automation] = _automations_named(name)
+        [action] = automation.actions
+        block = CustomWebhookNotificationBlock.load("retrain-alerts")
+        assert action.block_document_id == block._block_document_id
+    assert block.secrets.get_secret_value() == {"webhook_url": WEBHOOK + "-rotated"}
+    assert WEBHOOK not in repr(block)
+
+
+@pytest.mark.slow
+def test_apply_collapses_duplicates_made_by_hand(prefect_api_url: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.events.schemas.automations import AutomationCore
+
+    apply_automations(AUTOMATIONS, WEBHOOK)
+    [existing] = _automations_named(NAMES[0])
+    with get_client(sync_client=True) as client:
+        client.create_automation(AutomationCore.model_validate(existing.model_dump(exclude={"id"})))
+    assert len(_automations_named(NAMES[0])) == 2
+
+    apply_automations(AUTOMATIONS, WEBHOOK)
+
+    assert len(_automations_named(NAMES[0])) == 1
+
+
+@pytest.mark.slow
+def test_cli_applies_without_printing_the_url(prefect_api_url: str) -> None:
+    root = typer.Typer()
+    root.callback()(lambda: None)
+    register(root)
+    result = CliRunner().invoke(
+        root,
+        ["automations", "apply", "--file", str(AUTOMATIONS)],
+        env={"RETRAIN_ALERTS_WEBHOOK_URL": WEBHOOK},
+    )
+    assert result.exit_code == 0, result.output
+    assert all(name in result.output for name in NAMES)
+    assert "not-a-real-token" not in result.output
+
+
+@pytest.mark.slow
+def test_invalid_automation_is_a_config_error(prefect_api_url: str, tmp_path: Path) -> None:
+    spec = yaml.safe_load(AUTOMATIONS.read_text())
+    spec["automations"][0]["trigger"]["posture"] = "Sideways"
+    broken = tmp_path / "automations.yaml"
+    broken.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"retrain-nightly-failed.*trigger"):
+        apply_automations(broken, WEBHOOK)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("automations: []\n", "notification_block"),
+        ("notification_block: x\nautomations: [{trigger: {}}]\n", "'name'"),
+        ("notification_block: x\nautomations: [{name: a}, {name: a}]\n", "repeats a name"),
+        ("notification_block: [\n", "not valid YAML"),
+    ],
+)
+def test_malformed_file_is_a_config_error(tmp_path: Path, content: str, problem: str) -> None:
+    path = tmp_path / "automations.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=problem):
+        read_automation_file(path)
+
+
+def test_webhook_url_must_be_http() -> None:
+    with pytest.raises(ConfigError, match="https://"):
+        apply_automations(AUTOMATIONS, "hooks.slack.com/services/x")
+
+
+@pytest.mark.slow
+def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        model = f"ft:gpt-4o-mini:acme::{uuid4().hex[:8]}"
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            emit_event(
+                event="retrain.alias.changed",
+                resource={
+                    "prefect.resource.id": "retrain.alias.production",
+                    "prefect.resource.name": "production",
+                },
+                payload={"alias": "production", "previous": "ft:old", "current": model, "reason": "test"},
+            )
+            EventsWorker.drain_all()
+            time.sleep(3)
+        assert received, "no notification reached the webhook within 120 s"
+        assert f"alias production -> {model}" in received[0]["text"]
+        assert "Reason: test" in received[0]["text"]
