@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import pytest
@@ -47,7 +47,7 @@ def test_apply_twice_keeps_one_of_each_and_the_block(prefect_api_url: str) -> No
     for name in NAMES:
         [automation] = _automations_named(name)
         [action] = automation.actions
-        block = CustomWebhookNotificationBlock.load("retrain-alerts")
+        block = cast(CustomWebhookNotificationBlock, CustomWebhookNotificationBlock.load("retrain-alerts"))
         assert action.block_document_id == block._block_document_id
     assert block.secrets.get_secret_value() == {"webhook_url": WEBHOOK + "-rotated"}
     assert WEBHOOK not in repr(block)
