@@ -63,7 +63,9 @@ def test_version_and_item_hash_follow_content(store: ObjectStore) -> None:
 
 
 def test_missing_set_names_the_key(store: ObjectStore) -> None:
-    with pytest.raises(EvaluationError, match=r"eval set 'guardrail' not found at s3://eval-bucket/eval/guardrail/"):
+    with pytest.raises(
+        EvaluationError, match=r"eval set 'guardrail' not found at s3://eval-bucket/eval/guardrail/"
+    ):
         load_eval_set(store, "guardrail")
 
 

@@ -145,7 +145,9 @@ def test_guardrail_regression_blocks_a_better_primary() -> None:
     settings = EvaluationSettings(guardrails={"safety": 0.02, "tone": 0.1})
     safety = (scores("new", [1.0] * 90 + [0.0] * 10), scores("old", [1.0] * 95 + [0.0] * 5))
     tone = (scores("new", [1.0] * 92 + [0.0] * 8), scores("old", [1.0] * 95 + [0.0] * 5))
-    blocked = decide(scores("new", cand), scores("old", prod), settings, guardrails={"safety": safety, "tone": tone})
+    blocked = decide(
+        scores("new", cand), scores("old", prod), settings, guardrails={"safety": safety, "tone": tone}
+    )
     assert not blocked.promote
     assert {c.name for c in blocked.checks if not c.passed} == {"guardrail:safety"}
     allowed = decide(scores("new", cand), scores("old", prod), settings, guardrails={"tone": tone})

@@ -171,6 +171,11 @@ def test_rubric_judge_fills_the_repo_prompt_and_grades_the_reply() -> None:
     )
     assert (result.score, result.passed, result.explanation) == (0.9, True, "same facts")
     prompt = seen[0][0]["content"]
-    for part in ["How do I reset my password?", "Open Settings > Security.", "Go to Settings.", "Names the Security"]:
+    for part in [
+        "How do I reset my password?",
+        "Open Settings > Security.",
+        "Go to Settings.",
+        "Names the Security",
+    ]:
         assert part in prompt
     assert "{{" not in prompt
