@@ -48,7 +48,6 @@ def create_file(
         "filename": filename,
         "purpose": purpose,
         "status": "processed",
-        "expires_at": None,
     }
     return public(state.store.insert("file", doc))
 

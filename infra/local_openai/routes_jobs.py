@@ -172,19 +172,19 @@ def retrieve_job(state: StateDep, job_id: str) -> dict[str, Any]:
 
 def _transition(state: ServerState, job_id: str, allowed: set[str], target: str, verb: str) -> Document:
     _get(state, job_id)
+    refused: list[str] = []
 
     def change(doc: Document) -> Document | None:
         if doc["status"] not in allowed:
+            refused.append(doc["status"])
             return None
         extra = {"finished_at": int(time.time()), "estimated_finish": None} if target in TERMINAL else {}
         return {**doc, "status": target, **extra}
 
     doc = state.store.update("job", job_id, change)
-    assert doc is not None
-    if doc["status"] != target:
-        raise ApiError(
-            400, f"Cannot {verb} a job whose status is '{doc['status']}'.", param="fine_tuning_job_id"
-        )
+    if doc is None or refused:
+        status = refused[0] if refused else "deleted"
+        raise ApiError(400, f"Cannot {verb} a job whose status is '{status}'.", param="fine_tuning_job_id")
     return doc
 
 
