@@ -176,6 +176,9 @@ class LocalStackSettings(BaseModel):
     s3_port: int = Field(default=LOCAL_S3_PORT, ge=1, le=65535)
     openai_port: int = Field(default=LOCAL_OPENAI_PORT, ge=1, le=65535)
     prefect_port: int = Field(default=4200, ge=1, le=65535)
+    openai_step_delay: float = Field(
+        default=0.01, ge=0, description="Seconds per training step of the local OpenAI server's jobs."
+    )
 
 
 class Settings(BaseSettings):
