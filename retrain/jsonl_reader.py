@@ -54,6 +54,7 @@ class ParsedLine:
     value: dict[str, Any] | None
     code: str | None = None
     detail: str = ""
+    blank: bool = False
 
     @property
     def text(self) -> str:
@@ -140,8 +141,13 @@ def iter_raw_lines(chunks: Iterable[bytes], *, max_line_bytes: int) -> Iterator[
         yield finish()
 
 
-def read_jsonl(chunks: Iterable[bytes], *, max_line_bytes: int = 8 << 20) -> Iterator[ParsedLine]:
-    """Parse every non-blank line of a JSONL byte stream; never raises on bad input."""
+def read_jsonl(
+    chunks: Iterable[bytes], *, max_line_bytes: int = 8 << 20, include_blank: bool = False
+) -> Iterator[ParsedLine]:
+    """Parse every non-blank line of a JSONL byte stream; never raises on bad input.
+
+    With ``include_blank`` blank lines are yielded too, marked ``blank`` (for counting them).
+    """
     for raw in iter_raw_lines(chunks, max_line_bytes=max_line_bytes):
         if raw.gzip_error is not None:
             yield ParsedLine(
@@ -158,6 +164,8 @@ def read_jsonl(chunks: Iterable[bytes], *, max_line_bytes: int = 8 << 20) -> Ite
             )
             continue
         if not raw.data.strip(_WHITESPACE):
+            if include_blank:
+                yield ParsedLine(raw.line_no, raw.data, None, blank=True)
             continue
         yield _parse(raw.line_no, raw.data)
 

@@ -238,10 +238,10 @@ class _BatchValidator:
 
     def read_source(self, source: str, chunks: Iterable[bytes]) -> None:
         counts = self.per_source.setdefault(source, SourceCounts())
-        last_line = 0
-        for parsed in read_jsonl(chunks, max_line_bytes=self.settings.max_line_bytes):
-            counts.blank_lines += parsed.line_no - last_line - 1
-            last_line = parsed.line_no
+        for parsed in read_jsonl(chunks, max_line_bytes=self.settings.max_line_bytes, include_blank=True):
+            if parsed.blank:
+                counts.blank_lines += 1
+                continue
             counts.lines_read += 1
             self.take(source, parsed)
             if len(self.pending) >= self.settings.chunk_rows:

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from retrain.cli.validate import register
+from retrain.storage import ObjectStore
+
+from ..s3_servers import moto_server
+from .conftest import CHAT_SUITE, PREFERENCE_SUITE, clean_examples, jsonl
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    monkeypatch.setenv("RETRAIN_VALIDATION__SUITE_PATH", str(CHAT_SUITE))
+    monkeypatch.setenv("RETRAIN_VALIDATION__PREFERENCE_SUITE_PATH", str(PREFERENCE_SUITE))
+    root = typer.Typer()
+
+    @root.callback()
+    def _root() -> None:
+        """Test root."""
+
+    register(root)
+    return root
+
+
+def test_clean_file_exits_0_and_writes_the_report(app: typer.Typer, tmp_path: Path) -> None:
+    source = tmp_path / "clean.jsonl.gz"
+    source.write_bytes(gzip.compress(jsonl(*clean_examples(25))))
+    report = tmp_path / "report.json"
+    result = CliRunner().invoke(
+        app, ["validate", str(source), "--report", str(report), "--model", "gpt-4.1-mini"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "batch passes its gates" in result.output
+    summary = json.loads(report.read_text())
+    assert summary["total_lines"] == 25 and summary["accepted"] == 25 and summary["quarantined"] == 0
+    assert summary["passed"] is True
+    assert {"by_reason", "token_stats", "cost_estimate_usd", "gates", "per_source"} <= set(summary)
+    assert summary["cost"]["usd_per_million"] == 5.0
+
+
+def test_dirty_file_exits_1_and_writes_the_quarantine(app: typer.Typer, tmp_path: Path) -> None:
+    source = tmp_path / "dirty.jsonl"
+    source.write_bytes(jsonl(*clean_examples(20)) + b"nope\n" * 10)
+    quarantine = tmp_path / "q.jsonl"
+    report = tmp_path / "r.json"
+    args = ["validate", str(source), "--quarantine", str(quarantine), "--report", str(report)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert "FAIL" in result.output and "max_quarantine_rate" in result.output
+    lines = [json.loads(line) for line in quarantine.read_text().splitlines()]
+    assert len(lines) == 10 and lines[0]["reasons"][0]["code"] == "not_json" and lines[0]["raw"] == "nope"
+    assert json.loads(report.read_text())["by_reason"] == {"not_json": 10}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["validate", "/nonexistent/file.jsonl"],
+        ["validate"],
+        ["validate", "x.jsonl", "--format", "yaml"],
+        ["validate", "s3://bucket-only"],
+    ],
+)
+def test_usage_errors_exit_2(app: typer.Typer, args: list[str], tmp_path: Path) -> None:
+    (tmp_path / "x.jsonl").write_bytes(jsonl(*clean_examples(12)))
+    result = CliRunner().invoke(app, [a.replace("x.jsonl", str(tmp_path / "x.jsonl")) for a in args])
+    assert result.exit_code == 2, result.output
+
+
+def test_a_folder_validates_its_jsonl_files(app: typer.Typer, tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_bytes(jsonl(*clean_examples(8)))
+    (tmp_path / "b.jsonl").write_bytes(jsonl(*clean_examples(8, start=8)))
+    (tmp_path / "notes.txt").write_text("ignored")
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["validate", str(tmp_path), "--report", str(report)])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(report.read_text())["per_source"]) == {
+        str(tmp_path / "a.jsonl"),
+        str(tmp_path / "b.jsonl"),
+    }
+
+
+@pytest.mark.slow
+def test_s3_uris_are_read_through_the_object_store(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with moto_server() as s3:
+        monkeypatch.setenv("RETRAIN_S3__ENDPOINT_URL", str(s3.endpoint_url))
+        monkeypatch.setenv("RETRAIN_S3__ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("RETRAIN_S3__SECRET_ACCESS_KEY", "testing")
+        ObjectStore.from_settings(s3).put_bytes("incoming/day.jsonl", jsonl(*clean_examples(15)))
+        report = tmp_path / "r.json"
+        uri = f"s3://{s3.bucket}/incoming/day.jsonl"
+        result = CliRunner().invoke(app, ["validate", uri, "--report", str(report)])
+        assert result.exit_code == 0, result.output
+        assert json.loads(report.read_text())["per_source"][uri]["accepted"] == 15
+        missing = CliRunner().invoke(app, ["validate", f"s3://{s3.bucket}/incoming/none.jsonl"])
+        assert missing.exit_code == 2
