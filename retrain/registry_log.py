@@ -68,17 +68,24 @@ class RegistryLog:
             return list(pool.map(self.read_event, sequence_numbers))
 
     def events_after(self, seq: int) -> list[RegistryEvent]:
-        """Every event with a sequence number above seq, in order, up to the first gap."""
+        """Every event with a sequence number above seq, in order, up to the first gap.
+
+        Probes the next key first: when nothing was written since (the common case) that
+        is one GET, cheaper than a LIST; otherwise the log is listed from seq on.
+        """
+        following = self.store.get_json_or_none(event_key(seq + 1))
+        if following is None:
+            return []
         sequence_numbers: list[int] = []
-        for info in self.store.list(LOG_PREFIX, start_after=event_key(seq)):
+        for info in self.store.list(LOG_PREFIX, start_after=event_key(seq + 1)):
             number = _seq_of(info.key)
             if number is None:
                 continue
-            if number != seq + len(sequence_numbers) + 1:
+            if number != seq + len(sequence_numbers) + 2:
                 logger.warning("registry log has a gap before event %d; reading up to the gap", number)
                 break
             sequence_numbers.append(number)
-        return self.read_events(sequence_numbers)
+        return [self._parse_event(seq + 1, following), *self.read_events(sequence_numbers)]
 
     # -- snapshots ------------------------------------------------------------
 
@@ -88,7 +95,7 @@ class RegistryLog:
         if not keys:
             return None
         try:
-            return RegistryState.model_validate(self.store.get_json(keys[-1]))
+            return RegistryState.model_validate_json(self.store.get_bytes(keys[-1]))
         except ValidationError:
             logger.warning("registry snapshot %s is unreadable; replaying the log from the start", keys[-1])
             return None

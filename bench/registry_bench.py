@@ -1,0 +1,115 @@
+"""Registry read latency: resolve `production` with 5,000 events in the log, on a moto server.
+
+Run with ``.venv/bin/python -m bench.registry_bench`` (needs the dev dependencies). The log
+is seeded through RegistryLog (create-only writes, a snapshot every 100 events, as the
+Registry writes them), then a fresh Registry resolves cold and a CachedResolver warm.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from retrain.registry import Registry
+from retrain.registry_log import RegistryLog
+from retrain.registry_records import ModelRecord, RegistryEvent
+from retrain.registry_state import RegistryState
+from retrain.resolver import CachedResolver
+from retrain.storage import ObjectStore
+from tests.s3_servers import moto_server
+
+__all__ = ["main", "seed"]
+
+EVENTS = 5_000
+SNAPSHOT_EVERY = 100
+_ALIASES = ("candidate", "production", "candidate", "staging")
+
+
+def seed(store: ObjectStore, events: int = EVENTS) -> RegistryState:
+    """Write a registry log of nightly-style events; a new candidate model every other event."""
+    state = RegistryState()
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    log = RegistryLog(store)
+    batch: list[RegistryEvent] = []
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        for seq in range(1, events + 1):
+            alias = _ALIASES[seq % len(_ALIASES)]
+            night = start + timedelta(days=seq // 2)
+            model = ModelRecord(
+                model_id=f"ft:gpt-4o-mini:retrain:{night:%Y%m%d}",
+                provider="local",
+                base_model="gpt-4o-mini-2024-07-18",
+                job_id=f"ftjob-{seq // 2}",
+                dataset_version=f"{night:%Y-%m-%d}",
+                scores={"main": 0.5 + (seq % 100) / 1000},
+                created_at=night,
+            )
+            event = RegistryEvent(
+                seq=seq,
+                alias=alias,
+                action="promote" if alias == "production" else "set",
+                model=model,
+                previous_model_id=state.current_model_id(alias),
+                actor="bench",
+                reason="seed",
+                idempotency_key=f"promote:{seq}" if alias == "production" else None,
+                at=night,
+            )
+            state.apply(event)
+            batch.append(event)
+            if seq % SNAPSHOT_EVERY == 0:
+                list(pool.map(log.append, batch))
+                batch.clear()
+                log.write_snapshot(state)
+        list(pool.map(log.append, batch))
+    return state
+
+
+def _ms(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"median {statistics.median(samples) * 1e6:,.1f} µs, p95 {p95 * 1e6:,.1f} µs"
+
+
+def main() -> None:
+    with moto_server() as settings:
+        store = ObjectStore.from_settings(settings)
+        began = time.perf_counter()
+        expected = seed(store).current_model_id("production")
+        print(f"seeded {EVENTS} events in {time.perf_counter() - began:.1f} s")
+        snapshot = max(info.size for info in store.list("registry/snapshots/"))
+        print(f"newest snapshot: {snapshot / 1e6:.2f} MB")
+
+        cold: list[float] = []
+        for _ in range(20):
+            began = time.perf_counter()
+            model_id = CachedResolver(Registry(store)).resolve("production").model_id
+            cold.append(time.perf_counter() - began)
+            assert model_id == expected
+        print(f"cold resolve (new Registry: newest snapshot + log tail): {_ms(cold)}")
+
+        resolver = CachedResolver(Registry(store), ttl_seconds=60)
+        resolver.resolve("production")
+        cached: list[float] = []
+        for _ in range(10_000):
+            began = time.perf_counter()
+            resolver.resolve("production")
+            cached.append(time.perf_counter() - began)
+        print(f"cached resolve (within the TTL): {_ms(cached)}")
+
+        registry = Registry(store)
+        registry.state()
+        began = time.perf_counter()
+        registry.resolve("production")
+        print(f"warm Registry.resolve (one GET probe): {(time.perf_counter() - began) * 1000:.2f} ms")
+
+        began = time.perf_counter()
+        replayed = RegistryLog(store).replay(from_snapshot=False)
+        print(f"full replay without snapshots (5,000 GETs, 16 threads): {time.perf_counter() - began:.2f} s")
+        assert replayed.current_model_id("production") == expected
+
+
+if __name__ == "__main__":
+    main()
