@@ -24,7 +24,7 @@ from moto import mock_aws
 
 from tests.infra.iam_policy import Request, UnsupportedPolicy, decide, wildcard_match
 
-pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS::.*:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "aws" / "retrain.yaml"
 BUCKET = "acme-retrain"
