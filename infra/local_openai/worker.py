@@ -71,7 +71,7 @@ class Worker(threading.Thread):
         self.state = state
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._clear_hangs()
+        self._recover()
 
     def wake(self) -> None:
         self._wake.set()
@@ -96,12 +96,13 @@ class Worker(threading.Thread):
                 logger.exception("job %s crashed", job["id"])
                 self._fail(job["id"], "server_error", f"Internal error while training: {type(exc).__name__}")
 
-    def _clear_hangs(self) -> None:
-        """A hang injected into a previous server process does not outlive it: those jobs resume."""
+    def _recover(self) -> None:
+        """Jobs a previous server process left unfinished continue; injected job faults do not outlive it."""
         for job in self.state.store.list("job"):
-            if job.get("_fault") == "hang" and job["status"] in ACTIVE:
-                self._update(job["id"], lambda doc: {**doc, "_fault": None})
-                add_event(self.state, job["id"], "Server restarted; resuming the job.")
+            if job["status"] not in ACTIVE:
+                continue
+            self._update(job["id"], lambda doc: {**doc, "_fault": None, "_hung": False})
+            add_event(self.state, job["id"], f"Server restarted; the job continues from step {job['_step']}.")
 
     def _next_job(self) -> Document | None:
         for job in self.state.store.list("job"):
@@ -214,6 +215,8 @@ class Worker(threading.Thread):
         fail_at = max(1, total // 2) if job.get("_fault") == "fail" else None
         for metrics in plan.steps[job.get("_step", 0) :]:
             time.sleep(self.state.step_delay)
+            if self._stopping.is_set():
+                raise _Stop
             if metrics.step == fail_at:
                 self._fail(
                     job_id, "server_error", f"Training failed at step {metrics.step} (injected fault)."
