@@ -113,8 +113,7 @@ def intents(n_intents: int = 300, seed: int = 0) -> list[Intent]:
     for action, feature in pairs[:n_intents]:
         menu, section = rng.choice(_MENUS), rng.choice(_SECTIONS)
         answer = (
-            f"To {action} your {feature}, open {menu} > {section} and choose "
-            f"{action.capitalize()} {feature}."
+            f"To {action} your {feature}, open {menu} > {section} and choose {action.capitalize()} {feature}."
         )
         result.append(Intent(f"{action}_{feature.replace(' ', '_')}", action, feature, answer))
     return result
@@ -140,26 +139,36 @@ def make_examples(
     wrong_answer_rate: float = 0.0,
     system_prompt: bool = True,
 ) -> list[dict[str, Any]]:
-    """``n`` chat training examples; a ``wrong_answer_rate`` share answer with another intent's answer."""
+    """``n`` chat training examples; a ``wrong_answer_rate`` share answer with another intent's answer.
+
+    Questions depend on ``seed`` only: another rate with the same seed corrupts the same questions.
+    """
     pool = list(intents) if intents is not None else _default_intents()
     if not 0.0 <= wrong_answer_rate <= 1.0:
         raise ValueError(f"wrong_answer_rate must be within [0, 1] (got {wrong_answer_rate})")
     rng = random.Random(f"examples-{seed}")
+    corrupt = random.Random(f"wrong-answers-{seed}")
     examples = []
     for _ in range(n):
         intent = rng.choice(pool)
         answer = intent.answer
-        if len(pool) > 1 and rng.random() < wrong_answer_rate:
-            answer = rng.choice([other for other in pool if other is not intent]).answer
+        if len(pool) > 1 and corrupt.random() < wrong_answer_rate:
+            answer = corrupt.choice([other for other in pool if other is not intent]).answer
         examples.append(_chat(_question(intent, _TRAIN_TEMPLATES, rng), answer, system_prompt))
     return examples
 
 
 def make_eval_set(n: int, *, seed: int, intents: Sequence[Intent] | None = None) -> list[dict[str, Any]]:
-    """``n`` held-out items phrased with templates no training example uses; the last message is the reference."""
+    """``n`` held-out items phrased with templates no training example uses.
+
+    The last (assistant) message of each item is the reference answer.
+    """
     pool = list(intents) if intents is not None else _default_intents()
     rng = random.Random(f"eval-{seed}")
-    return [_chat(_question(intent, _EVAL_TEMPLATES, rng), intent.answer, True) for intent in rng.choices(pool, k=n)]
+    return [
+        _chat(_question(intent, _EVAL_TEMPLATES, rng), intent.answer, True)
+        for intent in rng.choices(pool, k=n)
+    ]
 
 
 def make_dirty_lines(n: int, seed: int) -> list[str]:
@@ -170,7 +179,9 @@ def make_dirty_lines(n: int, seed: int) -> list[str]:
         lambda ex: json.dumps(ex)[:-7],
         lambda ex: json.dumps({"messages": ex["messages"][:-1]}),
         lambda ex: json.dumps({"messages": [*ex["messages"][:-1], {"role": "assistant", "content": ""}]}),
-        lambda ex: json.dumps({"messages": [{"role": "wizard", "content": _FALLBACK_CONTENT}, *ex["messages"][1:]]}),
+        lambda ex: json.dumps(
+            {"messages": [{"role": "wizard", "content": _FALLBACK_CONTENT}, *ex["messages"][1:]]}
+        ),
         lambda ex: json.dumps({"prompt": ex["messages"][1]["content"]}),
         lambda ex: json.dumps({"messages": [{"role": "user"}, ex["messages"][-1]]}),
     )
