@@ -138,3 +138,50 @@ def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
         assert received, "no notification reached the webhook within 120 s"
         assert f"alias production -> {model}" in received[0]["text"]
         assert "Reason: test" in received[0]["text"]
+
+
+@pytest.mark.slow
+def test_failed_nightly_run_reaches_the_webhook(prefect_api_url: str) -> None:
+    from prefect import flow
+
+    @flow(name="nightly-retrain")
+    def failing_night() -> None:
+        raise RuntimeError("provider down")
+
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            failing_night(return_state=True)
+            time.sleep(3)
+        assert received, "no notification reached the webhook within 120 s"
+        assert "is Failed" in received[0]["text"]
+        assert "provider down" in received[0]["text"]
+
+
+@pytest.mark.slow
+def test_other_flows_failing_do_not_notify(prefect_api_url: str) -> None:
+    from prefect import flow
+    from prefect.events import emit_event
+    from prefect.events.worker import EventsWorker
+
+    @flow(name="evaluate")
+    def failing_eval() -> None:
+        raise RuntimeError("not the nightly flow")
+
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        failing_eval(return_state=True)
+        model = f"ft:marker:{uuid4().hex[:8]}"
+        deadline = time.monotonic() + 120
+        while not any(model in body["text"] for body in received) and time.monotonic() < deadline:
+            emit_event(
+                event="retrain.alias.changed",
+                resource={"prefect.resource.id": "retrain.alias.staging", "prefect.resource.name": "staging"},
+                payload={"alias": "staging", "previous": None, "current": model, "reason": "marker"},
+            )
+            EventsWorker.drain_all()
+            time.sleep(3)
+        texts = [body["text"] for body in received]
+        assert any(model in text for text in texts), texts
+        assert not any("not the nightly flow" in text for text in texts), texts
