@@ -44,7 +44,9 @@ def delete_model(state: StateDep, model_id: str) -> dict[str, Any]:
         raise ApiError(
             403, f"You do not have permission to delete the base model '{model_id}'.", param="model"
         )
-    if not state.store.delete("model", model_id):
+    doc = state.store.get("model", model_id)
+    if doc is None or not state.store.delete("model", model_id):
         raise _missing(model_id)
     state.forget(model_id)
+    state.store.learner_path(doc["_learner"]).unlink(missing_ok=True)
     return {"id": model_id, "object": "model", "deleted": True}
