@@ -325,14 +325,17 @@ def check_example(value: dict[str, Any], fmt: Format, line_no: int) -> list[Reas
 
 _LINE_END = re.compile(r"\r\n?")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
-_ANY_SPACE = re.compile(r"\s+")
 
 
 def normalise_text(text: str) -> str:
     """NFC, CRLF/CR -> LF, no trailing spaces on lines, no leading/trailing whitespace."""
-    text = unicodedata.normalize("NFC", text)
-    text = _LINE_END.sub("\n", text)
-    return _TRAILING_SPACE.sub("\n", text).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text:
+        text = _LINE_END.sub("\n", text)
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    return text.strip()
 
 
 def _normalise_value(value: Any) -> Any:
@@ -358,7 +361,9 @@ def example_hash(example: Mapping[str, Any]) -> str:
 
 
 def _fold(text: str) -> str:
-    return _ANY_SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text)
+    return " ".join(text.casefold().split())
 
 
 def _message_text(message: Mapping[str, Any]) -> str:
