@@ -117,27 +117,35 @@ def test_webhook_url_must_be_http() -> None:
 
 @pytest.mark.slow
 def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
-    from prefect.events import emit_event
+    """Through the flows' own emitter, so the event contract and the templates stay in step."""
     from prefect.events.worker import EventsWorker
 
+    from retrain.registry import ModelRecord, RegistryEvent
+    from tasks.registry import announce_alias_change
+
+    model = f"ft:gpt-4o-mini:acme::{uuid4().hex[:8]}"
+    event = RegistryEvent(
+        seq=7,
+        alias="production",
+        action="promote",
+        model=ModelRecord(model_id=model, provider="local", base_model="gpt-4o-mini"),
+        previous_model_id="ft:old",
+        actor="prefect:nightly-retrain/retrain-2026-11-25",
+        reason="test",
+    )
     with webhook_receiver() as (url, received):
         apply_automations(AUTOMATIONS, url)
-        model = f"ft:gpt-4o-mini:acme::{uuid4().hex[:8]}"
         deadline = time.monotonic() + 120
         while not received and time.monotonic() < deadline:
-            emit_event(
-                event="retrain.alias.changed",
-                resource={
-                    "prefect.resource.id": "retrain.alias.production",
-                    "prefect.resource.name": "production",
-                },
-                payload={"alias": "production", "previous": "ft:old", "current": model, "reason": "test"},
-            )
+            announce_alias_change(event)
             EventsWorker.drain_all()
             time.sleep(3)
         assert received, "no notification reached the webhook within 120 s"
-        assert f"alias production -> {model}" in received[0]["text"]
-        assert "Reason: test" in received[0]["text"]
+        text = received[0]["text"]
+        assert f"alias production -> {model}" in text
+        assert "from ft:old to " in text
+        assert "(promote by prefect:nightly-retrain/retrain-2026-11-25, event 7)" in text
+        assert "Reason: test" in text
 
 
 @pytest.mark.slow
@@ -178,7 +186,7 @@ def test_other_flows_failing_do_not_notify(prefect_api_url: str) -> None:
             emit_event(
                 event="retrain.alias.changed",
                 resource={"prefect.resource.id": "retrain.alias.staging", "prefect.resource.name": "staging"},
-                payload={"alias": "staging", "previous": None, "current": model, "reason": "marker"},
+                payload={"alias": "staging", "from_model": None, "to_model": model, "reason": "marker"},
             )
             EventsWorker.drain_all()
             time.sleep(3)
