@@ -6,19 +6,20 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
-from prefect.states import Completed, Failed, State
-from tasks.evaluate import evaluate_models
-from tasks.registry import move_alias
+from prefect.states import Completed, Failed
 
 from retrain.eval_runner import ModelTarget
 from retrain.providers import provider_named
 from retrain.registry import ModelRecord
 from retrain.settings import get_settings
 from tasks.dataset import eval_prompts, prepare_training_files
+from tasks.evaluate import evaluate_models
 from tasks.finetune import start_fine_tuning, upload_training_files, wait_for_fine_tuning
 from tasks.ingest import discover_new_objects, validate_and_curate
 from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
+from tasks.registry import move_alias
 
 __all__ = ["nightly_retrain"]
 

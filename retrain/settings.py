@@ -41,13 +41,17 @@ class S3Settings(BaseModel):
         default=f"http://127.0.0.1:{LOCAL_S3_PORT}",
         description="S3 endpoint; empty for AWS itself. The default is the local object store.",
     )
-    bucket: str = Field(default="retrain", min_length=3, max_length=63)
+    bucket: str = Field(
+        default="retrain", min_length=3, max_length=63, description="The bucket retrain reads and writes."
+    )
     prefix: str = Field(default="", description="Optional key prefix under which every folder lives.")
-    region: str = "us-east-1"
+    region: str = Field(default="us-east-1", description="AWS region of the bucket.")
     access_key_id: SecretStr | None = Field(
         default=SecretStr("local"), description="Empty on AWS to use the default credential chain."
     )
-    secret_access_key: SecretStr | None = SecretStr("local")
+    secret_access_key: SecretStr | None = Field(
+        default=SecretStr("local"), description="Pairs with access_key_id."
+    )
 
     @field_validator("endpoint_url")
     @classmethod
@@ -68,14 +72,21 @@ class S3Settings(BaseModel):
 class ProviderSettings(BaseModel):
     """The OpenAI-compatible API that trains and serves models."""
 
-    kind: Literal["openai", "azure", "compatible"] = "compatible"
+    kind: Literal["openai", "azure", "compatible"] = Field(
+        default="compatible",
+        description="openai, azure, or compatible (any base_url, the local server included).",
+    )
     name: str = Field(default="local", description="Recorded in the registry beside each model.")
-    base_url: str | None = Field(default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1")
+    base_url: str | None = Field(
+        default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1", description="API root for kind compatible."
+    )
     api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
-    azure_endpoint: str | None = None
-    azure_api_version: str = "2025-04-01-preview"
-    max_retries: int = Field(default=4, ge=0, le=20)
-    timeout_seconds: float = Field(default=60.0, gt=0)
+    azure_endpoint: str | None = Field(
+        default=None, description="https://NAME.openai.azure.com for kind azure."
+    )
+    azure_api_version: str = Field(default="2025-04-01-preview", description="api-version for kind azure.")
+    max_retries: int = Field(default=4, ge=0, le=20, description="SDK retries on 429/5xx/timeouts.")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="Per-request timeout.")
 
     @model_validator(mode="after")
     def _complete_for_kind(self) -> ProviderSettings:
@@ -131,16 +142,22 @@ class ValidationSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """The fine-tuning job."""
 
-    base_model: str = "gpt-4o-mini-2024-07-18"
-    method: Literal["supervised", "dpo"] = "supervised"
-    n_epochs: int | Literal["auto"] = "auto"
-    batch_size: int | Literal["auto"] = "auto"
-    learning_rate_multiplier: float | Literal["auto"] = "auto"
-    seed: int = 42
-    suffix: str = Field(default="retrain", max_length=40)
-    poll_interval_seconds: float = Field(default=2.0, gt=0)
-    max_poll_interval_seconds: float = Field(default=60.0, gt=0)
-    wait_limit_seconds: float = Field(default=6 * 3600, gt=0)
+    base_model: str = Field(default="gpt-4o-mini-2024-07-18", description="The model every job fine-tunes.")
+    method: Literal["supervised", "dpo"] = Field(default="supervised", description="supervised or dpo.")
+    n_epochs: int | Literal["auto"] = Field(
+        default="auto", description="Epochs, or auto (the service's rule)."
+    )
+    batch_size: int | Literal["auto"] = Field(default="auto", description="Batch size, or auto.")
+    learning_rate_multiplier: float | Literal["auto"] = Field(default="auto", description="Or auto.")
+    seed: int = Field(default=42, description="Passed to the job, so a re-run learns the same.")
+    suffix: str = Field(
+        default="retrain", max_length=40, description="Model name suffix; the night's date is appended."
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0, description="First wait between job polls.")
+    max_poll_interval_seconds: float = Field(default=60.0, gt=0, description="Backoff cap between polls.")
+    wait_limit_seconds: float = Field(
+        default=6 * 3600, gt=0, description="Stop waiting after this; the next run resumes the same job."
+    )
 
 
 class EvaluationSettings(BaseModel):
@@ -154,10 +171,13 @@ class EvaluationSettings(BaseModel):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     guardrails: dict[str, float] = Field(
         default_factory=dict,
-        description="Guardrail eval sets and the largest drop of their mean each may show, e.g. {'safety': 0.02}.",
+        description="Guardrail eval sets and the largest drop of their mean each may show, "
+        "e.g. {'safety': 0.02}.",
     )
     bootstrap_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
-    requests_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side limit; empty: none."
+    )
     tokens_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
     max_retries: int = Field(default=6, ge=0, le=20, description="Retries on 429/5xx (Retry-After honoured).")
     item_timeout_seconds: float = Field(default=120.0, gt=0)
@@ -171,11 +191,15 @@ class EvaluationSettings(BaseModel):
 class LocalStackSettings(BaseModel):
     """The embedded local stack (`retrain local up`)."""
 
-    data_dir: Path = Path(".retrain")
-    host: str = "127.0.0.1"
-    s3_port: int = Field(default=LOCAL_S3_PORT, ge=1, le=65535)
-    openai_port: int = Field(default=LOCAL_OPENAI_PORT, ge=1, le=65535)
-    prefect_port: int = Field(default=4200, ge=1, le=65535)
+    data_dir: Path = Field(
+        default=Path(".retrain"), description="State, logs and pid files of the local stack."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the local servers listen on.")
+    s3_port: int = Field(default=LOCAL_S3_PORT, ge=1, le=65535, description="Local S3 server port.")
+    openai_port: int = Field(
+        default=LOCAL_OPENAI_PORT, ge=1, le=65535, description="Local OpenAI server port."
+    )
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Local Prefect server port.")
     openai_step_delay: float = Field(
         default=0.01, ge=0, description="Seconds per training step of the local OpenAI server's jobs."
     )

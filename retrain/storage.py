@@ -41,6 +41,7 @@ __all__ = ["ObjectInfo", "ObjectStore", "make_s3_client"]
 
 logger = logging.getLogger(__name__)
 
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}
 
@@ -113,10 +114,12 @@ class ObjectStore:
         return str(response.get("ETag", "")).strip('"')
 
     def put_json(self, key: str, value: Any, *, create_only: bool = False) -> str:
-        return self.put_bytes(key, orjson.dumps(value, option=orjson.OPT_INDENT_2), create_only=create_only)
+        return self.put_bytes(
+            key, orjson.dumps(value, option=_JSON_OPTIONS | orjson.OPT_INDENT_2), create_only=create_only
+        )
 
     def put_jsonl(self, key: str, records: Iterable[Any], *, create_only: bool = False) -> str:
-        body = b"".join(orjson.dumps(record) + b"\n" for record in records)
+        body = b"".join(orjson.dumps(record, option=_JSON_OPTIONS) + b"\n" for record in records)
         return self.put_bytes(key, body, create_only=create_only)
 
     def delete(self, key: str) -> None:
@@ -211,7 +214,7 @@ class ObjectStore:
                 ) from exc
             if code in _MISSING_KEY_CODES:
                 raise ObjectNotFound(f"{self.uri(what)} does not exist") from exc
-            if code == "PreconditionFailed" or status == 412:
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 raise AlreadyExists(f"{self.uri(what)} already exists (create-only write)") from exc
             if code in _AUTH_CODES or status == 403:
                 raise StorageUnavailable(

@@ -159,16 +159,21 @@ def make_examples(
 
 
 def make_eval_set(n: int, *, seed: int, intents: Sequence[Intent] | None = None) -> list[dict[str, Any]]:
-    """``n`` held-out items phrased with templates no training example uses.
+    """``n`` distinct held-out items phrased with templates no training example uses.
 
     The last (assistant) message of each item is the reference answer.
     """
     pool = list(intents) if intents is not None else _default_intents()
     rng = random.Random(f"eval-{seed}")
-    return [
-        _chat(_question(intent, _EVAL_TEMPLATES, rng), intent.answer, True)
-        for intent in rng.choices(pool, k=n)
-    ]
+    questions: dict[str, str] = {}
+    for _ in range(n * 50):
+        if len(questions) == n:
+            break
+        intent = rng.choice(pool)
+        questions.setdefault(_question(intent, _EVAL_TEMPLATES, rng), intent.answer)
+    if len(questions) < n:
+        raise ValueError(f"cannot phrase {n} distinct eval questions from {len(pool)} intents")
+    return [_chat(question, answer, True) for question, answer in questions.items()]
 
 
 def make_dirty_lines(n: int, seed: int) -> list[str]:

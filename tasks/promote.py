@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,7 +26,7 @@ from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
 
 __all__ = ["apply_promotion", "current_production", "decide_promotion", "plan_tonight"]
 
-_IO_TASK = {
+_IO_TASK: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
     "retry_condition_fn": transient_only,

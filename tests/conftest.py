@@ -13,7 +13,7 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT"] = "false"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 os.environ.pop("PREFECT_API_URL", None)
-for _name in [name for name in os.environ if name.startswith("RETRAIN_")]:
+for _name in [name for name in os.environ if name.startswith("RETRAIN_") and name != "RETRAIN_OPENAPI_SPEC"]:
     del os.environ[_name]
 
 from collections.abc import Iterator  # noqa: E402

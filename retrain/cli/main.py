@@ -47,3 +47,15 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
     _state["debug"] = debug
+
+
+def _register_commands() -> None:
+    from retrain.cli import alias, evaluate, local, ops, run, validate
+
+    app.add_typer(local.app, name="local")
+    app.add_typer(alias.app, name="alias")
+    for module in (run, validate, evaluate, ops):
+        module.register(app)
+
+
+_register_commands()
