@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
@@ -19,44 +20,29 @@ from retrain.settings import ProviderSettings, Settings
 __all__ = ["api_errors", "make_async_client", "make_client", "provider_named"]
 
 
+def _options(settings: ProviderSettings, max_retries: int | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "api_key": settings.api_key.get_secret_value(),
+        "max_retries": settings.max_retries if max_retries is None else max_retries,
+        "timeout": settings.timeout_seconds,
+    }
+    if settings.kind == "azure":
+        options |= {"azure_endpoint": str(settings.azure_endpoint), "api_version": settings.azure_api_version}
+    else:
+        options["base_url"] = settings.base_url if settings.kind == "compatible" else None
+    return options
+
+
 def make_client(settings: ProviderSettings, *, max_retries: int | None = None) -> OpenAI:
     """A synchronous client for the configured provider."""
-    retries = settings.max_retries if max_retries is None else max_retries
-    key = settings.api_key.get_secret_value()
-    if settings.kind == "azure":
-        return AzureOpenAI(
-            api_key=key,
-            azure_endpoint=str(settings.azure_endpoint),
-            api_version=settings.azure_api_version,
-            max_retries=retries,
-            timeout=settings.timeout_seconds,
-        )
-    return OpenAI(
-        api_key=key,
-        base_url=settings.base_url if settings.kind == "compatible" else None,
-        max_retries=retries,
-        timeout=settings.timeout_seconds,
-    )
+    options = _options(settings, max_retries)
+    return AzureOpenAI(**options) if settings.kind == "azure" else OpenAI(**options)
 
 
 def make_async_client(settings: ProviderSettings, *, max_retries: int | None = None) -> AsyncOpenAI:
     """An asyncio client for the configured provider (evaluation fans out with it)."""
-    retries = settings.max_retries if max_retries is None else max_retries
-    key = settings.api_key.get_secret_value()
-    if settings.kind == "azure":
-        return AsyncAzureOpenAI(
-            api_key=key,
-            azure_endpoint=str(settings.azure_endpoint),
-            api_version=settings.azure_api_version,
-            max_retries=retries,
-            timeout=settings.timeout_seconds,
-        )
-    return AsyncOpenAI(
-        api_key=key,
-        base_url=settings.base_url if settings.kind == "compatible" else None,
-        max_retries=retries,
-        timeout=settings.timeout_seconds,
-    )
+    options = _options(settings, max_retries)
+    return AsyncAzureOpenAI(**options) if settings.kind == "azure" else AsyncOpenAI(**options)
 
 
 _QUOTA_CODES = {"insufficient_quota", "quota_exceeded", "daily_limit_exceeded", "concurrent_jobs_limit"}

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
 
 from retrain.chat_format import normalise_prompt
 from retrain.dataset import TrainingFiles, build_training_files, load_version
 from retrain.eval_sets import load_eval_set
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
-from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+from tasks.retry import IO_TASK
 
 __all__ = ["eval_prompts", "prepare_training_files"]
 
 
-@task(
-    name="load-eval-prompts",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="load-eval-prompts", **IO_TASK)
 def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
     """The normalised prompts of every eval item: training must never see them."""
     store = ObjectStore.from_settings(get_settings().s3)
@@ -35,13 +28,7 @@ def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
     return frozenset(prompts)
 
 
-@task(
-    name="prepare-training-files",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="prepare-training-files", **IO_TASK)
 def prepare_training_files(version_id: str, prompts: frozenset[str]) -> TrainingFiles:
     store = ObjectStore.from_settings(get_settings().s3)
     files = build_training_files(

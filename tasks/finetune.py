@@ -7,7 +7,6 @@ from datetime import date
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.cache_policies import NO_CACHE
 
 from retrain.dataset import TrainingFiles
 from retrain.finetune import TrainingJob, ensure_job, job_spec, upload_training_file, wait_for_job
@@ -15,18 +14,12 @@ from retrain.providers import make_client
 from retrain.reports import metrics_rows, training_job_markdown
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
-from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+from tasks.retry import IO_TASK
 
 __all__ = ["start_fine_tuning", "upload_training_files", "wait_for_fine_tuning"]
 
 
-@task(
-    name="upload-training-files",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="upload-training-files", **IO_TASK)
 def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
@@ -47,13 +40,7 @@ def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
     return train, validation
 
 
-@task(
-    name="start-fine-tuning-job",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="start-fine-tuning-job", **IO_TASK)
 def start_fine_tuning(
     dataset_version: str, file_ids: tuple[str, str | None], run_id: str, night: date
 ) -> TrainingJob:
@@ -73,13 +60,7 @@ def start_fine_tuning(
     return training
 
 
-@task(
-    name="wait-for-fine-tuning-job",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="wait-for-fine-tuning-job", **IO_TASK)
 def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
     settings = get_settings()
     logger = get_run_logger()

@@ -6,24 +6,17 @@ from collections.abc import Container
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from retrain.ingest import IngestReport, find_new_objects, ingest_objects
 from retrain.reports import validation_markdown
 from retrain.settings import get_settings
 from retrain.storage import ObjectInfo, ObjectStore
-from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+from tasks.retry import IO_TASK
 
 __all__ = ["discover_new_objects", "validate_and_curate"]
 
 
-@task(
-    name="discover-new-objects",
-    retries=3,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="discover-new-objects", **IO_TASK)
 def discover_new_objects() -> list[ObjectInfo]:
     store = ObjectStore.from_settings(get_settings().s3)
     store.check_bucket()
@@ -37,13 +30,7 @@ def discover_new_objects() -> list[ObjectInfo]:
     return objects
 
 
-@task(
-    name="validate-and-curate",
-    retries=2,
-    retry_delay_seconds=TRANSIENT_RETRY_DELAYS,
-    retry_condition_fn=transient_only,
-    cache_policy=NO_CACHE,
-)
+@task(name="validate-and-curate", **IO_TASK)
 def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Container[str]) -> IngestReport:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
 from retrain.decisions import (
     Decision,
@@ -22,19 +19,12 @@ from retrain.registry import ModelRecord, Registry
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 from tasks.registry import announce_alias_change
-from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+from tasks.retry import IO_TASK
 
 __all__ = ["apply_promotion", "current_production", "decide_promotion", "plan_tonight"]
 
-_IO_TASK: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
-    "retry_condition_fn": transient_only,
-    "cache_policy": NO_CACHE,
-}
 
-
-@task(name="plan-training", **_IO_TASK)
+@task(name="plan-training", **IO_TASK)
 def plan_tonight() -> TrainingPlan:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
@@ -43,7 +33,7 @@ def plan_tonight() -> TrainingPlan:
     return plan
 
 
-@task(name="current-production", **_IO_TASK)
+@task(name="current-production", **IO_TASK)
 def current_production() -> ModelRecord:
     settings = get_settings()
     record = production_or_base(Registry(ObjectStore.from_settings(settings.s3)), settings)
@@ -51,7 +41,7 @@ def current_production() -> ModelRecord:
     return record
 
 
-@task(name="decide-promotion", **_IO_TASK)
+@task(name="decide-promotion", **IO_TASK)
 def decide_promotion(
     main: EvalReport,
     guardrails: dict[str, EvalReport],
@@ -91,7 +81,7 @@ def decide_promotion(
     return decision
 
 
-@task(name="apply-promotion-decision", **_IO_TASK)
+@task(name="apply-promotion-decision", **IO_TASK)
 def apply_promotion(decision: Decision) -> None:
     settings = get_settings()
     registry = Registry(ObjectStore.from_settings(settings.s3))

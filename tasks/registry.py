@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -13,7 +11,7 @@ from prefect.runtime import flow_run
 from retrain.registry import ModelRecord, Registry, RegistryEvent
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
-from tasks.retry import TRANSIENT_RETRY_DELAYS, transient_only
+from tasks.retry import IO_TASK
 
 __all__ = [
     "ALIAS_CHANGED_EVENT",
@@ -25,13 +23,6 @@ __all__ = [
 ]
 
 ALIAS_CHANGED_EVENT = "retrain.alias.changed"
-
-_REGISTRY_TASK: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": TRANSIENT_RETRY_DELAYS,
-    "retry_condition_fn": transient_only,
-    "cache_policy": NO_CACHE,
-}
 
 
 def _registry() -> Registry:
@@ -79,12 +70,12 @@ def _report(before: ModelRecord | None, event: RegistryEvent) -> None:
     announce_alias_change(event)
 
 
-@task(name="read-alias", **_REGISTRY_TASK)
+@task(name="read-alias", **IO_TASK)
 def read_alias(alias: str) -> ModelRecord | None:
     return _registry().get(alias)
 
 
-@task(name="move-alias", **_REGISTRY_TASK)
+@task(name="move-alias", **IO_TASK)
 def move_alias(
     alias: str,
     model: ModelRecord,
@@ -109,7 +100,7 @@ def move_alias(
     return event
 
 
-@task(name="rollback-alias", **_REGISTRY_TASK)
+@task(name="rollback-alias", **IO_TASK)
 def rollback_alias(
     alias: str,
     *,

@@ -1,16 +1,16 @@
-"""Which task failures are worth a retry: only the transient ones."""
+"""How tasks that do I/O retry: only transient failures, and never from a cached result."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
 from retrain.exceptions import ProviderUnavailable, QuotaExceeded, StorageUnavailable
 
-__all__ = ["TRANSIENT_RETRY_DELAYS", "transient_only"]
+__all__ = ["IO_TASK", "transient_only"]
 
-TRANSIENT_RETRY_DELAYS: list[float] = [2.0, 10.0, 30.0]
 _TRANSIENT = (StorageUnavailable, ProviderUnavailable, QuotaExceeded, ConnectionError, TimeoutError)
 
 
@@ -23,3 +23,11 @@ def transient_only(task: Any, task_run: Any, state: State[Any]) -> bool:
     except Exception:
         return False
     return False
+
+
+IO_TASK: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": [2.0, 10.0, 30.0],
+    "retry_condition_fn": transient_only,
+    "cache_policy": NO_CACHE,
+}

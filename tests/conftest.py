@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _PREFECT_HOME = Path(tempfile.mkdtemp(prefix="retrain-test-prefect-"))
@@ -16,9 +17,12 @@ os.environ.pop("PREFECT_API_URL", None)
 for _name in [name for name in os.environ if name.startswith("RETRAIN_") and name != "RETRAIN_OPENAPI_SPEC"]:
     del os.environ[_name]
 
-from collections.abc import Iterator  # noqa: E402
-
+import boto3  # noqa: E402
 import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from retrain.storage import ObjectStore  # noqa: E402
+from tests.s3_servers import localbucket_server, moto_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,32 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def moto_store() -> Iterator[ObjectStore]:
+    """A fresh bucket in moto's in-process S3 (fast; for logic that only needs some S3)."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="test-bucket")
+        yield ObjectStore(client, "test-bucket")
+
+
+@pytest.fixture(
+    params=[
+        "moto-inprocess",
+        pytest.param("moto-server", marks=pytest.mark.slow),
+        pytest.param("localbucket", marks=pytest.mark.slow),
+    ]
+)
+def any_s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
+    """The same bucket behaviour on every S3 we run on: moto in-process, moto's server, localbucket."""
+    if request.param == "moto-inprocess":
+        with mock_aws():
+            client = boto3.client("s3", region_name="us-east-1")
+            client.create_bucket(Bucket="unit-bucket")
+            yield ObjectStore(client, "unit-bucket", prefix="team/")
+        return
+    server = moto_server() if request.param == "moto-server" else localbucket_server(tmp_path / "s3")
+    with server as settings:
+        yield ObjectStore.from_settings(settings.model_copy(update={"prefix": "team/"}))

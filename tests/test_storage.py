@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
-from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 from pydantic import SecretStr
 
 from retrain.exceptions import AlreadyExists, BucketNotFound, ObjectNotFound, StorageUnavailable
 from retrain.settings import S3Settings
 from retrain.storage import ObjectStore
-from tests.s3_servers import free_port, localbucket_server, moto_server
+from tests.s3_servers import free_port, moto_server
 
 
-@pytest.fixture(params=["moto-inprocess", "moto-server", "localbucket"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "moto-inprocess":
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket="unit-bucket")
-            yield ObjectStore(client, "unit-bucket", prefix="team/")
-        return
-    server = moto_server() if request.param == "moto-server" else localbucket_server(tmp_path / "s3")
-    with server as settings:
-        yield ObjectStore.from_settings(settings.model_copy(update={"prefix": "team/"}))
+@pytest.fixture
+def store(any_s3_store: ObjectStore) -> ObjectStore:
+    return any_s3_store
 
 
 def test_bytes_json_and_jsonl_round_trip(store: ObjectStore) -> None:

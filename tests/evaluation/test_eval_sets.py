@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from retrain.eval_sets import eval_set_key, load_eval_set, put_eval_set
 from retrain.exceptions import EvaluationError
@@ -15,11 +12,8 @@ from retrain.storage import ObjectStore
 
 
 @pytest.fixture
-def store() -> Iterator[ObjectStore]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="eval-bucket")
-        yield ObjectStore(client, "eval-bucket")
+def store(moto_store: ObjectStore) -> ObjectStore:
+    return moto_store
 
 
 def example(question: str, answer: str, **extra: Any) -> dict[str, Any]:
@@ -64,7 +58,7 @@ def test_version_and_item_hash_follow_content(store: ObjectStore) -> None:
 
 def test_missing_set_names_the_key(store: ObjectStore) -> None:
     with pytest.raises(
-        EvaluationError, match=r"eval set 'guardrail' not found at s3://eval-bucket/eval/guardrail/"
+        EvaluationError, match=r"eval set 'guardrail' not found at s3://test-bucket/eval/guardrail/"
     ):
         load_eval_set(store, "guardrail")
 

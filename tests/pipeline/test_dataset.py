@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import boto3
 import pytest
-from moto import mock_aws
 
 from retrain.chat_format import example_hash, normalise_prompt
 from retrain.dataset import (
@@ -22,11 +18,8 @@ from retrain.synthetic import make_examples
 
 
 @pytest.fixture
-def store() -> Iterator[ObjectStore]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="datasets")
-        yield ObjectStore(client, "datasets")
+def store(moto_store: ObjectStore) -> ObjectStore:
+    return moto_store
 
 
 def _rows(examples: list[dict]) -> list[tuple[str, dict, str, int]]:

@@ -6,10 +6,8 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import boto3
 import orjson
 import pytest
-from moto import mock_aws
 from openai import OpenAI
 
 from retrain.exceptions import FineTuneFailed
@@ -33,11 +31,8 @@ def api(tmp_path: Path) -> Iterator[tuple[OpenAI, ProviderSettings, str]]:
 
 
 @pytest.fixture
-def store() -> Iterator[ObjectStore]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="state")
-        yield ObjectStore(client, "state")
+def store(moto_store: ObjectStore) -> ObjectStore:
+    return moto_store
 
 
 def _jsonl(n: int, seed: int) -> bytes:

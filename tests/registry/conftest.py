@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from retrain.registry_records import ModelRecord
 from retrain.settings import S3Settings, get_settings
@@ -15,23 +13,9 @@ from retrain.storage import ObjectStore
 from tests.s3_servers import localbucket_server, moto_server
 
 
-@pytest.fixture(
-    params=[
-        "moto-inprocess",
-        pytest.param("moto-server", marks=pytest.mark.slow),
-        pytest.param("localbucket", marks=pytest.mark.slow),
-    ]
-)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ObjectStore]:
-    if request.param == "moto-inprocess":
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket="registry-bucket")
-            yield ObjectStore(client, "registry-bucket", prefix="team/")
-        return
-    server = moto_server() if request.param == "moto-server" else localbucket_server(tmp_path / "s3")
-    with server as settings:
-        yield ObjectStore.from_settings(settings.model_copy(update={"prefix": "team/"}))
+@pytest.fixture
+def store(any_s3_store: ObjectStore) -> ObjectStore:
+    return any_s3_store
 
 
 @pytest.fixture
@@ -45,15 +29,6 @@ def record(model_id: str, **fields: object) -> ModelRecord:
     return ModelRecord.model_validate(
         {"model_id": model_id, "provider": "local", "base_model": "base-1", **fields}
     )
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect server for the whole session (it takes 20-30 s to start)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture
