@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: setup demo test lint typecheck check bench clean
+.PHONY: setup demo test lint typecheck clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -34,9 +34,6 @@ typecheck: setup
 
 test: lint typecheck
 	.venv/bin/pytest
-
-bench: setup
-	.venv/bin/python -m bench
 
 clean:
 	rm -rf .venv .tools .retrain .mypy_cache .ruff_cache .pytest_cache

@@ -105,12 +105,24 @@ class ProviderSettings(BaseModel):
 class ValidationSettings(BaseModel):
     """Gates on each night's batch."""
 
-    format: Literal["chat", "preference"] = "chat"
-    min_new_examples: int = Field(default=10, ge=0)
-    max_quarantine_rate: float = Field(default=0.2, ge=0, le=1)
-    validation_fraction: float = Field(default=0.1, gt=0, lt=1)
-    suite_path: Path = Path("expectations/chat_batch.json")
-    preference_suite_path: Path = Path("expectations/preference_batch.json")
+    format: Literal["chat", "preference"] = Field(
+        default="chat", description="chat (supervised) or preference (DPO) examples."
+    )
+    min_new_examples: int = Field(
+        default=10, ge=0, description="Train only when this many examples arrived since the last decision."
+    )
+    max_quarantine_rate: float = Field(
+        default=0.2, ge=0, le=1, description="A batch with a larger share of invalid lines is rejected."
+    )
+    validation_fraction: float = Field(
+        default=0.1, gt=0, lt=1, description="Share of examples (by hash) in the validation file."
+    )
+    suite_path: Path = Field(
+        default=Path("expectations/chat_batch.json"), description="Great Expectations suite for chat batches."
+    )
+    preference_suite_path: Path = Field(
+        default=Path("expectations/preference_batch.json"), description="Suite for preference batches."
+    )
     max_line_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Longer lines are quarantined as line_too_long."
     )
@@ -163,25 +175,31 @@ class TrainingSettings(BaseModel):
 class EvaluationSettings(BaseModel):
     """The held-out evaluation and the promotion gate."""
 
-    eval_set: str = "main"
-    concurrency: int = Field(default=8, ge=1, le=256)
-    seed: int = 7
-    min_improvement: float = Field(default=0.0, ge=0, le=1)
-    floor: float = Field(default=0.0, ge=0, le=1)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    eval_set: str = Field(default="main", description="The primary eval set, at eval/{name}/items.jsonl.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Chat requests in flight per evaluation.")
+    seed: int = Field(default=7, description="Sampling seed of eval requests and of the bootstrap.")
+    min_improvement: float = Field(
+        default=0.0, ge=0, le=1, description="Smallest gain of the primary mean that can promote."
+    )
+    floor: float = Field(default=0.0, ge=0, le=1, description="The candidate's primary mean must reach this.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="One-sided significance level of the gate.")
     guardrails: dict[str, float] = Field(
         default_factory=dict,
         description="Guardrail eval sets and the largest drop of their mean each may show, "
         "e.g. {'safety': 0.02}.",
     )
-    bootstrap_resamples: int = Field(default=10_000, ge=100, le=1_000_000)
+    bootstrap_resamples: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="Resamples of the paired bootstrap."
+    )
     requests_per_minute: float | None = Field(
         default=None, gt=0, description="Client-side limit; empty: none."
     )
     tokens_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
     max_retries: int = Field(default=6, ge=0, le=20, description="Retries on 429/5xx (Retry-After honoured).")
-    item_timeout_seconds: float = Field(default=120.0, gt=0)
-    max_tokens: int = Field(default=512, ge=1)
+    item_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Give up on one eval item after this."
+    )
+    max_tokens: int = Field(default=512, ge=1, description="Longest answer an eval request may get.")
     max_error_rate: float = Field(
         default=0.05, ge=0, le=1, description="Fail the run if more items than this errored."
     )

@@ -1,0 +1,30 @@
+"""The README stays true to the code: its configuration reference is the generated one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from retrain.cli.main import app
+from retrain.config_docs import configuration_reference
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_configuration_reference_is_generated_from_the_settings() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert configuration_reference() in readme, "run `retrain config-reference --write README.md`"
+
+
+def test_every_setting_is_described() -> None:
+    undocumented = [line for line in configuration_reference().splitlines() if line.endswith("|  |")]
+    assert undocumented == []
+
+
+def test_readme_names_only_commands_that_exist() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("demo", "run", "local", "validate", "eval", "alias", "automations", "config-reference"):
+        assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
+        assert command in result.output
