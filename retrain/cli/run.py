@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from retrain.settings import Settings, get_settings
 
@@ -98,19 +97,11 @@ def demo() -> None:
 
 
 def _print_history(registry: Any) -> None:
-    table = Table(title="history of alias `production`")
-    for column in ("seq", "action", "model", "previous", "actor", "reason"):
-        table.add_column(column)
+    console.print("[bold]history of alias `production`[/] (oldest first):")
     for event in registry.history("production"):
-        table.add_row(
-            str(event.seq),
-            event.action,
-            event.model.model_id,
-            event.previous_model_id or "-",
-            event.actor,
-            event.reason[:70],
-        )
-    console.print(table)
+        when = f"{event.at:%Y-%m-%d %H:%M}"
+        line = f"  {event.seq:>3}  {event.action:<8}  {event.model.model_id}  ({event.actor}, {when})"
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_where_to_look(settings: Settings, store: Any) -> None:
