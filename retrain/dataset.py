@@ -7,6 +7,17 @@ model is trained on. ``curated/LATEST.json`` points at the newest version.
 
 The train/validation split is a pure function of an example's hash, so an example never
 changes sides between versions.
+
+A version also records its *training-set policy* (``policy`` in its manifest, from
+``DatasetSettings`` when the version was published), which ``build_training_files`` applies:
+
+- ``{"name": "all"}``: every curated example;
+- ``{"name": "recent", "days": N}``: examples landed in the N days up to the version's date
+  (the date partition of the source key, else the date its batch was ingested);
+- ``{"name": "capped", "max_examples": N, "stratify_by": "source"|"tag", "tag": T}``: at most
+  N examples, allocated to strata (the source, or the ``T=VALUE`` folder of the source key)
+  in proportion to their size; inside a stratum the examples with the lowest
+  ``sha256(version_id:hash)`` are kept, so the sample is fixed for a given version.
 """
 
 from __future__ import annotations
@@ -15,12 +26,14 @@ import hashlib
 import logging
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
+from retrain.discovery import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
 from retrain.exceptions import AlreadyExists, DataError
+from retrain.settings import DatasetSettings
 from retrain.storage import ObjectStore
 
 __all__ = [
@@ -36,6 +49,7 @@ __all__ = [
     "load_version",
     "publish_version",
     "shard_key",
+    "training_set_policy",
     "write_shard",
 ]
 
@@ -87,6 +101,8 @@ class TrainingFiles:
     train_examples: int
     validation_examples: int
     excluded_for_eval_leak: int
+    excluded_by_policy: int = 0
+    policy: dict[str, Any] = field(default_factory=lambda: {"name": "all"})
 
 
 def is_validation(example_hash: str, fraction: float) -> bool:
@@ -145,10 +161,35 @@ def load_version(store: ObjectStore, version_id: str) -> DatasetVersion:
     return DatasetVersion.from_json(data)
 
 
+def training_set_policy(settings: DatasetSettings) -> dict[str, Any]:
+    """The policy record a new dataset version stores, from the settings."""
+    if settings.policy == "recent":
+        return {"name": "recent", "days": settings.recent_days}
+    if settings.policy == "capped":
+        policy: dict[str, Any] = {
+            "name": "capped",
+            "max_examples": settings.max_examples,
+            "stratify_by": settings.stratify_by,
+        }
+        if settings.stratify_by == "tag":
+            policy["tag"] = settings.tag
+        return policy
+    return {"name": "all"}
+
+
 def publish_version(
-    store: ObjectStore, previous: DatasetVersion | None, shard: Shard, run_id: str
+    store: ObjectStore,
+    previous: DatasetVersion | None,
+    shard: Shard,
+    run_id: str,
+    *,
+    policy: dict[str, Any] | None = None,
 ) -> DatasetVersion:
-    """A new version = the previous shards + this one (idempotent if it is already there)."""
+    """A new version = the previous shards + this one (idempotent if it is already there).
+
+    The version id depends only on the shards; the policy is the one in force when the
+    version was first published.
+    """
     shards = tuple(previous.shards) if previous else ()
     if shard.key in {existing.key for existing in shards}:
         assert previous is not None
@@ -164,6 +205,7 @@ def publish_version(
         content_hash=content_hash,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         run_id=run_id,
+        policy=dict(policy or {"name": "all"}),
     )
     try:
         store.put_json(f"{VERSION_PREFIX}{version.version_id}.json", version.to_json(), create_only=True)
@@ -194,22 +236,106 @@ def build_training_files(
     *,
     eval_prompts: Container[str],
     prompt_of: Callable[[dict[str, Any]], str],
+    policy: dict[str, Any] | None = None,
 ) -> TrainingFiles:
-    """The train and validation JSONL of a version, leaving out examples that leak eval items.
+    """The train and validation JSONL of a version under its training-set policy.
 
-    ``prompt_of(example) -> str`` normalises an example's user turns the same way the eval
-    set's prompts were normalised.
+    Examples that leak eval items are always left out. ``prompt_of(example) -> str``
+    normalises an example's user turns the same way the eval set's prompts were
+    normalised. ``policy`` overrides the version's recorded policy (for what-if runs).
     """
-    train: list[bytes] = []
-    validation: list[bytes] = []
+    policy = dict(policy or version.policy)
+    name = policy.get("name", "all")
+    if name not in ("all", "recent", "capped"):
+        raise DataError(
+            f"dataset version {version.version_id} has an unknown training-set policy {name!r}: "
+            "use all, recent or capped (RETRAIN_DATASET__POLICY)"
+        )
+    rows: list[_Row] = []
     excluded = 0
     for shard in version.shards:
         for row in iter_shard_rows(store, shard):
             if prompt_of(row["example"]) in eval_prompts:
                 excluded += 1
                 continue
-            target = validation if row["split"] == "validation" else train
-            target.append(orjson.dumps(row["example"]) + b"\n")
+            rows.append(_Row(row, shard.key))
     if excluded:
         logger.warning("left %d examples out of training: their prompts are eval items", excluded)
-    return TrainingFiles(b"".join(train), b"".join(validation), len(train), len(validation), excluded)
+    if name == "recent":
+        kept = _recent(store, version, rows, int(policy["days"]))
+    elif name == "capped":
+        kept = _capped(version, rows, policy)
+    else:
+        kept = rows
+    train = [orjson.dumps(r.row["example"]) + b"\n" for r in kept if r.row["split"] != "validation"]
+    validation = [orjson.dumps(r.row["example"]) + b"\n" for r in kept if r.row["split"] == "validation"]
+    if len(kept) < len(rows):
+        logger.info("training-set policy %s kept %d of %d curated examples", policy, len(kept), len(rows))
+    return TrainingFiles(
+        b"".join(train),
+        b"".join(validation),
+        len(train),
+        len(validation),
+        excluded,
+        excluded_by_policy=len(rows) - len(kept),
+        policy=policy,
+    )
+
+
+@dataclass(frozen=True)
+class _Row:
+    row: dict[str, Any]
+    shard_key: str
+
+
+def _recent(store: ObjectStore, version: DatasetVersion, rows: list[_Row], days: int) -> list[_Row]:
+    """Rows landed in the ``days`` days up to the version's creation date (both included)."""
+    until = datetime.fromisoformat(version.created_at).date()
+    cutoff = (until - timedelta(days=days - 1)).isoformat()
+    ingested: dict[str, str] = {}
+
+    def landed(row: _Row) -> str:
+        partition = partition_of(str(row.row.get("source", "")))
+        if partition != UNDATED:
+            return partition
+        if row.shard_key not in ingested:
+            batch_id = row.shard_key.removeprefix(SHARD_PREFIX).removesuffix(".jsonl")
+            manifest = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json") or {}
+            ingested[row.shard_key] = str(manifest.get("finished_at") or version.created_at)[:10]
+        return ingested[row.shard_key]
+
+    return [row for row in rows if landed(row) >= cutoff]
+
+
+def _capped(version: DatasetVersion, rows: list[_Row], policy: dict[str, Any]) -> list[_Row]:
+    """A stratified sample of at most max_examples rows, fixed by the version id."""
+    limit = int(policy["max_examples"])
+    if len(rows) <= limit:
+        return rows
+    by_tag = policy.get("stratify_by") == "tag"
+    tag = str(policy.get("tag", "intent"))
+    strata: dict[str, list[int]] = {}
+    for index, r in enumerate(rows):
+        source = str(r.row.get("source", ""))
+        stratum = tags_of(source).get(tag, "_untagged") if by_tag else source_of(source)
+        strata.setdefault(stratum, []).append(index)
+    quotas = _allocate(limit, {name: len(members) for name, members in strata.items()})
+    seed = version.version_id.encode()
+    keep: set[int] = set()
+    for name, members in strata.items():
+        ranked = sorted(
+            members, key=lambda i: hashlib.sha256(seed + b":" + str(rows[i].row["hash"]).encode()).digest()
+        )
+        keep.update(ranked[: quotas[name]])
+    return [r for index, r in enumerate(rows) if index in keep]
+
+
+def _allocate(total: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Split total across strata in proportion to their sizes (largest remainder, ties by name)."""
+    whole = sum(sizes.values())
+    exact = {name: total * size / whole for name, size in sizes.items()}
+    quotas = {name: int(share) for name, share in exact.items()}
+    leftover = total - sum(quotas.values())
+    for name in sorted(exact, key=lambda n: (quotas[n] - exact[n], n))[:leftover]:
+        quotas[name] += 1
+    return {name: min(quota, sizes[name]) for name, quota in quotas.items()}

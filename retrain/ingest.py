@@ -7,7 +7,8 @@ batch and writes the same keys. The order of writes makes that safe:
 1. quarantine file, shard and dataset version (deterministic keys, rewritten on a re-run);
 2. the batch manifest ``state/ingest/batches/{batch_id}.json`` (create-only): per object,
    key, ETag, size, lines read, accepted and quarantined counts, run id;
-3. the processed index ``state/ingest/processed.json`` (key -> ETag).
+3. the processed index: per-partition ``state/ingest/processed/{partition}.json`` (key ->
+   ETag), then the watermark (see ``retrain.discovery``, which also finds the new objects).
 
 Only after 2 is a batch done; only after 3 are its objects skipped by discovery. A changed
 ETag is a new version of the object and is processed again.
@@ -30,14 +31,17 @@ from retrain.dataset import (
     latest_version,
     publish_version,
     shard_key,
+    training_set_policy,
     write_shard,
 )
+from retrain.discovery import BATCH_PREFIX, INCOMING_PREFIX, find_new_objects, record_processed
 from retrain.exceptions import AlreadyExists
 from retrain.settings import Settings
 from retrain.storage import ObjectInfo, ObjectStore
 from retrain.validation import BatchResult, QuarantinedLine, Reason, validate_batch
 
 __all__ = [
+    "BATCH_PREFIX",
     "INCOMING_PREFIX",
     "IngestReport",
     "ObjectManifest",
@@ -47,11 +51,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-INCOMING_PREFIX = "incoming/"
-PROCESSED_KEY = "state/ingest/processed.json"
-BATCH_PREFIX = "state/ingest/batches/"
-_DATA_SUFFIXES = (".jsonl", ".jsonl.gz")
 
 
 @dataclass(frozen=True)
@@ -97,20 +96,6 @@ class IngestReport:
         return [gate["message"] for gate in self.gates if not gate["passed"]]
 
 
-def find_new_objects(store: ObjectStore) -> list[ObjectInfo]:
-    """Objects under incoming/ whose key and ETag have not been processed yet."""
-    processed: dict[str, str] = store.get_json_or_none(PROCESSED_KEY) or {}
-    new = []
-    for info in store.list(INCOMING_PREFIX):
-        if not info.key.endswith(_DATA_SUFFIXES):
-            if not info.key.endswith("/"):
-                logger.warning("ignoring %s: only .jsonl and .jsonl.gz files are ingested", info.key)
-            continue
-        if processed.get(info.key) != info.etag:
-            new.append(info)
-    return new
-
-
 def batch_id_for(objects: Sequence[ObjectInfo]) -> str:
     identity = "\n".join(sorted(f"{info.key}@{info.etag}" for info in objects))
     return "b-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
@@ -132,7 +117,7 @@ def ingest_objects(
             "batch %s was already ingested by %s; finishing its bookkeeping", batch_id, done["run_id"]
         )
         report = IngestReport.from_json(done)
-        _mark_processed(store, report.objects)
+        _mark_processed(store, report)
         return report
 
     previous = latest_version(store)
@@ -162,14 +147,16 @@ def ingest_objects(
             ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
             settings.validation.validation_fraction,
         )
-        version = publish_version(store, previous, shard, run_id)
+        version = publish_version(
+            store, previous, shard, run_id, policy=training_set_policy(settings.dataset)
+        )
 
     report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine_key)
     try:
         store.put_json(f"{BATCH_PREFIX}{batch_id}.json", report.to_json(), create_only=True)
     except AlreadyExists:
         logger.info("batch %s manifest was written by a concurrent run", batch_id)
-    _mark_processed(store, report.objects)
+    _mark_processed(store, report)
     return report
 
 
@@ -240,7 +227,5 @@ def _report(
     )
 
 
-def _mark_processed(store: ObjectStore, objects: Sequence[ObjectManifest]) -> None:
-    processed: dict[str, str] = store.get_json_or_none(PROCESSED_KEY) or {}
-    processed.update({item.key: item.etag for item in objects})
-    store.put_json(PROCESSED_KEY, processed)
+def _mark_processed(store: ObjectStore, report: IngestReport) -> None:
+    record_processed(store, report.batch_id, [(item.key, item.etag) for item in report.objects])

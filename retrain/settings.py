@@ -18,7 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from retrain.exceptions import ConfigError
 
 __all__ = [
+    "DatasetSettings",
     "EvaluationSettings",
+    "IngestSettings",
     "LocalStackSettings",
     "ProviderSettings",
     "S3Settings",
@@ -151,6 +153,45 @@ class ValidationSettings(BaseModel):
     )
 
 
+class IngestSettings(BaseModel):
+    """How each night finds new objects under incoming/ (see retrain.discovery for the key layout)."""
+
+    overlap_days: int = Field(
+        default=2,
+        ge=0,
+        le=3650,
+        description="Date partitions before the watermark that each night lists again, for late writes.",
+    )
+    reconcile: bool = Field(
+        default=False,
+        description="List all of incoming/ every night (slow; finds stragglers in old partitions).",
+    )
+
+
+class DatasetSettings(BaseModel):
+    """Which curated examples a new dataset version trains on (recorded in the version manifest)."""
+
+    policy: Literal["all", "recent", "capped"] = Field(
+        default="all",
+        description="all curated data, recent (the last recent_days days), or capped (max_examples, "
+        "stratified sample).",
+    )
+    recent_days: int = Field(
+        default=90, ge=1, description="For policy recent: days of data, counted back from the version's date."
+    )
+    max_examples: int = Field(
+        default=50_000, ge=1, description="For policy capped: the most examples one training set holds."
+    )
+    stratify_by: Literal["source", "tag"] = Field(
+        default="source",
+        description="For policy capped: sample per source (incoming/DATE/SOURCE/...) or per tag "
+        "(a TAG=VALUE folder in the key, e.g. intent=billing).",
+    )
+    tag: str = Field(
+        default="intent", min_length=1, description="For stratify_by tag: the TAG of TAG=VALUE key folders."
+    )
+
+
 class TrainingSettings(BaseModel):
     """The fine-tuning job."""
 
@@ -239,6 +280,8 @@ class Settings(BaseSettings):
         "(RETRAIN_PROVIDERS__<NAME>__BASE_URL, ...); the registry names each model's provider.",
     )
     validation: ValidationSettings = ValidationSettings()
+    ingest: IngestSettings = IngestSettings()
+    dataset: DatasetSettings = DatasetSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()

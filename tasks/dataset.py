@@ -38,10 +38,13 @@ def prepare_training_files(version_id: str, prompts: frozenset[str]) -> Training
         prompt_of=lambda example: normalise_prompt(example.get("messages", [])),
     )
     get_run_logger().info(
-        "dataset version %s: %d training + %d validation examples (%d left out: eval items)",
+        "dataset version %s: %d training + %d validation examples (%d left out: eval items; "
+        "%d left out by the training-set policy %s)",
         version_id,
         files.train_examples,
         files.validation_examples,
         files.excluded_for_eval_leak,
+        files.excluded_by_policy,
+        files.policy,
     )
     return files

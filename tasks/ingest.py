@@ -7,7 +7,8 @@ from collections.abc import Container
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from retrain.ingest import IngestReport, find_new_objects, ingest_objects
+from retrain.discovery import discover
+from retrain.ingest import IngestReport, ingest_objects
 from retrain.reports import validation_markdown
 from retrain.settings import get_settings
 from retrain.storage import ObjectInfo, ObjectStore
@@ -17,17 +18,23 @@ __all__ = ["discover_new_objects", "validate_and_curate"]
 
 
 @task(name="discover-new-objects", **IO_TASK)
-def discover_new_objects() -> list[ObjectInfo]:
-    store = ObjectStore.from_settings(get_settings().s3)
+def discover_new_objects(reconcile: bool = False) -> list[ObjectInfo]:
+    """New objects from the watermark on; everything under incoming/ when reconciling."""
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
     store.check_bucket()
-    objects = find_new_objects(store)
-    get_run_logger().info(
-        "%d new object(s) under %s (%d bytes)",
-        len(objects),
-        store.uri("incoming/"),
-        sum(info.size for info in objects),
+    found = discover(
+        store, reconcile=reconcile or settings.ingest.reconcile, overlap_days=settings.ingest.overlap_days
     )
-    return objects
+    get_run_logger().info(
+        "%d new object(s) under %s (%d bytes; %d key(s) listed%s)",
+        len(found.new),
+        store.uri("incoming/"),
+        sum(info.size for info in found.new),
+        found.listed,
+        ", full reconciliation" if found.reconciled else f" after {found.start_after}",
+    )
+    return found.new
 
 
 @task(name="validate-and-curate", **IO_TASK)

@@ -1,0 +1,69 @@
+"""`retrain ingest`: find new objects under incoming/ and curate them, outside the nightly flow.
+
+Without options it does what a night's ingest step does (list from the watermark on);
+``--reconcile`` lists all of incoming/ to find stragglers written late under old date
+partitions; ``--dry-run`` only reports what would be ingested.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from retrain.settings import get_settings
+
+__all__ = ["register"]
+
+_console = Console(highlight=False)
+
+
+def ingest_command(
+    reconcile: Annotated[
+        bool,
+        typer.Option("--reconcile", help="List all of incoming/ (slow), not just keys after the watermark."),
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the new objects.")] = False,
+) -> None:
+    """Ingest new examples from incoming/ now (the nightly flow does this on its own)."""
+    from retrain.chat_format import normalise_prompt
+    from retrain.discovery import discover, read_watermark
+    from retrain.eval_sets import load_eval_set
+    from retrain.ingest import ingest_objects
+    from retrain.storage import ObjectStore
+
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    store.check_bucket()
+    found = discover(
+        store, reconcile=reconcile or settings.ingest.reconcile, overlap_days=settings.ingest.overlap_days
+    )
+    scope = "all of incoming/" if found.reconciled else f"keys after {found.start_after}"
+    _console.print(f"listed {found.listed} key(s) ({scope}): {len(found.new)} new object(s)")
+    for info in found.new[:50]:
+        _console.print(f"  {info.key}  {info.size} bytes")
+    if len(found.new) > 50:
+        _console.print(f"  ... and {len(found.new) - 50} more")
+    if dry_run or not found.new:
+        return
+    prompts: set[str] = set()
+    for name in [settings.evaluation.eval_set, *settings.evaluation.guardrails]:
+        prompts.update(normalise_prompt(item.prompt_messages) for item in load_eval_set(store, name).items)
+    run_id = f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    report = ingest_objects(store, found.new, settings, run_id=run_id, eval_prompts=prompts)
+    _console.print(
+        f"batch {report.batch_id}: {report.lines_read} lines read = {report.accepted} accepted + "
+        f"{report.quarantined} quarantined; dataset version {report.version_id or '-'}; "
+        f"watermark {read_watermark(store) or '-'}"
+    )
+    for message in report.failed_gates:
+        _console.print(f"[red]gate failed:[/] {message}")
+    if not report.passed:
+        raise typer.Exit(code=1)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the `ingest` command to the root CLI."""
+    root.command("ingest")(ingest_command)
