@@ -14,9 +14,16 @@ from retrain.eval_runner import ModelTarget
 from retrain.providers import provider_named
 from retrain.registry import ModelRecord
 from retrain.settings import get_settings
+from tasks.approval import review_promotion
 from tasks.dataset import eval_prompts, prepare_training_files
 from tasks.evaluate import evaluate_models
-from tasks.finetune import start_fine_tuning, upload_training_files, wait_for_fine_tuning
+from tasks.finetune import (
+    cancel_fine_tuning_of_run,
+    check_training_budget,
+    start_fine_tuning,
+    upload_training_files,
+    wait_for_fine_tuning,
+)
 from tasks.ingest import discover_new_objects, validate_and_curate
 from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
 from tasks.registry import move_alias
@@ -29,7 +36,12 @@ def _run_name() -> str:
     return f"retrain-{night}"
 
 
-@flow(name="nightly-retrain", flow_run_name=_run_name, log_prints=False)
+@flow(
+    name="nightly-retrain",
+    flow_run_name=_run_name,
+    log_prints=False,
+    on_cancellation=[cancel_fine_tuning_of_run],
+)
 def nightly_retrain(night: date | None = None) -> State[Any]:
     """One night: new examples in, and `production` moves only if a better model came out."""
     settings = get_settings()
@@ -54,8 +66,9 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     version_id = plan.version.version_id
 
     files = prepare_training_files(version_id, prompts)
+    budget = check_training_budget(version_id, files)
     file_ids = upload_training_files(files)
-    training = start_fine_tuning(version_id, file_ids, run_id, night)
+    training = start_fine_tuning(version_id, file_ids, run_id, night, budget.estimate.usd)
     job = wait_for_fine_tuning(training)
     if job.status != "succeeded" or not job.fine_tuned_model:
         return Completed(
@@ -80,9 +93,12 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     guardrails = {
         name: evaluate_models(targets, name, f"{run_id}-{name}") for name in settings.evaluation.guardrails
     }
+    approval = settings.evaluation.require_approval
     decision = decide_promotion(
-        main, guardrails, candidate, production, dataset_version=version_id, run_id=run_id
+        main, guardrails, candidate, production, dataset_version=version_id, run_id=run_id, save=not approval
     )
+    if approval:
+        decision = review_promotion(decision)
     apply_promotion(decision)
     verdict = "promoted" if decision.promote else "rejected"
     logger.info("candidate %s %s", candidate.model_id, verdict)

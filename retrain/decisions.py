@@ -61,6 +61,7 @@ class Decision:
     production_score: float
     report_markdown: str
     decided_at: str = ""
+    approval: dict[str, Any] | None = None
 
     @property
     def candidate_record(self) -> ModelRecord:

@@ -47,6 +47,7 @@ __all__ = [
     "request_params",
     "resolve_target",
     "run_evaluation",
+    "token_limit_field",
 ]
 
 logger = logging.getLogger(__name__)
@@ -180,22 +181,39 @@ def resolve_target(store: ObjectStore, name: str, label: str, settings: Settings
     )
 
 
-def request_params(settings: EvaluationSettings) -> dict[str, Any]:
-    """The sampling parameters every eval request uses (part of the cache key)."""
-    return {"temperature": 0, "seed": settings.seed, "max_tokens": settings.max_tokens}
+_REASONING_MODEL = re.compile(r"^(?:ft:)?(?:o\d|gpt-5)(?:[-.:]|$)")
 
 
-def _params_hash(settings: EvaluationSettings) -> str:
-    return hashlib.sha256(orjson.dumps(request_params(settings), option=orjson.OPT_SORT_KEYS)).hexdigest()[
-        :16
-    ]
+def token_limit_field(model_id: str, settings: EvaluationSettings) -> str:
+    """``max_completion_tokens`` for OpenAI reasoning models (they reject ``max_tokens``), else that.
+
+    ``RETRAIN_EVALUATION__TOKEN_LIMIT_PARAMETER`` overrides the guess from the model id (an
+    Azure deployment name, for one, does not tell the model family).
+    """
+    if settings.token_limit_parameter != "auto":
+        return settings.token_limit_parameter
+    return "max_completion_tokens" if _REASONING_MODEL.match(model_id.lower()) else "max_tokens"
+
+
+def request_params(settings: EvaluationSettings, model_id: str = "") -> dict[str, Any]:
+    """The sampling parameters every eval request of ``model_id`` uses (part of the cache key)."""
+    return {
+        "temperature": 0,
+        "seed": settings.seed,
+        token_limit_field(model_id, settings): settings.max_tokens,
+    }
+
+
+def _params_hash(settings: EvaluationSettings, model_id: str) -> str:
+    params = orjson.dumps(request_params(settings, model_id), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(params).hexdigest()[:16]
 
 
 def cache_prefix(model_id: str, settings: EvaluationSettings) -> str:
     """Where the cached answers of one model under the current request parameters live."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_id).strip("-")[:80]
     digest = hashlib.sha256(model_id.encode()).hexdigest()[:8]
-    return f"state/eval-cache/{slug}-{digest}/{_params_hash(settings)}/"
+    return f"state/eval-cache/{slug}-{digest}/{_params_hash(settings, model_id)}/"
 
 
 @dataclass
@@ -224,7 +242,6 @@ class _Asker:
     def __init__(self, store: ObjectStore, settings: EvaluationSettings) -> None:
         self._store = store
         self._settings = settings
-        self._params = request_params(settings)
         self._semaphore = asyncio.Semaphore(settings.concurrency)
         self._limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self._clients: dict[str, openai.AsyncOpenAI] = {}
@@ -251,13 +268,14 @@ class _Asker:
                     record["output"], record.get("usage"), record.get("latency_s", 0.0), None, True
                 )
             await self._limiter.acquire(_estimate_tokens(messages, self._settings.max_tokens))
+            params = request_params(self._settings, target.model_id)
             started = time.perf_counter()
             try:
                 response = await asyncio.wait_for(
                     self._clients[target.label].chat.completions.create(
                         model=target.model_id,
                         messages=messages,  # type: ignore[arg-type]
-                        **self._params,
+                        **params,
                     ),
                     timeout=self._settings.item_timeout_seconds,
                 )
@@ -280,7 +298,7 @@ class _Asker:
             usage = response.usage.model_dump() if response.usage else None
             record = {
                 "model": target.model_id,
-                "params": self._params,
+                "params": params,
                 "output": output or "",
                 "usage": usage,
             }
@@ -436,7 +454,7 @@ def run_evaluation(
     for label, label_results in results.items():
         store.put_jsonl(f"evals/{run_id}/{label}.jsonl", (r.to_record() for r in label_results))
     summary = report.summary() | {
-        "params": request_params(settings),
+        "params": {t.label: request_params(settings, t.model_id) for t in targets},
         "elapsed_s": round(time.perf_counter() - started, 3),
         "finished_at": datetime.now(UTC).isoformat(),
     }

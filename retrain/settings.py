@@ -245,6 +245,19 @@ class EvaluationSettings(BaseModel):
         default=0.05, ge=0, le=1, description="Fail the run if more items than this errored."
     )
     judge_model: str | None = Field(default=None, description="Model for the model_graded rubric grader.")
+    token_limit_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto",
+        description="Request field for max_tokens: auto sends max_completion_tokens to OpenAI reasoning "
+        "models (o1, o3, o4, gpt-5 and fine-tunes of them) and max_tokens to others.",
+    )
+    require_approval: bool = Field(
+        default=False,
+        description="Pause the nightly flow before moving production until someone approves in the "
+        "Prefect UI; no answer within approval_timeout_seconds rejects.",
+    )
+    approval_timeout_seconds: int = Field(
+        default=28_800, ge=1, description="How long a paused promotion waits for approval (then rejects)."
+    )
 
 
 class LocalStackSettings(BaseModel):

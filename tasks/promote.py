@@ -50,7 +50,9 @@ def decide_promotion(
     *,
     dataset_version: str,
     run_id: str,
+    save: bool = True,
 ) -> Decision:
+    """The gate's decision, recorded create-only unless ``save`` is false (approval records it later)."""
     settings = get_settings()
     gate = decide(
         main.models["candidate"],
@@ -61,21 +63,20 @@ def decide_promotion(
     scored = candidate.model_copy(
         update={"eval_run": run_id, "scores": {main.eval_set: round(gate.candidate_score, 6)}}
     )
-    decision = save_decision(
-        ObjectStore.from_settings(settings.s3),
-        Decision(
-            dataset_version=dataset_version,
-            run_id=run_id,
-            job_id=candidate.job_id or "",
-            candidate=scored.model_dump(mode="json"),
-            production=production.model_dump(mode="json"),
-            promote=gate.promote,
-            reason=gate.reason,
-            candidate_score=gate.candidate_score,
-            production_score=gate.production_score,
-            report_markdown=gate.to_markdown(),
-        ),
+    decision = Decision(
+        dataset_version=dataset_version,
+        run_id=run_id,
+        job_id=candidate.job_id or "",
+        candidate=scored.model_dump(mode="json"),
+        production=production.model_dump(mode="json"),
+        promote=gate.promote,
+        reason=gate.reason,
+        candidate_score=gate.candidate_score,
+        production_score=gate.production_score,
+        report_markdown=gate.to_markdown(),
     )
+    if save:
+        decision = save_decision(ObjectStore.from_settings(settings.s3), decision)
     verdict = "PROMOTE" if decision.promote else "REJECT"
     get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)
     return decision

@@ -28,6 +28,7 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stream: bool | None = None
     n: int | None = Field(default=None, ge=1, le=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
 
 
 def _text(message: dict[str, Any]) -> str:

@@ -106,7 +106,8 @@ def test_fine_tuned_model_is_promoted_over_its_base(env: Env) -> None:
     summary = env.store.get_json("evals/promote-1/summary.json")
     assert summary["eval_version"] == main.version
     assert summary["models"][CANDIDATE]["mean"] == pytest.approx(candidate.mean)
-    assert summary["params"] == {"temperature": 0, "seed": SETTINGS.seed, "max_tokens": SETTINGS.max_tokens}
+    params = {"temperature": 0, "seed": SETTINGS.seed, "max_tokens": SETTINGS.max_tokens}
+    assert summary["params"] == {CANDIDATE: params, PRODUCTION: params}
 
 
 def test_a_model_is_never_promoted_over_itself(env: Env) -> None:

@@ -1,0 +1,122 @@
+"""Human approval of a promotion: the real nightly flow pauses and waits for input through Prefect."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+from prefect.client.schemas.objects import StateType
+from prefect.flow_runs import resume_flow_run
+
+from flows.nightly import nightly_retrain
+from retrain.decisions import DECISION_PREFIX, LAST_DECISION_KEY, Decision, load_decision
+from retrain.registry import Registry
+from retrain.settings import get_settings
+from retrain.synthetic import make_examples
+from tests.pipeline.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+
+def _land(stack: Stack, key: str, n: int, seed: int) -> None:
+    stack.store.put_bytes(key, b"".join(orjson.dumps(ex) + b"\n" for ex in make_examples(n, seed=seed)))
+
+
+def _require_approval(monkeypatch: pytest.MonkeyPatch, timeout: int) -> None:
+    monkeypatch.setenv("RETRAIN_EVALUATION__REQUIRE_APPROVAL", "true")
+    monkeypatch.setenv("RETRAIN_EVALUATION__APPROVAL_TIMEOUT_SECONDS", str(timeout))
+    get_settings.cache_clear()
+
+
+def _paused_run(deadline: float) -> UUID | None:
+    paused = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])))
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(flow_run_filter=paused)
+            if runs:
+                return runs[0].id
+            time.sleep(0.5)
+    return None
+
+
+@contextmanager
+def _resume_when_paused(run_input: dict[str, Any]) -> Iterator[list[UUID]]:
+    """Another thread: wait for the run to pause, then resume it with run_input, as the UI would."""
+    resumed: list[UUID] = []
+    errors: list[BaseException] = []
+
+    def answer() -> None:
+        try:
+            run_id = _paused_run(time.monotonic() + 600)
+            if run_id is not None:
+                resume_flow_run(run_id, run_input=run_input)
+                resumed.append(run_id)
+        except BaseException as exc:  # reported by the test thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield resumed
+    thread.join(timeout=60)
+    assert not errors, errors
+
+
+def _only_decision(stack: Stack) -> Decision:
+    decisions = [i.key for i in stack.store.list(DECISION_PREFIX) if not i.key.endswith(LAST_DECISION_KEY)]
+    assert len(decisions) == 1, decisions
+    decision = load_decision(stack.store, stack.store.get_json(LAST_DECISION_KEY)["dataset_version"])
+    assert decision is not None
+    return decision
+
+
+def test_an_approved_promotion_moves_production_and_records_the_approver(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _require_approval(monkeypatch, timeout=300)
+    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    answer = {"approve": True, "approver": "alice", "note": "looked at the report"}
+    with _resume_when_paused(answer) as resumed:
+        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert resumed, "the flow never paused for approval"
+    assert state.is_completed() and "promoted" in str(state.message), state.message
+
+    decision = _only_decision(stack)
+    assert decision.promote
+    assert decision.approval is not None
+    assert decision.approval["verdict"] == "approved"
+    assert decision.approval["by"] == "alice"
+    assert decision.approval["note"] == "looked at the report"
+    assert "approved by alice" in decision.reason
+    production = Registry(stack.store).get("production")
+    assert production is not None and production.model_id == decision.candidate_record.model_id
+
+
+def test_no_answer_before_the_timeout_rejects_and_a_rerun_does_not_promote(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _require_approval(monkeypatch, timeout=2)
+    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert state.is_completed() and "rejected" in str(state.message), state.message
+
+    decision = _only_decision(stack)
+    assert not decision.promote
+    assert decision.approval is not None
+    assert decision.approval["verdict"] == "rejected" and decision.approval["by"] == "timeout"
+    assert "## Approval: rejected" in decision.report_markdown
+    assert Registry(stack.store).get("production") is None
+
+    again = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert "no new data" in str(again.message)
+    assert Registry(stack.store).get("production") is None
