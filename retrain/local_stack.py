@@ -1,15 +1,18 @@
-"""The embedded local stack: a local S3 server and the local OpenAI-compatible server.
+"""The embedded local stack: a local S3 server, the local OpenAI-compatible server and,
+with ``with_prefect``, a Prefect server and a process worker.
 
-``up`` starts each service as a background process (pid file under ``<data_dir>/run``, log
-under ``<data_dir>/logs``), waits until it answers and creates the configured bucket;
-``down`` stops the processes it started; ``status`` reports what runs. A later
-``--with-prefect`` adds a third entry to ``_services`` (the Prefect server on
-``prefect_port``); nothing else here depends on how many services there are.
+``up`` starts each service as a background process in its own session (pid file under
+``<data_dir>/run``, log under ``<data_dir>/logs``), waits until it answers and creates the
+configured bucket; ``down`` stops the process groups it started; ``status`` reports what
+runs. The Prefect server keeps its SQLite database under ``<data_dir>/prefect`` (its
+``PREFECT_HOME``), with telemetry off. Before its worker starts, ``up`` creates the process
+work pool and deploys ``deployments/prefect.yaml``, so the nightly deployment can run at once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -19,19 +22,38 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrain.exceptions import ConfigError, ProviderUnavailable, RetrainError, StorageUnavailable
 from retrain.settings import S3Settings, Settings
 from retrain.storage import ObjectStore
 
-__all__ = ["ServiceStatus", "StackStatus", "down", "local_s3_settings", "status", "up"]
+__all__ = [
+    "PREFECT_FILE",
+    "PREFECT_POOL",
+    "ServiceStatus",
+    "StackStatus",
+    "checkout_root",
+    "deploy",
+    "down",
+    "local_s3_settings",
+    "prefect_api_url",
+    "prefect_env",
+    "running_prefect_api_url",
+    "status",
+    "up",
+]
 
 logger = logging.getLogger(__name__)
 
 _START_TIMEOUT = 60.0
+_PREFECT_START_TIMEOUT = 180.0
 _STOP_TIMEOUT = 15.0
+_PREFECT_SERVICES = ("prefect", "worker")
+PREFECT_FILE = Path("deployments") / "prefect.yaml"
+PREFECT_POOL = "retrain-process"
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,9 @@ class _Service:
     command: list[str]
     marker: str
     error: type[RetrainError]
+    env: dict[str, str] = field(default_factory=dict)
+    ready: Callable[[], bool] | None = None
+    start_timeout: float = _START_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -65,12 +90,12 @@ class StackStatus:
         return all(service.running for service in self.services)
 
 
-def _services(settings: Settings) -> list[_Service]:
+def _services(settings: Settings, with_prefect: bool = False) -> list[_Service]:
     local = settings.local
     data = local.data_dir.resolve()
     s3_url = f"http://{local.host}:{local.s3_port}"
     openai_root = f"http://{local.host}:{local.openai_port}"
-    return [
+    services = [
         _Service(
             "s3",
             local.s3_port,
@@ -111,6 +136,84 @@ def _services(settings: Settings) -> list[_Service]:
             ProviderUnavailable,
         ),
     ]
+    return services + _prefect_services(settings) if with_prefect else services
+
+
+def _prefect_services(settings: Settings) -> list[_Service]:
+    local = settings.local
+    api_url = prefect_api_url(settings)
+    pool_url = f"{api_url}/work_pools/{PREFECT_POOL}"
+    prefect = [sys.executable, "-m", "prefect"]
+    worker_env = {
+        **_env(settings),
+        **prefect_env(settings),
+        "PREFECT_API_URL": api_url,
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+        "RETRAIN_HOME": str(checkout_root()),
+        "RETRAIN_LOCAL__DATA_DIR": str(local.data_dir.resolve()),
+    }
+    return [
+        _Service(
+            "prefect",
+            local.prefect_port,
+            api_url.removesuffix("/api"),
+            f"{api_url}/health",
+            [*prefect, "server", "start", "--host", local.host, "--port", str(local.prefect_port)],
+            "prefect",
+            RetrainError,
+            env={**prefect_env(settings), "PREFECT_API_URL": api_url},
+            start_timeout=_PREFECT_START_TIMEOUT,
+        ),
+        _Service(
+            "worker",
+            0,
+            f"pool {PREFECT_POOL}",
+            pool_url,
+            [*prefect, "worker", "start", "--pool", PREFECT_POOL, "--type", "process"],
+            "prefect",
+            RetrainError,
+            env=worker_env,
+            ready=lambda: _pool_ready(pool_url),
+            start_timeout=_PREFECT_START_TIMEOUT,
+        ),
+    ]
+
+
+def checkout_root() -> Path:
+    """The repository checkout that holds ``flows/`` and ``deployments/`` (the worker runs flows there)."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / PREFECT_FILE).is_file() else Path.cwd().resolve()
+
+
+def prefect_api_url(settings: Settings) -> str:
+    """The API URL of the local Prefect server (running or not)."""
+    return f"http://{settings.local.host}:{settings.local.prefect_port}/api"
+
+
+def prefect_env(settings: Settings) -> dict[str, str]:
+    """Prefect's home under the local data dir and its telemetry off: for every local Prefect process."""
+    return {
+        "PREFECT_HOME": str(settings.local.data_dir.resolve() / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    }
+
+
+def running_prefect_api_url(settings: Settings) -> str | None:
+    """The local Prefect server's API URL if `retrain local up --with-prefect` started it and it answers."""
+    [server, _] = _prefect_services(settings)
+    pid_file, _ = _paths(settings, server)
+    return prefect_api_url(settings) if _our_pid(pid_file, server) and _healthy(server) else None
+
+
+def _pool_ready(pool_url: str) -> bool:
+    """A worker is polling the pool: the server marks a pool READY after a worker's heartbeat."""
+    try:
+        with urllib.request.urlopen(pool_url, timeout=2) as response:
+            return bool(json.load(response).get("status") == "READY")
+    except (OSError, ValueError):
+        return False
 
 
 def local_s3_settings(settings: Settings) -> S3Settings:
@@ -147,6 +250,8 @@ def _our_pid(pid_file: Path, service: _Service) -> int | None:
 
 
 def _healthy(service: _Service) -> bool:
+    if service.ready is not None:
+        return service.ready()
     try:
         with urllib.request.urlopen(service.health_url, timeout=2):
             return True
@@ -164,7 +269,7 @@ def _port_taken(host: str, port: int) -> bool:
 
 def _start(settings: Settings, service: _Service) -> int:
     pid_file, log_file = _paths(settings, service)
-    if _port_taken(settings.local.host, service.port):
+    if service.port and _port_taken(settings.local.host, service.port):
         raise ConfigError(
             f"port {service.port} on {settings.local.host} is taken by another process; stop it or choose "
             f"another port (RETRAIN_LOCAL__{service.name.upper()}_PORT)"
@@ -174,18 +279,19 @@ def _start(settings: Settings, service: _Service) -> int:
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             service.command,
+            env={**os.environ, **service.env},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     pid_file.write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + _START_TIMEOUT
+    deadline = time.monotonic() + service.start_timeout
     while not _healthy(service):
         if process.poll() is not None or time.monotonic() > deadline:
             _stop(settings, service)
             raise service.error(f"the local {service.name} server did not start; see {log_file}")
-        time.sleep(0.1)
+        time.sleep(0.2)
     logger.info("started local %s server (pid %d) at %s", service.name, process.pid, service.url)
     return process.pid
 
@@ -194,16 +300,29 @@ def _stop(settings: Settings, service: _Service) -> None:
     pid_file, _ = _paths(settings, service)
     pid = _our_pid(pid_file, service)
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
+        _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_TIMEOUT
         while _our_pid(pid_file, service) is not None and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.1)
         if _our_pid(pid_file, service) is not None:
-            os.kill(pid, signal.SIGKILL)
+            _signal_group(pid, signal.SIGKILL)
             _reap(pid)
         logger.info("stopped local %s server (pid %d)", service.name, pid)
     pid_file.unlink(missing_ok=True)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    """Signal the service and its children (the Prefect server and worker start subprocesses).
+
+    Every service is started in a session of its own, so its process group id is its pid.
+    """
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, sig)
 
 
 def _reap(pid: int) -> None:
@@ -212,34 +331,85 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def status(settings: Settings) -> StackStatus:
-    """What runs now, with the environment variables that point retrain at it."""
+def _started(settings: Settings, service: _Service) -> bool:
+    pid_file, _ = _paths(settings, service)
+    return pid_file.exists()
+
+
+def status(settings: Settings, with_prefect: bool = False) -> StackStatus:
+    """What runs now, with the environment variables that point retrain at it.
+
+    The Prefect server and worker are listed when asked for or when `up` started them.
+    """
     services = []
-    for service in _services(settings):
+    for service in _services(settings, with_prefect=True):
+        if service.name in _PREFECT_SERVICES and not (with_prefect or _started(settings, service)):
+            continue
         pid_file, log_file = _paths(settings, service)
         pid = _our_pid(pid_file, service)
         services.append(
             ServiceStatus(service.name, service.url, pid is not None and _healthy(service), pid, log_file)
         )
-    return StackStatus(services, _env(settings))
+    env = _env(settings)
+    if any(service.name == "prefect" for service in services):
+        env["PREFECT_API_URL"] = prefect_api_url(settings)
+    return StackStatus(services, env)
 
 
-def up(settings: Settings) -> StackStatus:
-    """Start whatever is not running yet, create the bucket and return the status (idempotent)."""
+def up(settings: Settings, with_prefect: bool = False) -> StackStatus:
+    """Start whatever is not running yet, create the bucket and return the status (idempotent).
+
+    With ``with_prefect``, also the Prefect server; then the work pool is created, the
+    deployments of ``deployments/prefect.yaml`` are applied and a process worker starts.
+    """
     started = False
-    for service in _services(settings):
+    for service in _services(settings, with_prefect=with_prefect):
         pid_file, _ = _paths(settings, service)
         if _our_pid(pid_file, service) is not None and _healthy(service):
             continue
         pid_file.unlink(missing_ok=True)
+        if service.name == "worker":
+            deploy(settings)
         _start(settings, service)
         started = True
     ObjectStore.from_settings(local_s3_settings(settings)).ensure_bucket()
-    current = status(settings)
+    current = status(settings, with_prefect=with_prefect)
     return StackStatus(current.services, current.env, already_running=not started)
 
 
 def down(settings: Settings) -> None:
     """Stop the services this stack started (by their pid files); others are left alone."""
-    for service in reversed(_services(settings)):
+    for service in reversed(_services(settings, with_prefect=True)):
         _stop(settings, service)
+
+
+def deploy(settings: Settings) -> None:
+    """Create the process work pool (if missing) and apply every deployment of deployments/prefect.yaml.
+
+    Runs the Prefect CLI against the local server; ``RETRAIN_HOME`` is left out of its
+    environment so the pull step stays a template that the worker resolves at run time.
+    """
+    root = checkout_root()
+    env = {**os.environ, **prefect_env(settings), "PREFECT_API_URL": prefect_api_url(settings)}
+    env.pop("RETRAIN_HOME", None)
+    pool = PREFECT_POOL
+    commands = [
+        ["work-pool", "create", pool, "--type", "process"],
+        ["--no-prompt", "deploy", "--all", "--prefect-file", str(root / PREFECT_FILE)],
+    ]
+    for args in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if result.returncode != 0 and "already exists" not in result.stdout + result.stderr:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
+            raise ConfigError(
+                f"`prefect {' '.join(args[:3])}` failed against {prefect_api_url(settings)}: {tail[0]}"
+            )
+    logger.info("deployed %s to the local Prefect server (pool %s)", PREFECT_FILE, pool)

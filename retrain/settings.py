@@ -22,6 +22,7 @@ __all__ = [
     "EvaluationSettings",
     "IngestSettings",
     "LocalStackSettings",
+    "OrchestrationSettings",
     "ProviderSettings",
     "S3Settings",
     "Settings",
@@ -277,6 +278,24 @@ class LocalStackSettings(BaseModel):
     )
 
 
+class OrchestrationSettings(BaseModel):
+    """How Prefect runs the flows: the schedule of `retrain serve` and the evaluation task runner."""
+
+    cron: str = Field(default="0 2 * * *", description="Nightly schedule of `retrain serve` (cron).")
+    timezone: str = Field(default="UTC", description="Time zone of the nightly cron schedule.")
+    task_runner: Literal["thread", "dask"] = Field(
+        default="thread",
+        description="Runs the evaluation of several eval sets at once: thread, or dask (prefect-dask).",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); empty: a local cluster.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, le=256, description="Worker processes of the local Dask cluster (no dask_address)."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RETRAIN_",
@@ -298,6 +317,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
+    orchestration: OrchestrationSettings = OrchestrationSettings()
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,6 +1,9 @@
-"""``retrain local up | down | status``: the embedded local S3 and OpenAI-compatible servers."""
+"""``retrain local up | down | status``: the embedded local S3 and OpenAI-compatible servers,
+and with ``--with-prefect`` a Prefect server (UI) and a process worker."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -13,7 +16,7 @@ from retrain.settings import get_settings
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Run the local stack: an S3 server and an OpenAI-compatible fine-tuning server.",
+    help="Run the local stack: an S3 server, an OpenAI-compatible fine-tuning server and optionally Prefect.",
     no_args_is_help=True,
 )
 console = Console()
@@ -29,12 +32,28 @@ def _show(stack: StackStatus) -> None:
         console.print("Point retrain at it with:")
         for name, value in stack.env.items():
             console.print(f"  export {name}={value}", highlight=False, soft_wrap=True)
+    prefect = next((service for service in stack.services if service.name == "prefect"), None)
+    if prefect is not None and prefect.running:
+        console.print(f"Prefect UI: {prefect.url}", highlight=False)
+        console.print(
+            "Run a night through the deployment: .venv/bin/retrain run --via-deployment "
+            "(or: prefect deployment run nightly-retrain/retrain-now)",
+            highlight=False,
+        )
 
 
 @app.command()
-def up() -> None:
+def up(
+    with_prefect: Annotated[
+        bool,
+        typer.Option(
+            "--with-prefect",
+            help="Also start a Prefect server (UI) and a process worker; deploy deployments/prefect.yaml.",
+        ),
+    ] = False,
+) -> None:
     """Start the local servers in the background (does nothing if they already run)."""
-    stack = local_stack.up(get_settings())
+    stack = local_stack.up(get_settings(), with_prefect=with_prefect)
     if stack.already_running:
         console.print("The local stack is already running.")
     _show(stack)
@@ -42,7 +61,7 @@ def up() -> None:
 
 @app.command()
 def down() -> None:
-    """Stop the local servers started by `retrain local up`."""
+    """Stop the local servers (and the Prefect server and worker) started by `retrain local up`."""
     local_stack.down(get_settings())
     console.print("The local stack is stopped.")
 
