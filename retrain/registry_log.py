@@ -4,11 +4,17 @@ Layout (keys relative to the store's prefix)::
 
     registry/log/000000000001.json        one RegistryEvent each, written create-only
     registry/snapshots/000000000100.json  the RegistryState as of that event, create-only
+    registry/heads/000000000100.json      the aliases' current events only (read path), create-only
+    registry/LATEST.json                  {"seq": 100}: the newest snapshot, a hint (overwritten)
 
 An event is appended by a create-only write of the next sequence number, so two writers
-racing for one number cannot both win; the loser sees ``AlreadyExists``. Nothing is ever
-overwritten or deleted. Snapshots are a cache of the log: a reader loads the newest one,
-then lists the log after it (``StartAfter``) and replays the tail.
+racing for one number cannot both win; the loser sees ``AlreadyExists``. Nothing in
+``log/``, ``snapshots/`` or ``heads/`` is ever overwritten or deleted. Snapshots are a
+cache of the log: a reader loads the newest one, then reads the log after it and replays
+the tail. ``LATEST.json`` saves listing the snapshots; it is only a hint: a stale or
+missing pointer costs a longer tail (or one listing), never a wrong answer, because the
+log after the snapshot is always read. Serving reads only the small heads snapshot (a few
+KB, whatever the number of models), not the full state with every model and lineage.
 """
 
 from __future__ import annotations
@@ -16,19 +22,31 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
+import orjson
 from pydantic import ValidationError
 
-from retrain.exceptions import AlreadyExists, RegistryError
+from retrain.exceptions import AlreadyExists, ObjectNotFound, RegistryError
 from retrain.registry_records import RegistryEvent
-from retrain.registry_state import RegistryState
+from retrain.registry_state import AliasHeads, RegistryState
 from retrain.storage import ObjectStore
 
-__all__ = ["LOG_PREFIX", "SNAPSHOT_PREFIX", "RegistryLog", "event_key", "snapshot_key"]
+__all__ = [
+    "HEADS_PREFIX",
+    "LATEST_KEY",
+    "LOG_PREFIX",
+    "SNAPSHOT_PREFIX",
+    "RegistryLog",
+    "event_key",
+    "heads_key",
+    "snapshot_key",
+]
 
 logger = logging.getLogger(__name__)
 
 LOG_PREFIX = "registry/log/"
 SNAPSHOT_PREFIX = "registry/snapshots/"
+HEADS_PREFIX = "registry/heads/"
+LATEST_KEY = "registry/LATEST.json"
 _FETCH_WORKERS = 16
 
 
@@ -38,6 +56,10 @@ def event_key(seq: int) -> str:
 
 def snapshot_key(seq: int) -> str:
     return f"{SNAPSHOT_PREFIX}{seq:012d}.json"
+
+
+def heads_key(seq: int) -> str:
+    return f"{HEADS_PREFIX}{seq:012d}.json"
 
 
 def _seq_of(key: str) -> int | None:
@@ -90,23 +112,54 @@ class RegistryLog:
     # -- snapshots ------------------------------------------------------------
 
     def latest_snapshot(self) -> RegistryState | None:
-        """The newest readable snapshot, or None when there is none."""
+        """The newest readable snapshot (through the LATEST hint, else a listing), or None."""
+        hinted = self._hinted_seq()
+        if hinted is not None:
+            data = self._get_or_none(snapshot_key(hinted))
+            if data is not None:
+                return self._parse_snapshot(snapshot_key(hinted), data)
         keys = [info.key for info in self.store.list(SNAPSHOT_PREFIX) if _seq_of(info.key) is not None]
         if not keys:
             return None
-        try:
-            return RegistryState.model_validate_json(self.store.get_bytes(keys[-1]))
-        except ValidationError:
-            logger.warning("registry snapshot %s is unreadable; replaying the log from the start", keys[-1])
-            return None
+        return self._parse_snapshot(keys[-1], self.store.get_bytes(keys[-1]))
+
+    def latest_heads(self) -> AliasHeads:
+        """The aliases' current events as of the newest snapshot (empty when there is none).
+
+        Two small GETs (the hint, the heads file) in the common case; falls back to the full
+        snapshot when a registry written before heads existed has none.
+        """
+        hinted = self._hinted_seq()
+        if hinted:
+            data = self._get_or_none(heads_key(hinted))
+            if data is not None:
+                try:
+                    return AliasHeads.model_validate_json(data)
+                except ValidationError:
+                    logger.warning(
+                        "registry heads %s is unreadable; using the full snapshot", heads_key(hinted)
+                    )
+        state = self.latest_snapshot()
+        return state.heads() if state is not None else AliasHeads()
 
     def write_snapshot(self, state: RegistryState) -> bool:
-        """Store the state as the snapshot of its sequence number; False if it already existed."""
+        """Store the state as the snapshot of its sequence number; False if it already existed.
+
+        Writes the full snapshot, then the heads snapshot (both create-only), then moves the
+        LATEST hint forward (never back, as far as a read-then-write can tell).
+        """
         try:
             self.store.put_json(snapshot_key(state.seq), state.to_snapshot(), create_only=True)
         except AlreadyExists:
             logger.debug("registry snapshot %d was already written by another writer", state.seq)
             return False
+        try:
+            self.store.put_json(heads_key(state.seq), state.heads().to_snapshot(), create_only=True)
+        except AlreadyExists:
+            logger.debug("registry heads %d was already written by another writer", state.seq)
+        hinted = self._hinted_seq()
+        if hinted is None or hinted < state.seq:
+            self.store.put_json(LATEST_KEY, {"seq": state.seq})
         logger.info("wrote registry snapshot at event %d", state.seq)
         return True
 
@@ -124,6 +177,31 @@ class RegistryLog:
         return self.catch_up(start or RegistryState())
 
     # -- internals ------------------------------------------------------------
+
+    def _get_or_none(self, key: str) -> bytes | None:
+        try:
+            return self.store.get_bytes(key)
+        except ObjectNotFound:
+            return None
+
+    def _hinted_seq(self) -> int | None:
+        """The LATEST hint's sequence number (0: no snapshot yet), or None without a usable hint."""
+        data = self._get_or_none(LATEST_KEY)
+        if data is None:
+            return None
+        try:
+            seq = orjson.loads(data).get("seq")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        return seq if isinstance(seq, int) and seq >= 0 else None
+
+    @staticmethod
+    def _parse_snapshot(key: str, data: bytes) -> RegistryState | None:
+        try:
+            return RegistryState.model_validate_json(data)
+        except ValidationError:
+            logger.warning("registry snapshot %s is unreadable; replaying the log from the start", key)
+            return None
 
     @staticmethod
     def _parse_event(seq: int, data: object) -> RegistryEvent:

@@ -19,7 +19,29 @@ from pydantic import BaseModel, Field
 
 from retrain.registry_records import ModelRecord, RegistryEvent
 
-__all__ = ["RegistryState"]
+__all__ = ["AliasHeads", "RegistryState"]
+
+
+class AliasHeads(BaseModel):
+    """The read path's state: each alias's current event, and nothing else.
+
+    What a serving app needs to resolve an alias; its size grows with the number of
+    aliases, not with the number of models or events.
+    """
+
+    seq: int = Field(default=0, ge=0, description="The last event applied (0: none).")
+    aliases: dict[str, RegistryEvent] = Field(default_factory=dict)
+
+    def apply(self, event: RegistryEvent) -> None:
+        if event.seq != self.seq + 1:
+            raise ValueError(f"event {event.seq} applied to state at {self.seq}: the log has a gap")
+        self.seq = event.seq
+        self.aliases[event.alias] = event
+
+    def to_snapshot(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        data["aliases"] = dict(sorted(data["aliases"].items()))
+        return data
 
 
 class RegistryState(BaseModel):
@@ -52,6 +74,10 @@ class RegistryState(BaseModel):
     def rollback_candidates(self, alias: str) -> list[str]:
         """Models the alias can roll back to, most recent first."""
         return list(reversed(self.lineage.get(alias, [])[:-1]))
+
+    def heads(self) -> AliasHeads:
+        """Only the aliases' current events (the read-path snapshot)."""
+        return AliasHeads(seq=self.seq, aliases=dict(self.aliases))
 
     def to_snapshot(self) -> dict[str, Any]:
         """The state as JSON-ready data with sorted keys, identical for identical logs."""

@@ -3,6 +3,10 @@
 An app instance asks ``resolve_model("production")`` on every request; it reads S3 at most
 once per alias per TTL. If S3 cannot be reached when an entry expires, the last known
 answer keeps being served (with a warning, retrying once per TTL) until S3 answers again.
+
+Reads go through ``AliasReader``: the ``LATEST`` hint, the small heads snapshot it names,
+then a GET probe of the next event (the log stays the source of truth); a few KB in three
+GETs however long the log, where a ``Registry`` loads the full state with every model.
 """
 
 from __future__ import annotations
@@ -11,26 +15,68 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from retrain.exceptions import StorageUnavailable
-from retrain.registry import Registry
+from retrain.exceptions import StorageUnavailable, UnknownAlias
+from retrain.registry_log import RegistryLog
 from retrain.registry_records import ModelRecord
+from retrain.registry_state import AliasHeads
 from retrain.settings import Settings, get_settings
 from retrain.storage import ObjectStore
 
-__all__ = ["DEFAULT_TTL_SECONDS", "CachedResolver", "resolve_model"]
+__all__ = [
+    "DEFAULT_TTL_SECONDS",
+    "AliasReader",
+    "CachedResolver",
+    "resolve_model",
+    "resolve_record",
+    "resolver_for",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TTL_SECONDS = 30.0
 
 
+class _Resolves(Protocol):
+    def resolve(self, alias: str) -> ModelRecord: ...
+
+
+class AliasReader:
+    """Read-only alias resolution from the heads snapshot plus the log after it."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._log = RegistryLog(store)
+        self._heads: AliasHeads | None = None
+        self._lock = threading.Lock()
+
+    def heads(self) -> AliasHeads:
+        """The current events of every alias (a copy), caught up with the log."""
+        with self._lock:
+            if self._heads is None:
+                self._heads = self._log.latest_heads()
+            for event in self._log.events_after(self._heads.seq):
+                self._heads.apply(event)
+            return self._heads.model_copy()
+
+    def resolve(self, alias: str) -> ModelRecord:
+        heads = self.heads()
+        event = heads.aliases.get(alias)
+        if event is None:
+            known = ", ".join(sorted(heads.aliases)) or "none yet"
+            raise UnknownAlias(
+                f"no alias {alias!r} in the registry (known aliases: {known}): "
+                f"see `retrain alias list`, or create it with `retrain alias set {alias} MODEL`"
+            )
+        return event.model
+
+
 class CachedResolver:
-    """Resolves aliases through a Registry, remembering each answer for ttl_seconds."""
+    """Resolves aliases through an AliasReader (or a Registry), remembering each answer for ttl_seconds."""
 
     def __init__(
         self,
-        registry: Registry,
+        registry: _Resolves,
         *,
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -74,13 +120,23 @@ _resolvers: dict[tuple[str | None, str, str], CachedResolver] = {}
 _resolvers_lock = threading.Lock()
 
 
-def resolve_model(alias: str = "production", settings: Settings | None = None) -> str:
-    """The model id serving should use for the alias (cached per S3 location for the TTL)."""
+def resolver_for(settings: Settings | None = None) -> CachedResolver:
+    """The process-wide cached resolver of the configured S3 location."""
     s3 = (settings or get_settings()).s3
     location = (s3.endpoint_url, s3.bucket, s3.prefix)
     with _resolvers_lock:
         resolver = _resolvers.get(location)
         if resolver is None:
-            resolver = CachedResolver(Registry(ObjectStore.from_settings(s3)))
+            resolver = CachedResolver(AliasReader(ObjectStore.from_settings(s3)))
             _resolvers[location] = resolver
-    return resolver.resolve(alias).model_id
+    return resolver
+
+
+def resolve_record(alias: str = "production", settings: Settings | None = None) -> ModelRecord:
+    """The model record (id, provider, ...) the alias points to, cached for the TTL."""
+    return resolver_for(settings).resolve(alias)
+
+
+def resolve_model(alias: str = "production", settings: Settings | None = None) -> str:
+    """The model id serving should use for the alias (cached per S3 location for the TTL)."""
+    return resolve_record(alias, settings).model_id

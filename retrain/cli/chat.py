@@ -1,0 +1,31 @@
+"""`retrain chat "question"`: ask the model an alias points to, as an application would."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+__all__ = ["register"]
+
+_err = Console(stderr=True, highlight=False)
+
+
+def chat_command(
+    question: Annotated[str, typer.Argument(help="What to ask.", show_default=False)],
+    alias: Annotated[str, typer.Option("--alias", help="The alias whose model answers.")] = "production",
+    system: Annotated[str | None, typer.Option("--system", help="A system message to send first.")] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Longest answer.")] = None,
+) -> None:
+    """Resolve the alias and print the answer of its model (the model id goes to stderr)."""
+    from retrain.chat import ask
+
+    answer = ask(question, alias, system=system, max_tokens=max_tokens)
+    _err.print(f"[dim]{alias} -> {answer.model} ({answer.provider})[/]")
+    typer.echo(str(answer))
+
+
+def register(root: typer.Typer) -> None:
+    """Add the `chat` command to the root CLI."""
+    root.command("chat")(chat_command)
