@@ -5,6 +5,8 @@ set aside until resumed. Training itself takes well under a second; its steps ar
 replayed at ``step_delay`` seconds each, emitting metrics events and checkpoints, so a job
 can be watched, paused and cancelled. Progress is stored after each step: after a restart an
 unfinished job is trained again (deterministically, by its seed) and continues at its step.
+Injected job faults (``local_openai.faults``) act here: a job fails, hangs, is cancelled,
+is blocked by its safety checks after training, succeeds without a model, or is held.
 """
 
 from __future__ import annotations
@@ -105,8 +107,11 @@ class Worker(threading.Thread):
             add_event(self.state, job["id"], f"Server restarted; the job continues from step {job['_step']}.")
 
     def _next_job(self) -> Document | None:
+        holding = self.state.faults.holding_jobs()
         for job in self.state.store.list("job"):
             if job["status"] in ACTIVE and not job.get("_hung"):
+                if holding and job["status"] == "running":
+                    continue
                 return job
         return None
 
@@ -157,6 +162,8 @@ class Worker(threading.Thread):
             add_event(self.state, job_id, "Fine-tuning job started")
         if job.get("_fault") == "hang":
             self._update(job_id, lambda d: {**d, "_hung": True}, expect={"running"})
+            return
+        if self.state.faults.holding_jobs():
             return
         plan = self._train(job)
         job = self._update(
@@ -212,15 +219,19 @@ class Worker(threading.Thread):
         total = len(plan.steps)
         epoch_ends = {e.step: e for e in plan.epochs}
         checkpoint_steps = sorted(epoch_ends)[-_MAX_CHECKPOINTS:]
-        fail_at = max(1, total // 2) if job.get("_fault") == "fail" else None
+        halfway = max(1, total // 2)
+        fault = job.get("_fault")
         for metrics in plan.steps[job.get("_step", 0) :]:
             time.sleep(self.state.step_delay)
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self.state.faults.holding_jobs():
                 raise _Stop
-            if metrics.step == fail_at:
+            if metrics.step == halfway and fault == "fail":
                 self._fail(
                     job_id, "server_error", f"Training failed at step {metrics.step} (injected fault)."
                 )
+                return
+            if metrics.step == halfway and fault == "cancel":
+                self._cancel(job_id)
                 return
             data: dict[str, Any] = {
                 "step": metrics.step,
@@ -252,7 +263,15 @@ class Worker(threading.Thread):
             )
             if metrics.step in checkpoint_steps:
                 self._checkpoint(job, metrics.step, data, plan.learner)
-        self._finish(job, plan)
+        if fault == "blocked":
+            self._fail(
+                job_id,
+                "safety_check_failed",
+                f"Error while running moderation eval refusals_v3 for snapshot {self._model_name(job)}: "
+                "the fine-tuned model failed the post-training safety checks (injected fault).",
+            )
+            return
+        self._finish(job, plan, with_model=fault != "no_model")
 
     def _model_name(self, job: Document) -> str:
         suffix = job.get("user_provided_suffix") or ""
@@ -329,9 +348,19 @@ class Worker(threading.Thread):
         )
         return file_id
 
-    def _finish(self, job: Document, plan: _Plan) -> None:
-        name = self._model_name(job)
-        self._register_model(name, job, plan.learner, checkpoint=False)
+    def _cancel(self, job_id: str) -> None:
+        """Cancel a running job the way an operator's ``jobs.cancel`` would."""
+        self._update(
+            job_id,
+            lambda d: {**d, "status": "cancelled", "finished_at": int(time.time()), "estimated_finish": None},
+            expect={"running"},
+        )
+        add_event(self.state, job_id, "Fine-tuning job cancelled")
+
+    def _finish(self, job: Document, plan: _Plan, *, with_model: bool = True) -> None:
+        name: str | None = self._model_name(job) if with_model else None
+        if name is not None:
+            self._register_model(name, job, plan.learner, checkpoint=False)
         results = self._results_file(job, plan)
         self._update(
             job["id"],
@@ -346,5 +375,6 @@ class Worker(threading.Thread):
             },
             expect={"running"},
         )
-        add_event(self.state, job["id"], f"New fine-tuned model created: {name}")
+        if name is not None:
+            add_event(self.state, job["id"], f"New fine-tuned model created: {name}")
         add_event(self.state, job["id"], "The job has successfully completed")
