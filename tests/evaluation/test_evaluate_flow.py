@@ -1,0 +1,123 @@
+"""On-demand evaluation: the `evaluate` flow on the Prefect harness and `retrain eval` on the local stack."""
+
+from __future__ import annotations
+
+import io
+import time
+from typing import Any
+from uuid import UUID
+
+import orjson
+import pytest
+from openai import OpenAI
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from typer.testing import CliRunner
+
+from flows.evaluate import evaluate
+from retrain.cli.main import app
+from retrain.eval_sets import put_eval_set
+from retrain.gate import GateDecision
+from retrain.registry import ModelRecord, Registry
+from retrain.settings import get_settings
+from retrain.synthetic import make_eval_set, make_examples
+from tests.pipeline.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+BASE = "gpt-4o-mini-2024-07-18"
+
+
+def _fine_tune(stack: Stack) -> str:
+    client = OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
+    body = b"".join(orjson.dumps(example) + b"\n" for example in make_examples(600, seed=1))
+    training = client.files.create(file=("train.jsonl", io.BytesIO(body)), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=BASE, training_file=training.id, seed=1)
+    deadline = time.monotonic() + 300
+    while job.status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"fine-tuning job stuck in {job.status}"
+        time.sleep(0.2)
+        job = client.fine_tuning.jobs.retrieve(job.id)
+    assert job.status == "succeeded" and job.fine_tuned_model
+    return job.fine_tuned_model
+
+
+def _point(stack: Stack, alias: str, model_id: str) -> None:
+    record = ModelRecord(model_id=model_id, provider=stack.settings.provider.name, base_model=BASE)
+    Registry(stack.store).set(alias, record, actor="test", reason="test setup")
+
+
+def _chat_completions(stack: Stack) -> int:
+    return sum(stack.admin("GET", "/admin/stats").json()["chat_completions_by_model"].values())
+
+
+def _artifacts(flow_run_id: UUID) -> dict[str, Any]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key: artifact.data for artifact in found if artifact.key}
+
+
+def test_evaluate_flow_compares_two_aliases_with_guardrails_and_promotes_nothing(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tuned = _fine_tune(stack)
+    _point(stack, "candidate", tuned)
+    _point(stack, "production", BASE)
+    put_eval_set(stack.store, "safety", make_eval_set(30, seed=8))
+    monkeypatch.setenv("RETRAIN_EVALUATION__GUARDRAILS", '{"safety": 0.0}')
+    get_settings.cache_clear()
+    history_before = Registry(stack.store).history("production")
+
+    state = evaluate(model_a="candidate", model_b="production", return_state=True)
+    assert state.is_completed(), state.message
+    decision = state.result()
+    assert isinstance(decision, GateDecision)
+    assert decision.candidate_model == tuned and decision.production_model == BASE
+    assert decision.promote, decision.reason
+    assert {check.name for check in decision.checks} >= {"significance", "guardrail:safety"}
+    assert decision.candidate_score > decision.production_score
+
+    assert state.state_details.flow_run_id is not None
+    artifacts = _artifacts(state.state_details.flow_run_id)
+    assert "PROMOTE" in str(artifacts["eval-decision"])
+    comparison = orjson.loads(str(artifacts["eval-comparison"]))
+    assert {row["set"] for row in comparison} <= {"main", "safety"}
+    summaries = [info.key for info in stack.store.list("evals/") if info.key.endswith("summary.json")]
+    assert len(summaries) == 2 and any(key.endswith("-safety/summary.json") for key in summaries)
+    assert Registry(stack.store).history("production") == history_before
+
+
+def test_evaluate_flow_never_promotes_a_model_over_itself(stack: Stack) -> None:
+    _point(stack, "production", BASE)
+    decision = evaluate(model_a="production", model_b=BASE)
+    assert not decision.promote
+    failed = {check.name for check in decision.checks if not check.passed}
+    assert {"different models", "significance"} <= failed
+
+
+def test_retrain_eval_cli_prints_the_comparison_and_the_gate(stack: Stack) -> None:
+    tuned = _fine_tune(stack)
+    runner = CliRunner()
+
+    result = runner.invoke(app, ["eval", "--model", tuned, "--model", BASE])
+    assert result.exit_code == 0, result.output
+    assert "PROMOTE" in result.output
+    assert "significance" in result.output and "improvement" in result.output
+    assert "evals/cli-" in result.output
+
+    asked = _chat_completions(stack)
+    assert asked == 2 * 120
+    again = runner.invoke(app, ["eval", "--model", BASE, "--model", tuned, "--set", "main"])
+    assert again.exit_code == 0, again.output
+    assert "HOLD" in again.output
+    assert _chat_completions(stack) == asked, "a second comparison of the same models re-asked them"
+
+    one = runner.invoke(app, ["eval", "--model", tuned])
+    assert one.exit_code == 2
+    assert "exactly two" in one.output
+
+    unknown = runner.invoke(app, ["eval", "--model", "no-such-model", "--model", BASE])
+    assert unknown.exit_code == 1
+    assert "not served" in unknown.output and "Traceback" not in unknown.output
