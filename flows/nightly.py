@@ -17,7 +17,13 @@ from retrain.settings import get_settings
 from tasks.approval import review_promotion
 from tasks.dataset import eval_prompts, prepare_training_files
 from tasks.evaluate import evaluate_models
-from tasks.finetune import start_fine_tuning, upload_training_files, wait_for_fine_tuning
+from tasks.finetune import (
+    cancel_fine_tuning_of_run,
+    check_training_budget,
+    start_fine_tuning,
+    upload_training_files,
+    wait_for_fine_tuning,
+)
 from tasks.ingest import discover_new_objects, validate_and_curate
 from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
 from tasks.registry import move_alias
@@ -30,7 +36,12 @@ def _run_name() -> str:
     return f"retrain-{night}"
 
 
-@flow(name="nightly-retrain", flow_run_name=_run_name, log_prints=False)
+@flow(
+    name="nightly-retrain",
+    flow_run_name=_run_name,
+    log_prints=False,
+    on_cancellation=[cancel_fine_tuning_of_run],
+)
 def nightly_retrain(night: date | None = None) -> State[Any]:
     """One night: new examples in, and `production` moves only if a better model came out."""
     settings = get_settings()
@@ -55,8 +66,9 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     version_id = plan.version.version_id
 
     files = prepare_training_files(version_id, prompts)
+    budget = check_training_budget(version_id, files)
     file_ids = upload_training_files(files)
-    training = start_fine_tuning(version_id, file_ids, run_id, night)
+    training = start_fine_tuning(version_id, file_ids, run_id, night, budget.estimated_usd)
     job = wait_for_fine_tuning(training)
     if job.status != "succeeded" or not job.fine_tuned_model:
         return Completed(

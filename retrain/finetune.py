@@ -12,6 +12,11 @@ Idempotency rests on two records and one query:
 
 A job that is running or succeeded is resumed; a new one is created only when the last
 one failed or was cancelled.
+
+Files above ``upload_part_threshold_bytes`` go through the multi-part Uploads API; with
+``delete_files_after_job`` our uploads (and their records) are deleted once the job ended.
+A job record names the Prefect flow run that owns the job, so cancelling that run cancels
+the job (``cancel_jobs_of_run``).
 """
 
 from __future__ import annotations
@@ -30,17 +35,24 @@ from typing import Any
 import orjson
 from openai import NotFoundError, OpenAI
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from retrain.exceptions import FineTuneFailed
+from retrain.exceptions import FineTuneFailed, ProviderError
 from retrain.providers import api_errors
 from retrain.settings import ProviderSettings, TrainingSettings
 from retrain.storage import ObjectStore
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "JobSpec",
     "TrainingJob",
+    "best_checkpoint",
+    "cancel_job",
+    "cancel_jobs_of_run",
     "config_hash",
+    "delete_job_files",
     "ensure_job",
+    "job_records",
     "job_spec",
     "upload_training_file",
     "wait_for_job",
@@ -51,7 +63,10 @@ logger = logging.getLogger(__name__)
 UPLOAD_STATE = "state/uploads/"
 JOB_STATE = "state/jobs/"
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
+ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
+_PAUSED = {"pausing", "paused"}
 _MAX_SUFFIX = 64
+_DEFAULT_PART_THRESHOLD = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -87,15 +102,19 @@ def config_hash(training: TrainingSettings) -> str:
         "learning_rate_multiplier": training.learning_rate_multiplier,
         "seed": training.seed,
     }
+    if training.method == "dpo":
+        relevant["beta"] = training.beta
     return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
 
 
 def job_spec(training: TrainingSettings, *, dataset_version: str, run_id: str, night: date) -> JobSpec:
-    hyperparameters = {
+    hyperparameters: dict[str, float | str] = {
         "n_epochs": training.n_epochs,
         "batch_size": training.batch_size,
         "learning_rate_multiplier": training.learning_rate_multiplier,
     }
+    if training.method == "dpo":
+        hyperparameters["beta"] = training.beta
     digest = config_hash(training)
     suffix = f"{training.suffix}-{night:%Y%m%d}"[:_MAX_SUFFIX]
     return JobSpec(
@@ -115,9 +134,21 @@ def job_spec(training: TrainingSettings, *, dataset_version: str, run_id: str, n
 
 
 def upload_training_file(
-    client: OpenAI, store: ObjectStore, provider: ProviderSettings, content: bytes, *, role: str
+    client: OpenAI,
+    store: ObjectStore,
+    provider: ProviderSettings,
+    content: bytes,
+    *,
+    role: str,
+    training: TrainingSettings | None = None,
 ) -> str:
-    """Upload content once per provider (by hash); return the provider's file id."""
+    """Upload content once per provider (by hash); return the provider's file id.
+
+    Content above ``training.upload_part_threshold_bytes`` goes through the Uploads API in
+    parts of ``upload_part_size_bytes``.
+    """
+    threshold = training.upload_part_threshold_bytes if training else _DEFAULT_PART_THRESHOLD
+    part_size = training.upload_part_size_bytes if training else _DEFAULT_PART_THRESHOLD
     digest = hashlib.sha256(content).hexdigest()
     name = f"retrain-{digest[:16]}-{role}.jsonl"
     record_key = f"{UPLOAD_STATE}{provider.name}/{digest}.json"
@@ -137,6 +168,22 @@ def upload_training_file(
         if existing is not None:
             file_id = existing.id
             logger.info("found %s file %s uploaded before a crash", role, file_id)
+        elif len(content) > threshold:
+            upload = client.uploads.upload_file_chunked(
+                file=content,
+                filename=name,
+                bytes=len(content),
+                mime_type="text/jsonl",
+                purpose="fine-tune",
+                part_size=part_size,
+            )
+            if upload.status != "completed" or upload.file is None:
+                raise ProviderError(
+                    f"multi-part upload {upload.id} of the {role} file ended {upload.status}: re-run to retry"
+                )
+            file_id = upload.file.id
+            parts = -(-len(content) // part_size)
+            logger.info("uploaded %s file %s in %d parts (%d bytes)", role, file_id, parts, len(content))
         else:
             file_id = client.files.create(file=(name, content), purpose="fine-tune").id
             logger.info("uploaded %s file %s (%d bytes)", role, file_id, len(content))
@@ -152,13 +199,18 @@ def ensure_job(
     *,
     training_file: str,
     validation_file: str | None,
+    owner: str | None = None,
 ) -> TrainingJob:
-    """Resume the job for this dataset version and config, or create it if there is none alive."""
+    """Resume the job for this dataset version and config, or create it if there is none alive.
+
+    ``owner`` (a Prefect flow run id) is recorded with the job, for ``cancel_jobs_of_run``.
+    """
     with api_errors("looking up fine-tuning jobs", provider):
         previous = _known_job(client, store, spec)
-    if previous is not None and previous.status not in _RETRYABLE_AFTER_END:
+    blocked = previous is not None and previous.status == "succeeded" and not previous.fine_tuned_model
+    if previous is not None and previous.status not in _RETRYABLE_AFTER_END and not blocked:
         logger.info("resuming fine-tuning job %s (%s)", previous.id, previous.status)
-        _record_job(store, spec, previous)
+        _record_job(store, spec, previous, provider, owner)
         return TrainingJob(previous, resumed=True)
     if previous is not None:
         logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
@@ -173,7 +225,7 @@ def ensure_job(
             metadata=spec.metadata,
         )
     logger.info("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
-    _record_job(store, spec, job)
+    _record_job(store, spec, job, provider, owner)
     return TrainingJob(job, resumed=False)
 
 
@@ -194,6 +246,7 @@ def wait_for_job(
     without a model (for example, blocked by a safety check after training).
     """
     seen: set[str] = set()
+    last_status = ""
     delay = training.poll_interval_seconds
     deadline = time.monotonic() + training.wait_limit_seconds
     while True:
@@ -205,6 +258,9 @@ def wait_for_job(
                 seen.add(event.id)
                 on_event(event)
         on_status(job)
+        if job.status in _PAUSED and job.status != last_status:
+            logger.info("job %s is %s; waiting until it resumes or the wait limit", job.id, job.status)
+        last_status = job.status
         if job.status == "succeeded":
             if not job.fine_tuned_model:
                 raise FineTuneFailed(
@@ -240,7 +296,9 @@ def _known_job(client: OpenAI, store: ObjectStore, spec: JobSpec) -> FineTuningJ
     return max(found, key=lambda job: job.created_at) if found else None
 
 
-def _record_job(store: ObjectStore, spec: JobSpec, job: FineTuningJob) -> None:
+def _record_job(
+    store: ObjectStore, spec: JobSpec, job: FineTuningJob, provider: ProviderSettings, owner: str | None
+) -> None:
     store.put_json(
         spec.state_key,
         {
@@ -248,9 +306,96 @@ def _record_job(store: ObjectStore, spec: JobSpec, job: FineTuningJob) -> None:
             "status": job.status,
             "dataset_version": spec.dataset_version,
             "config_hash": spec.config_hash,
+            "provider": provider.name,
+            "run_id": spec.metadata.get("run_id"),
+            "flow_run_id": owner,
             "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     )
+
+
+def job_records(store: ObjectStore) -> list[tuple[str, dict[str, Any]]]:
+    """Every job record in ``state/jobs/`` as (key, record)."""
+    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_STATE)]
+
+
+def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
+    for key, record in job_records(store):
+        if record.get("job_id") == job.id and record.get("status") != job.status:
+            store.put_json(key, {**record, "status": job.status})
+
+
+def best_checkpoint(client: OpenAI, provider: ProviderSettings, job: FineTuningJob) -> str | None:
+    """The checkpoint model with the lowest full validation loss (else valid_loss, if that is all)."""
+    with api_errors(f"listing checkpoints of job {job.id}", provider):
+        checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id, limit=100))
+
+    def loss(checkpoint: FineTuningJobCheckpoint) -> float | None:
+        metrics = checkpoint.metrics
+        return metrics.full_valid_loss if metrics.full_valid_loss is not None else metrics.valid_loss
+
+    scored = [(value, c.step_number, c) for c in checkpoints if (value := loss(c)) is not None]
+    if not scored:
+        logger.warning("job %s has no checkpoint with a validation loss; using the final model", job.id)
+        return None
+    value, step, chosen = min(scored, key=lambda item: (item[0], -item[1]))
+    logger.info(
+        "best checkpoint of job %s: step %d, validation loss %.4f (%s)",
+        job.id,
+        step,
+        value,
+        chosen.fine_tuned_model_checkpoint,
+    )
+    return chosen.fine_tuned_model_checkpoint
+
+
+def delete_job_files(
+    client: OpenAI, store: ObjectStore, provider: ProviderSettings, job: FineTuningJob
+) -> list[str]:
+    """Delete the job's training and validation files that we uploaded, and their records."""
+    wanted = {job.training_file, job.validation_file} - {None, ""}
+    prefix = f"{UPLOAD_STATE}{provider.name}/"
+    deleted = []
+    for info in list(store.list(prefix)):
+        record = store.get_json(info.key)
+        file_id = record.get("file_id")
+        if file_id not in wanted:
+            continue
+        with api_errors(f"deleting file {file_id}", provider):
+            try:
+                client.files.delete(str(file_id))
+            except NotFoundError:
+                logger.info("file %s was already deleted", file_id)
+        store.delete(info.key)
+        deleted.append(str(file_id))
+    if deleted:
+        logger.info("deleted uploaded files %s of job %s", ", ".join(deleted), job.id)
+    return deleted
+
+
+def cancel_job(client: OpenAI, store: ObjectStore, provider: ProviderSettings, job_id: str) -> FineTuningJob:
+    """Cancel a job on the provider and mark its state record; a job that already ended is left alone."""
+    with api_errors(f"cancelling fine-tuning job {job_id}", provider):
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ACTIVE_STATUSES:
+            job = client.fine_tuning.jobs.cancel(job_id)
+            logger.info("cancelled fine-tuning job %s", job_id)
+    _update_job_records(store, job)
+    return job
+
+
+def cancel_jobs_of_run(
+    client: OpenAI, store: ObjectStore, provider: ProviderSettings, flow_run_id: str
+) -> list[str]:
+    """Cancel every still-active job whose record names this flow run as its owner."""
+    cancelled = []
+    for _, record in job_records(store):
+        if record.get("flow_run_id") != flow_run_id or record.get("provider", provider.name) != provider.name:
+            continue
+        job = cancel_job(client, store, provider, str(record["job_id"]))
+        if job.status == "cancelled":
+            cancelled.append(job.id)
+    return cancelled
 
 
 def _file_exists(client: OpenAI, file_id: str) -> bool:

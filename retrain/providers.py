@@ -12,12 +12,19 @@ from typing import Any
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
+from pydantic import SecretStr
 
 from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, QuotaExceeded
 from retrain.redact import redact
 from retrain.settings import ProviderSettings, Settings
 
-__all__ = ["api_errors", "make_async_client", "make_client", "provider_named"]
+__all__ = [
+    "api_errors",
+    "make_async_client",
+    "make_client",
+    "provider_named",
+    "with_api_key",
+]
 
 
 def _options(settings: ProviderSettings, max_retries: int | None) -> dict[str, Any]:
@@ -31,6 +38,13 @@ def _options(settings: ProviderSettings, max_retries: int | None) -> dict[str, A
     else:
         options["base_url"] = settings.base_url if settings.kind == "compatible" else None
     return options
+
+
+def with_api_key(settings: ProviderSettings, api_key: str) -> ProviderSettings:
+    """The same provider with a key read elsewhere (a Prefect Secret block, by the task layer)."""
+    if not api_key.strip():
+        raise ConfigError(f"provider {settings.name!r}: the API key read from its secret is empty")
+    return settings.model_copy(update={"api_key": SecretStr(api_key.strip())})
 
 
 def make_client(settings: ProviderSettings, *, max_retries: int | None = None) -> OpenAI:

@@ -84,6 +84,11 @@ class ProviderSettings(BaseModel):
         default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1", description="API root for kind compatible."
     )
     api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
+    api_key_secret_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the API key; when set, flows read the key "
+        "from it instead of api_key.",
+    )
     azure_endpoint: str | None = Field(
         default=None, description="https://NAME.openai.azure.com for kind azure."
     )
@@ -97,9 +102,11 @@ class ProviderSettings(BaseModel):
             raise ValueError("kind 'azure' needs azure_endpoint (RETRAIN_PROVIDER__AZURE_ENDPOINT)")
         if self.kind == "compatible" and not self.base_url:
             raise ValueError("kind 'compatible' needs base_url (RETRAIN_PROVIDER__BASE_URL)")
-        if self.kind in ("openai", "azure") and self.api_key.get_secret_value() in ("", LOCAL_API_KEY):
+        placeholder = self.api_key.get_secret_value() in ("", LOCAL_API_KEY)
+        if self.kind in ("openai", "azure") and placeholder and not self.api_key_secret_block:
             raise ValueError(
-                f"kind {self.kind!r} needs a real API key in RETRAIN_PROVIDER__API_KEY "
+                f"kind {self.kind!r} needs a real API key in RETRAIN_PROVIDER__API_KEY or a Prefect "
+                "Secret block named in RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK "
                 "(the local placeholder key only works with the local server)"
             )
         return self
@@ -211,6 +218,38 @@ class TrainingSettings(BaseModel):
     max_poll_interval_seconds: float = Field(default=60.0, gt=0, description="Backoff cap between polls.")
     wait_limit_seconds: float = Field(
         default=6 * 3600, gt=0, description="Stop waiting after this; the next run resumes the same job."
+    )
+    beta: float | Literal["auto"] = Field(
+        default="auto", description="DPO beta (method dpo only), or auto."
+    )
+    use_best_checkpoint: bool = Field(
+        default=False,
+        description="Take the checkpoint with the lowest full validation loss as the candidate "
+        "instead of the final model.",
+    )
+    upload_part_threshold_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Training files larger than this go through the multi-part Uploads API.",
+    )
+    upload_part_size_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        le=64 * 1024 * 1024,
+        description="Part size for multi-part uploads (the API allows at most 64 MB a part).",
+    )
+    delete_files_after_job: bool = Field(
+        default=False,
+        description="Delete our uploaded training files (and their state records) once the job ends.",
+    )
+    max_training_cost_usd: float | None = Field(
+        default=None, gt=0, description="Refuse a job whose estimated cost is above this; empty: no limit."
+    )
+    monthly_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Refuse new jobs once this month's spend (state/budget/YYYY-MM.json) would pass "
+        "this; empty: no limit.",
     )
 
 

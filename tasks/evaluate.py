@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
@@ -12,6 +13,7 @@ from retrain.eval_runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, 
 from retrain.eval_sets import load_eval_set
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
+from tasks.finetune import provider_with_credentials
 
 __all__ = ["evaluate_models"]
 
@@ -20,6 +22,7 @@ __all__ = ["evaluate_models"]
 def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: str) -> EvalReport:
     """Ask every target every item of the set; a retry reuses the answers already cached."""
     settings = get_settings()
+    targets = [replace(t, provider=provider_with_credentials(t.provider)) for t in targets]
     store = ObjectStore.from_settings(settings.s3)
     logger = get_run_logger()
     eval_set = load_eval_set(store, eval_set_name)

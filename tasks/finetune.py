@@ -1,32 +1,112 @@
-"""Prefect tasks for fine-tuning (logic in retrain.finetune)."""
+"""Prefect tasks for fine-tuning (logic in retrain.finetune and retrain.budget)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any, cast
 
+from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run as current_flow_run
 
+from retrain.budget import (
+    BudgetCheck,
+    check_budget,
+    estimate_training_cost,
+    record_job_cost,
+    reserve_job_cost,
+)
 from retrain.dataset import TrainingFiles
-from retrain.finetune import TrainingJob, ensure_job, job_spec, upload_training_file, wait_for_job
-from retrain.providers import make_client
+from retrain.exceptions import ConfigError, FineTuneFailed
+from retrain.finetune import (
+    TrainingJob,
+    best_checkpoint,
+    cancel_jobs_of_run,
+    config_hash,
+    delete_job_files,
+    ensure_job,
+    job_spec,
+    upload_training_file,
+    wait_for_job,
+)
+from retrain.providers import api_errors, make_client, with_api_key
 from retrain.reports import metrics_rows, training_job_markdown
-from retrain.settings import get_settings
+from retrain.settings import ProviderSettings, Settings, get_settings
 from retrain.storage import ObjectStore
 from tasks.retry import IO_TASK
 
-__all__ = ["start_fine_tuning", "upload_training_files", "wait_for_fine_tuning"]
+__all__ = [
+    "cancel_fine_tuning_of_run",
+    "check_training_budget",
+    "provider_with_credentials",
+    "start_fine_tuning",
+    "upload_training_files",
+    "wait_for_fine_tuning",
+]
+
+
+def provider_with_credentials(provider: ProviderSettings) -> ProviderSettings:
+    """The provider with its API key from the Prefect Secret block named in its settings, if any."""
+    if not provider.api_key_secret_block:
+        return provider
+    from prefect.blocks.system import Secret
+
+    name = provider.api_key_secret_block
+    try:
+        secret = cast("Secret[Any]", Secret.load(name))
+    except ValueError:
+        raise ConfigError(
+            f"provider {provider.name!r}: Prefect Secret block {name!r} not found: create it "
+            f"(Secret(value=...).save({name!r})) or unset RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK"
+        ) from None
+    return with_api_key(provider, str(secret.get()))
+
+
+def _training_provider(settings: Settings) -> tuple[OpenAI, ProviderSettings]:
+    provider = provider_with_credentials(settings.provider)
+    return make_client(provider), provider
+
+
+@task(name="check-training-budget", **IO_TASK)
+def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
+    """Price the training file and refuse (BudgetExceeded) before anything is uploaded."""
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    estimate = estimate_training_cost(files.train, settings.training, settings.validation)
+    check = check_budget(
+        store,
+        estimate,
+        settings.training,
+        dataset_version=version_id,
+        config_hash=config_hash(settings.training),
+        today=datetime.now(UTC).date(),
+    )
+    usd = "unknown" if check.estimated_usd is None else f"${check.estimated_usd:,.2f}"
+    tokens = "-" if estimate is None else f"{estimate.billable_tokens:,}"
+    get_run_logger().info(
+        "estimated training cost %s (%s billable tokens); %s spend so far $%.2f",
+        usd,
+        tokens,
+        check.month,
+        check.month_spend_usd,
+    )
+    return check
 
 
 @task(name="upload-training-files", **IO_TASK)
 def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
-    client = make_client(settings.provider)
-    train = upload_training_file(client, store, settings.provider, files.train, role="train")
+    client, provider = _training_provider(settings)
+    train = upload_training_file(
+        client, store, provider, files.train, role="train", training=settings.training
+    )
     validation = (
-        upload_training_file(client, store, settings.provider, files.validation, role="validation")
+        upload_training_file(
+            client, store, provider, files.validation, role="validation", training=settings.training
+        )
         if files.validation_examples
         else None
     )
@@ -42,27 +122,54 @@ def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
 
 @task(name="start-fine-tuning-job", **IO_TASK)
 def start_fine_tuning(
-    dataset_version: str, file_ids: tuple[str, str | None], run_id: str, night: date
+    dataset_version: str,
+    file_ids: tuple[str, str | None],
+    run_id: str,
+    night: date,
+    estimated_usd: float | None = None,
 ) -> TrainingJob:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
+    client, provider = _training_provider(settings)
     spec = job_spec(settings.training, dataset_version=dataset_version, run_id=run_id, night=night)
     training = ensure_job(
-        make_client(settings.provider),
+        client,
         store,
-        settings.provider,
+        provider,
         spec,
         training_file=file_ids[0],
         validation_file=file_ids[1],
+        owner=current_flow_run.id,
+    )
+    reserve_job_cost(
+        store, training.job, estimated_usd, dataset_version=dataset_version, config_hash=spec.config_hash
     )
     verb = "resumed" if training.resumed else "created"
     get_run_logger().info("%s fine-tuning job %s (%s)", verb, training.job.id, training.job.status)
     return training
 
 
+def _after_the_job(
+    client: OpenAI, store: ObjectStore, provider: ProviderSettings, settings: Settings, job_id: str
+) -> FineTuningJob:
+    """Once a job ended: record what it cost and, if configured, delete our uploaded files."""
+    with api_errors(f"reading fine-tuning job {job_id}", provider):
+        job = client.fine_tuning.jobs.retrieve(job_id)
+    record_job_cost(store, job, settings.validation)
+    if settings.training.delete_files_after_job:
+        delete_job_files(client, store, provider, job)
+    return job
+
+
 @task(name="wait-for-fine-tuning-job", **IO_TASK)
 def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
+    """Wait for the job; the returned job's ``fine_tuned_model`` is the candidate model.
+
+    With ``use_best_checkpoint`` that is the checkpoint with the lowest validation loss.
+    """
     settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    client, provider = _training_provider(settings)
     logger = get_run_logger()
     events: list[FineTuningJobEvent] = []
     status = {"last": training.job.status}
@@ -79,22 +186,47 @@ def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
 
     try:
         job = wait_for_job(
-            make_client(settings.provider),
-            settings.provider,
+            client,
+            provider,
             training.job.id,
             settings.training,
             on_event=log_event,
             on_status=log_status,
         )
+    except FineTuneFailed:
+        _after_the_job(client, store, provider, settings, training.job.id)
+        raise
     finally:
         rows = metrics_rows(events)
         if rows:
             create_table_artifact(
                 rows, key="training-metrics", description=f"Metrics of job {training.job.id}"
             )
+    if job.status == "succeeded":
+        job = _after_the_job(client, store, provider, settings, job.id)
     create_markdown_artifact(
-        training_job_markdown(job, settings.provider.name, training.resumed),
+        training_job_markdown(job, provider.name, training.resumed),
         key="training-job",
         description=f"Fine-tuning job {job.id}",
     )
+    if job.status == "succeeded" and settings.training.use_best_checkpoint:
+        checkpoint = best_checkpoint(client, provider, job)
+        if checkpoint is not None:
+            logger.info("candidate is checkpoint %s instead of %s", checkpoint, job.fine_tuned_model)
+            job = job.model_copy(update={"fine_tuned_model": checkpoint})
     return job
+
+
+def cancel_fine_tuning_of_run(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow on_cancellation hook: cancel the fine-tuning jobs this flow run started or resumed."""
+    from prefect.logging.loggers import flow_run_logger
+
+    logger = flow_run_logger(flow_run, flow)
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    client, provider = _training_provider(settings)
+    cancelled = cancel_jobs_of_run(client, store, provider, str(flow_run.id))
+    if cancelled:
+        logger.info("cancelled fine-tuning job(s) %s with flow run %s", ", ".join(cancelled), flow_run.id)
+    else:
+        logger.info("flow run %s had no fine-tuning job to cancel", flow_run.id)

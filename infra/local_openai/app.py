@@ -9,7 +9,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
 
-from local_openai import routes_admin, routes_chat, routes_files, routes_jobs, routes_models
+from local_openai import (
+    routes_admin,
+    routes_chat,
+    routes_files,
+    routes_jobs,
+    routes_models,
+    routes_uploads,
+)
 from local_openai.errors import error_response, install_error_handlers
 from local_openai.faults import FaultConfig, Faults, api_path
 from local_openai.state import ServerState
@@ -21,7 +28,7 @@ __all__ = ["create_app"]
 
 def _api_router() -> APIRouter:
     router = APIRouter()
-    for module in (routes_files, routes_jobs, routes_models, routes_chat):
+    for module in (routes_files, routes_uploads, routes_jobs, routes_models, routes_chat):
         router.include_router(module.router)
     return router
 

@@ -1,0 +1,139 @@
+"""`retrain jobs ...`: fine-tuning jobs on a provider: list, show, cancel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from openai import OpenAI
+from rich.console import Console
+from rich.table import Table
+
+from retrain.finetune import ACTIVE_STATUSES, cancel_job
+from retrain.providers import api_errors, make_client, provider_named
+from retrain.settings import ProviderSettings, get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, help="Fine-tuning jobs: list them, show one, cancel one.")
+
+JobId = Annotated[str, typer.Argument(help="The job id, e.g. ftjob-abc123.", show_default=False)]
+ProviderName = Annotated[
+    str | None,
+    typer.Option("--provider", help="A configured provider name; default: the training provider."),
+]
+
+
+def _provider(name: str | None) -> tuple[OpenAI, ProviderSettings]:
+    settings = get_settings()
+    provider = settings.provider if name is None else provider_named(settings, name)
+    if provider.api_key_secret_block:
+        from tasks.finetune import provider_with_credentials
+
+        provider = provider_with_credentials(provider)
+    return make_client(provider), provider
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _when(timestamp: int | None) -> str:
+    return "-" if not timestamp else f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M}"
+
+
+@app.command("list")
+def list_jobs(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
+    provider: ProviderName = None,
+) -> None:
+    """The newest fine-tuning jobs on the provider."""
+    client, settings = _provider(provider)
+    with api_errors("listing fine-tuning jobs", settings):
+        jobs = client.fine_tuning.jobs.list(limit=limit).data
+    if not jobs:
+        _console().print(f"no fine-tuning jobs on provider {settings.name!r}")
+        return
+    table = Table(title=f"Fine-tuning jobs on {settings.name}")
+    for column in ("Job", "Status", "Base model", "Fine-tuned model", "Dataset version", "Created (UTC)"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.status,
+            job.model,
+            job.fine_tuned_model or "-",
+            (job.metadata or {}).get("dataset_version", "-"),
+            _when(job.created_at),
+        )
+    _console().print(table)
+
+
+@app.command()
+def show(job_id: JobId, provider: ProviderName = None) -> None:
+    """One job: its fields, checkpoints and latest events."""
+    client, settings = _provider(provider)
+    with api_errors(f"reading fine-tuning job {job_id}", settings):
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=20).data)
+        events = list(client.fine_tuning.jobs.list_events(job_id, limit=10).data)
+    fields = Table(title=f"Fine-tuning job {job.id}", show_header=False)
+    fields.add_column("field")
+    fields.add_column("value", overflow="fold")
+    rows = {
+        "status": job.status,
+        "provider": settings.name,
+        "base model": job.model,
+        "fine-tuned model": job.fine_tuned_model or "-",
+        "method": job.method.type if job.method else "-",
+        "trained tokens": "-" if job.trained_tokens is None else f"{job.trained_tokens:,}",
+        "created (UTC)": _when(job.created_at),
+        "finished (UTC)": _when(job.finished_at),
+        "training file": job.training_file,
+        "validation file": job.validation_file or "-",
+        **{f"metadata.{key}": value for key, value in sorted((job.metadata or {}).items())},
+    }
+    if job.error and job.error.message:
+        rows["error"] = f"{job.error.code}: {job.error.message}"
+    for key, value in rows.items():
+        fields.add_row(key, str(value))
+    console = _console()
+    console.print(fields)
+    if checkpoints:
+        table = Table(title="Checkpoints")
+        for column in ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"):
+            table.add_column(column, overflow="fold")
+        for checkpoint in checkpoints:
+            metrics = checkpoint.metrics
+            table.add_row(
+                str(checkpoint.step_number),
+                checkpoint.fine_tuned_model_checkpoint,
+                *(
+                    "-" if value is None else f"{value:.4f}"
+                    for value in (metrics.train_loss, metrics.valid_loss, metrics.full_valid_loss)
+                ),
+            )
+        console.print(table)
+    if events:
+        table = Table(title="Latest events")
+        table.add_column("Time (UTC)")
+        table.add_column("Message", overflow="fold")
+        for event in sorted(events, key=lambda e: e.created_at):
+            table.add_row(_when(event.created_at), event.message)
+        console.print(table)
+
+
+@app.command()
+def cancel(job_id: JobId, provider: ProviderName = None) -> None:
+    """Cancel a job that is still validating, queued, running or paused."""
+    client, settings = _provider(provider)
+    store = ObjectStore.from_settings(get_settings().s3)
+    with api_errors(f"reading fine-tuning job {job_id}", settings):
+        before = client.fine_tuning.jobs.retrieve(job_id).status
+    if before not in ACTIVE_STATUSES:
+        _console().print(f"job {job_id} already ended ({before}); nothing to cancel")
+        return
+    job = cancel_job(client, store, settings, job_id)
+    _console().print(f"job {job.id}: {before} -> {job.status}")

@@ -1,0 +1,136 @@
+"""Budget: the pre-flight estimate, per-job and monthly limits, and the ledger in state/budget/."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from openai.types.fine_tuning import FineTuningJob
+
+from retrain.budget import (
+    check_budget,
+    estimate_training_cost,
+    ledger_key,
+    month_spend,
+    record_job_cost,
+    reserve_job_cost,
+)
+from retrain.exceptions import BudgetExceeded
+from retrain.settings import TrainingSettings, ValidationSettings
+from retrain.storage import ObjectStore
+from retrain.validation import validate_batch
+
+from .conftest import chat_file
+
+VALIDATION = ValidationSettings()
+TODAY = datetime.now(UTC).date()
+MONTH = f"{TODAY:%Y-%m}"
+
+
+def _job(job_id: str, status: str, trained_tokens: int | None = None, **extra: Any) -> FineTuningJob:
+    return FineTuningJob.model_validate(
+        {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "created_at": int(datetime.now(UTC).timestamp()),
+            "model": "gpt-4o-mini-2024-07-18",
+            "organization_id": "org",
+            "status": status,
+            "training_file": "file-1",
+            "result_files": [],
+            "seed": 1,
+            "trained_tokens": trained_tokens,
+            "hyperparameters": {"n_epochs": 3},
+            "metadata": {"dataset_version": "ds-1", "config_hash": "abc"},
+            **extra,
+        }
+    )
+
+
+def test_the_estimate_is_the_validators_on_the_same_examples() -> None:
+    content = chat_file(200, 3)
+    training = TrainingSettings(n_epochs=2)
+    ours = estimate_training_cost(content, training, VALIDATION)
+    validated = validate_batch(
+        [("a.jsonl", [content])], VALIDATION, base_model=training.base_model, training=training
+    )
+    assert ours is not None and ours.n_examples == 200 and ours.epochs == 2
+    assert validated.cost_estimate_usd is not None and ours.usd is not None
+    assert round(ours.usd, 4) == validated.cost_estimate_usd
+    assert ours.billable_tokens == validated.cost["billable_tokens"]
+
+
+def test_a_job_above_the_per_job_limit_is_refused(moto_store: ObjectStore) -> None:
+    estimate = estimate_training_cost(chat_file(200, 3), TrainingSettings(), VALIDATION)
+    assert estimate is not None and estimate.usd is not None and estimate.usd > 0
+    below = TrainingSettings(max_training_cost_usd=estimate.usd * 0.9)
+    with pytest.raises(BudgetExceeded, match="max_training_cost_usd") as refused:
+        check_budget(moto_store, estimate, below, dataset_version="ds-1", config_hash="abc", today=TODAY)
+    assert "\n" not in str(refused.value)
+    above = TrainingSettings(max_training_cost_usd=estimate.usd * 1.1)
+    check_budget(moto_store, estimate, above, dataset_version="ds-1", config_hash="abc", today=TODAY)
+    assert (
+        check_budget(
+            moto_store, estimate, TrainingSettings(), dataset_version="ds-1", config_hash="abc", today=TODAY
+        ).month
+        == MONTH
+    )
+
+
+def test_the_monthly_total_counts_running_estimates_and_billed_jobs(moto_store: ObjectStore) -> None:
+    estimate = estimate_training_cost(chat_file(200, 3), TrainingSettings(), VALIDATION)
+    assert estimate is not None and estimate.usd is not None
+    training = TrainingSettings(monthly_budget_usd=estimate.usd * 2.5)
+
+    first = _job("ftjob-1", "running")
+    reserve_job_cost(moto_store, first, estimate.usd, dataset_version="ds-1", config_hash="abc")
+    assert month_spend(moto_store, MONTH) == pytest.approx(estimate.usd)
+    # The same version and config is still running: resuming it costs nothing new.
+    resumed = check_budget(
+        moto_store, estimate, training, dataset_version="ds-1", config_hash="abc", today=TODAY
+    )
+    assert resumed.resumed
+
+    # It ends: the billed cost replaces the estimate (gpt-4o-mini: $3 per million tokens).
+    billed = record_job_cost(moto_store, _job("ftjob-1", "succeeded", trained_tokens=1_000_000), VALIDATION)
+    assert billed == pytest.approx(3.0)
+    assert (
+        record_job_cost(moto_store, _job("ftjob-1", "succeeded", trained_tokens=1_000_000), VALIDATION)
+        == billed
+    )
+    ledger = moto_store.get_json(ledger_key(MONTH))
+    assert ledger["jobs"]["ftjob-1"]["trained_tokens"] == 1_000_000
+    assert ledger["jobs"]["ftjob-1"]["dataset_version"] == "ds-1"
+    assert month_spend(moto_store, MONTH) == pytest.approx(3.0)
+
+    # A reservation never overwrites a settled entry.
+    reserve_job_cost(moto_store, _job("ftjob-1", "running"), 99.0, dataset_version="ds-1", config_hash="abc")
+    assert month_spend(moto_store, MONTH) == pytest.approx(3.0)
+
+    limit = 3.0 + estimate.usd * 1.5
+    fits = TrainingSettings(monthly_budget_usd=limit)
+    check_budget(moto_store, estimate, fits, dataset_version="ds-2", config_hash="abc", today=TODAY)
+    reserve_job_cost(
+        moto_store, _job("ftjob-2", "running"), estimate.usd, dataset_version="ds-2", config_hash="abc"
+    )
+    with pytest.raises(BudgetExceeded, match="monthly_budget_usd"):
+        check_budget(moto_store, estimate, fits, dataset_version="ds-3", config_hash="abc", today=TODAY)
+    # Another month starts from zero.
+    check_budget(
+        moto_store, estimate, fits, dataset_version="ds-3", config_hash="abc", today=date(2099, 1, 1)
+    )
+
+
+def test_an_unpriced_model_cannot_pass_a_limit(moto_store: ObjectStore) -> None:
+    for model in ("my-own-model", "gpt-4.5-preview"):  # no tokenizer; no example limit or price
+        training = TrainingSettings(base_model=model, max_training_cost_usd=10.0)
+        estimate = estimate_training_cost(chat_file(20, 1), training, VALIDATION)
+        assert estimate is None or estimate.usd is None
+        with pytest.raises(BudgetExceeded, match="no training price"):
+            check_budget(moto_store, estimate, training, dataset_version="d", config_hash="c", today=TODAY)
+        unlimited = TrainingSettings(base_model=model)
+        check = check_budget(
+            moto_store, estimate, unlimited, dataset_version="d", config_hash="c", today=TODAY
+        )
+        assert check.estimated_usd is None
