@@ -6,6 +6,7 @@ and uses the same ``openai`` SDK calls whichever service is behind it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from retrain.settings import ProviderSettings, Settings
 
 __all__ = [
     "api_errors",
+    "is_quota_error",
     "make_async_client",
     "make_client",
     "provider_named",
@@ -59,7 +61,18 @@ def make_async_client(settings: ProviderSettings, *, max_retries: int | None = N
     return AsyncAzureOpenAI(**options) if settings.kind == "azure" else AsyncOpenAI(**options)
 
 
-_QUOTA_CODES = {"insufficient_quota", "quota_exceeded", "daily_limit_exceeded", "concurrent_jobs_limit"}
+_QUOTA_CODES = {
+    "insufficient_quota",
+    "quota_exceeded",
+    "daily_limit_exceeded",
+    "daily_rate_limit_exceeded",
+    "concurrent_jobs_limit",
+}
+_LIMIT_MESSAGE = re.compile(
+    r"fine-tun\w* requests per day|maximum of \d+ active|concurrent (fine-tuning )?jobs"
+    r"|exceeded your current quota",
+    re.IGNORECASE,
+)
 
 
 @contextmanager
@@ -75,9 +88,10 @@ def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
     except openai.RateLimitError as exc:
         code = _error_code(exc)
         detail = redact(_error_message(exc), secret)
-        if code in _QUOTA_CODES:
+        if is_quota_error(code, detail):
             raise QuotaExceeded(
-                f"{what}: provider {settings.name!r} quota reached ({code}): {detail}"
+                f"{what}: provider {settings.name!r} quota reached ({code or 'limit'}): {detail} "
+                "The next run tries again; wait for the limit to reset or raise it with the provider."
             ) from None
         raise QuotaExceeded(
             f"{what}: provider {settings.name!r} is rate limiting (429) after retries: {detail}"
@@ -96,6 +110,11 @@ def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
         raise ProviderError(
             f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}"
         ) from None
+
+
+def is_quota_error(code: str, message: str) -> bool:
+    """A 429 that waiting minutes will not fix: a daily job limit, too many active jobs, no credit."""
+    return code in _QUOTA_CODES or bool(_LIMIT_MESSAGE.search(message))
 
 
 def _error_code(exc: openai.APIStatusError) -> str:

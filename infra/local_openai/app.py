@@ -18,7 +18,7 @@ from local_openai import (
     routes_uploads,
 )
 from local_openai.errors import error_response, install_error_handlers
-from local_openai.faults import FaultConfig, Faults, api_path
+from local_openai.faults import RATE_LIMIT_KINDS, FaultConfig, Faults, api_path, limit_error
 from local_openai.state import ServerState
 from local_openai.store import Store
 from local_openai.worker import Worker
@@ -73,17 +73,13 @@ def create_app(
         path = api_path(request.url.path)
         if path is None:
             return await call_next(request)
-        rule = state.faults.pick(path)
+        rule = state.faults.pick(path, request.method)
         if rule is not None and rule.kind == "slow":
             await asyncio.sleep(rule.delay)
-        elif rule is not None and rule.kind == "429":
+        elif rule is not None and rule.kind in RATE_LIMIT_KINDS:
             state.count_route(f"{request.method} {path} (429 injected)")
-            return error_response(
-                429,
-                "Rate limit reached (injected by the local server).",
-                code="rate_limit_exceeded",
-                headers={"Retry-After": f"{rule.retry_after:g}"},
-            )
+            code, message = limit_error(rule)
+            return error_response(429, message, code=code, headers={"Retry-After": f"{rule.retry_after:g}"})
         elif rule is not None:
             state.count_route(f"{request.method} {path} (500 injected)")
             return error_response(500, "The server had an error while processing your request (injected).")
