@@ -13,6 +13,11 @@ Two formats, chosen by ``ValidationSettings.format``:
 Unknown keys are rejected (``extra="forbid"``), types are strict. ``check_example`` returns every
 problem as a ``Reason`` with a stable snake_case code and a message naming the line and field.
 
+``is_plain_chat`` is a hand-written fast path for the common shape (``messages`` only, plain
+string content, no tools): when it says True, ``check_example`` is guaranteed to return no
+reasons, so the pydantic models only run for the rows it cannot decide. The models stay the
+source of truth: the fast path never produces a reason of its own.
+
 ``example_hash`` and ``normalise_prompt`` define the canonical form other modules rely on for
 deduplication, the train/validation split and the eval-leak check; see their docstrings.
 """
@@ -36,9 +41,11 @@ __all__ = [
     "check_example",
     "example_hash",
     "example_texts",
+    "is_plain_chat",
     "near_duplicate_key",
     "normalise_prompt",
     "normalise_text",
+    "plain_chat_keys",
 ]
 
 Format = Literal["chat", "preference"]
@@ -285,6 +292,53 @@ def _tool_names(
     return {tool.function.name for tool in tools or []} | {function.name for function in functions or []}
 
 
+_PLAIN_KEYS: dict[str, frozenset[str]] = {
+    "system": frozenset({"role", "content", "name"}),
+    "developer": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "weight"}),
+}
+
+
+def is_plain_chat(value: Any) -> bool:
+    """True only for a chat example ``check_example`` accepts, in its most common shape.
+
+    The shape: an object whose only key is a non-empty ``messages`` list of system, developer,
+    user and assistant messages with non-blank string ``content``, an optional string ``name``
+    and, on assistant turns, ``weight`` 0, 1 or null, with at least one trainable assistant turn.
+    False means "not decided here" (the pydantic models decide), never "invalid".
+    """
+    if type(value) is not dict or len(value) != 1:
+        return False
+    messages = value.get("messages")
+    if type(messages) is not list or not messages:
+        return False
+    trainable = False
+    for message in messages:
+        if type(message) is not dict:
+            return False
+        role = message.get("role")
+        if type(role) is not str:
+            return False
+        allowed = _PLAIN_KEYS.get(role)
+        if allowed is None or not allowed.issuperset(message):
+            return False
+        content = message.get("content")
+        if type(content) is not str or not content.strip():
+            return False
+        if "name" in message and type(message["name"]) is not str:
+            return False
+        if role == "assistant":
+            weight = message.get("weight")
+            if weight is None:
+                trainable = True
+            elif type(weight) is int and weight in (0, 1):
+                trainable = trainable or weight == 1
+            else:
+                return False
+    return trainable
+
+
 def check_example(value: dict[str, Any], fmt: Format, line_no: int) -> list[Reason]:
     """Every format problem of one parsed JSON object (empty list: the example is valid)."""
     try:
@@ -333,12 +387,21 @@ def normalise_text(text: str) -> str:
         text = unicodedata.normalize("NFC", text)
     if "\r" in text:
         text = _LINE_END.sub("\n", text)
-    if " \n" in text or "\t\n" in text:
+    if "\n" in text and (" \n" in text or "\t\n" in text):
         text = _TRAILING_SPACE.sub("\n", text)
     return text.strip()
 
 
 def _normalise_value(value: Any) -> Any:
+    kind = type(value)  # exact JSON types first: the common case, and cheaper than isinstance
+    if kind is str:
+        return normalise_text(value)
+    if kind is dict:
+        return {key: _normalise_value(item) for key, item in value.items() if item is not None}
+    if kind is list:
+        return [_normalise_value(item) for item in value]
+    if kind is int or kind is float or kind is bool:
+        return value
     if isinstance(value, str):
         return normalise_text(value)
     if isinstance(value, list):
@@ -358,6 +421,36 @@ def example_hash(example: Mapping[str, Any]) -> str:
     """
     canonical = orjson.dumps(_normalise_value(example), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
+
+
+def plain_chat_keys(example: Mapping[str, Any]) -> tuple[str, str]:
+    """``(example_hash(example), near_duplicate_key(example))`` in one pass, for plain chats only.
+
+    Only for examples ``is_plain_chat`` accepts (string role, content and name; integer or null
+    weight); tests hold both values equal to the generic functions on such examples.
+    """
+    messages = []
+    turns = []
+    for message in example["messages"]:
+        role = message["role"]
+        content = message["content"]
+        normal = {"content": normalise_text(content), "role": role}
+        name = message.get("name")
+        if name is not None:
+            normal["name"] = normalise_text(name)
+        weight = message.get("weight")
+        if weight is not None:
+            normal["weight"] = weight
+        messages.append(normal)
+        if role == "user":
+            turns.append(b"user:" + _near_text(content))
+        elif role == "assistant":
+            turns.append(b"assistant:" + _near_text(content))
+    canonical = orjson.dumps({"messages": messages}, option=orjson.OPT_SORT_KEYS)
+    return (
+        hashlib.sha256(canonical).hexdigest(),
+        hashlib.sha256(b"\n".join(turns)).hexdigest(),
+    )
 
 
 def _fold(text: str) -> str:
@@ -411,15 +504,46 @@ def example_texts(example: Mapping[str, Any]) -> list[tuple[str, str]]:
 _PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
 
 
+def _ascii_fold_table() -> bytes:
+    """bytes.translate table giving, for ASCII text, what ``_fold(_PUNCTUATION.sub(" ", text))`` gives.
+
+    Word characters stay (upper case lowered, as casefold does for ASCII); every other byte
+    becomes a space: punctuation is replaced by a space anyway, and the whitespace ``str.split``
+    knows (including \\x1c-\\x1f, which ``bytes.split`` does not) only separates words.
+    """
+    table = bytearray(b" " * 256)
+    for code in range(128):
+        char = chr(code)
+        if char.isalnum() or char == "_":
+            table[code] = ord(char.lower())
+    return bytes(table)
+
+
+_ASCII_FOLD = _ascii_fold_table()
+
+
+def _near_text(text: str) -> bytes:
+    if text.isascii():
+        # After the translation the only whitespace left is b" ": folding runs of it and
+        # stripping the ends is what split-and-join does, without a bytes object per word.
+        folded = text.encode().translate(_ASCII_FOLD)
+        while b"  " in folded:
+            folded = folded.replace(b"  ", b" ")
+        return folded.strip(b" ")
+    return _fold(_PUNCTUATION.sub(" ", text)).encode()
+
+
 def near_duplicate_key(example: Mapping[str, Any]) -> str:
     """SHA-256 of the user and assistant text, case/whitespace/punctuation folded.
 
     Two examples with the same key say the same thing with different casing, spacing or
-    punctuation (system prompts and tools are ignored).
+    punctuation (system prompts and tools are ignored). The key is the hash of the lines
+    ``role:folded text`` joined by newlines, where folded text is
+    ``_fold(_PUNCTUATION.sub(" ", text))`` (ASCII text takes an equivalent byte-level path).
     """
     turns = [
-        f"{m.get('role')}:{_fold(_PUNCTUATION.sub(' ', _message_text(m)))}"
+        f"{role}:".encode() + _near_text(_message_text(m))
         for m in _conversation(example)
-        if m.get("role") in ("user", "assistant")
+        if (role := m.get("role")) in ("user", "assistant")
     ]
-    return hashlib.sha256("\n".join(turns).encode()).hexdigest()
+    return hashlib.sha256(b"\n".join(turns)).hexdigest()

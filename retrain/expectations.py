@@ -172,13 +172,23 @@ class SuiteRunner:
 
     def check_batch(self, frame: pd.DataFrame, data_docs_dir: Path | None = None) -> list[GateCheck]:
         """One GateCheck per batch-level expectation; Data Docs built into data_docs_dir if given."""
+        return self.check_batch_with_docs(frame, data_docs_dir)[0]
+
+    def check_batch_with_docs(
+        self, frame: pd.DataFrame, data_docs_dir: Path | None = None
+    ) -> tuple[list[GateCheck], Path | None]:
+        """``check_batch`` plus the index.html of the Data Docs it built (None if it built none).
+
+        With no rows to measure the checks are skipped and no Data Docs are built.
+        """
         if not self.expectations("batch"):
-            return []
+            return [], None
         if frame.empty:
-            return [
+            skipped = [
                 GateCheck(_label(e), True, 0, 0, f"{_label(e)}: skipped, no examples to measure")
                 for e in self.expectations("batch")
             ]
+            return skipped, None
         result = self._validate("batch", frame)
         checks = []
         for item in result.results:
@@ -188,9 +198,8 @@ class SuiteRunner:
                 label, config["kwargs"], item.result.get("observed_value")
             )
             checks.append(GateCheck(label, bool(item.success), observed, threshold, message))
-        if data_docs_dir is not None:
-            self.build_data_docs(result, data_docs_dir)
-        return checks
+        index = self.build_data_docs(result, data_docs_dir) if data_docs_dir is not None else None
+        return checks, index
 
     def build_data_docs(self, result: Any, directory: Path) -> Path:
         """Write the Data Docs site of a batch-level result into directory; returns its index.html."""

@@ -25,13 +25,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ParsedLine", "RawLine", "iter_raw_lines", "read_jsonl"]
+__all__ = ["ParsedLine", "RawLine", "is_blank", "iter_raw_lines", "parse_line", "read_jsonl"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _INFLATE_STEP = 1 << 20
 _RAW_KEEP = 64 * 1024
-_WHITESPACE = b" \t\r\n\f\v"
 
 
 @dataclass(frozen=True)
@@ -163,14 +162,20 @@ def read_jsonl(
                 f"{raw.size:,} bytes is over the {max_line_bytes:,}-byte line limit",
             )
             continue
-        if not raw.data.strip(_WHITESPACE):
+        if is_blank(raw.data):
             if include_blank:
                 yield ParsedLine(raw.line_no, raw.data, None, blank=True)
             continue
-        yield _parse(raw.line_no, raw.data)
+        yield parse_line(raw.line_no, raw.data)
 
 
-def _parse(line_no: int, data: bytes) -> ParsedLine:
+def is_blank(data: bytes) -> bool:
+    """Whether a line holds only whitespace (space, tab, CR, LF, FF, VT) or nothing."""
+    return not data or data.isspace()
+
+
+def parse_line(line_no: int, data: bytes) -> ParsedLine:
+    """Parse one physical line (neither blank nor over the size limit); never raises."""
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

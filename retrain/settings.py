@@ -137,6 +137,17 @@ class ValidationSettings(BaseModel):
         default=8 * 1024 * 1024, ge=1024, description="Longer lines are quarantined as line_too_long."
     )
     chunk_rows: int = Field(default=50_000, ge=1, description="Rows per Great Expectations chunk.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that check lines in parallel: 0 = one per available CPU, 1 = in-process only.",
+    )
+    parallel_min_lines: int = Field(
+        default=20_000,
+        ge=0,
+        description="Worker processes start only once a batch reaches this many lines (smaller batches "
+        "are checked in-process; starting a worker costs about a second). 0 = every line in workers.",
+    )
     example_token_limits: dict[str, int] = Field(
         default_factory=lambda: {
             "gpt-4o": 65_536,

@@ -38,6 +38,7 @@ __all__ = [
     "base_model_id",
     "count_example",
     "count_messages",
+    "count_role",
     "count_text",
     "encoding_for_model",
     "encoding_name_for_model",
@@ -187,6 +188,21 @@ def count_text(text: str, encoding: tiktoken.Encoding) -> int:
     return len(encoding.encode_ordinary(text))
 
 
+_ROLE_NAMES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_role_counts: dict[tuple[str, str], int] = {}
+
+
+def count_role(role: str, encoding: tiktoken.Encoding) -> int:
+    """``count_text(role, encoding)``, remembered for the six role names (they repeat in every message)."""
+    key = (encoding.name, role)
+    count = _role_counts.get(key)
+    if count is None:
+        count = count_text(role, encoding)
+        if role in _ROLE_NAMES:
+            _role_counts[key] = count
+    return count
+
+
 def _content_tokens(content: Any, encoding: tiktoken.Encoding) -> int:
     if isinstance(content, str):
         return count_text(content, encoding)
@@ -201,7 +217,9 @@ def count_messages(messages: Iterable[Mapping[str, Any]], encoding: tiktoken.Enc
     for message in messages:
         total += _PER_MESSAGE
         for key, value in message.items():
-            if key in ("role", "tool_call_id") and isinstance(value, str):
+            if key == "role" and isinstance(value, str):
+                total += count_role(value, encoding)
+            elif key == "tool_call_id" and isinstance(value, str):
                 total += count_text(value, encoding)
             elif key == "content":
                 total += _content_tokens(value, encoding)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 the batch passes its gates, 1 it fails them, 2 usage errors (missing file, bad
 option). The JSON report (``--report``) holds ``total_lines``, ``accepted``, ``quarantined``,
-``by_reason``, ``per_source``, ``token_stats``, ``cost_estimate_usd``, ``cost`` and ``gates``;
+``by_reason``, ``per_source``, ``token_stats``, ``cost_estimate_usd``, ``cost``, ``gates`` and
+``data_docs_index`` (the built Data Docs' index.html with ``--data-docs``, else null);
 ``--quarantine`` writes one JSON object per quarantined line (source, line_no, reasons, raw).
 Nothing is held in memory per example, so very large files stream through.
 """
@@ -96,6 +97,8 @@ def _print_summary(result: BatchResult) -> None:
     for gate in result.gates:
         gates.add_row(gate.name, "[green]pass[/]" if gate.passed else "[red]FAIL[/]", gate.message)
     _console.print(gates)
+    if result.data_docs_index is not None:
+        _console.print(f"Data Docs: {result.data_docs_index}", highlight=False, soft_wrap=True)
     verdict = (
         "[bold green]batch passes its gates[/]" if result.passed else "[bold red]batch fails its gates[/]"
     )
