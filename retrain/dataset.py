@@ -38,6 +38,7 @@ from retrain.storage import ObjectStore
 
 __all__ = [
     "LATEST_KEY",
+    "MIN_FILE_EXAMPLES",
     "DatasetVersion",
     "Shard",
     "TrainingFiles",
@@ -58,6 +59,7 @@ logger = logging.getLogger(__name__)
 SHARD_PREFIX = "curated/shards/"
 VERSION_PREFIX = "curated/versions/"
 LATEST_KEY = "curated/LATEST.json"
+MIN_FILE_EXAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -269,6 +271,14 @@ def build_training_files(
         kept = rows
     train = [orjson.dumps(r.row["example"]) + b"\n" for r in kept if r.row["split"] != "validation"]
     validation = [orjson.dumps(r.row["example"]) + b"\n" for r in kept if r.row["split"] == "validation"]
+    if 0 < len(validation) < MIN_FILE_EXAMPLES:
+        logger.warning(
+            "only %d validation example(s), fewer than the %d a provider accepts in a file: no "
+            "validation file this time (they stay out of training)",
+            len(validation),
+            MIN_FILE_EXAMPLES,
+        )
+        validation = []
     if len(kept) < len(rows):
         logger.info("training-set policy %s kept %d of %d curated examples", policy, len(kept), len(rows))
     return TrainingFiles(

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Container, Sequence
+from collections import deque
+from collections.abc import Container, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +53,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_READ_AHEAD = 8
+_WHOLE_OBJECT_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ def ingest_objects(
     seen = known_hashes(store, previous, skip_shard=shard_key(batch_id))
     nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
     result = validate_batch(
-        ((info.key, store.iter_chunks(info.key)) for info in objects),
+        _sources(store, objects),
         nightly_validation,
         base_model=settings.training.base_model,
         known_hashes=seen,
@@ -158,6 +163,31 @@ def ingest_objects(
         logger.info("batch %s manifest was written by a concurrent run", batch_id)
     _mark_processed(store, report)
     return report
+
+
+def _sources(store: ObjectStore, objects: Sequence[ObjectInfo]) -> Iterator[tuple[str, Iterator[bytes]]]:
+    """(key, chunks) per object, in order; small objects are fetched a few ahead, in parallel.
+
+    Objects above _WHOLE_OBJECT_BYTES are streamed when their turn comes, so memory stays
+    bounded by the read-ahead window.
+    """
+    remaining = iter(objects)
+    window: deque[tuple[ObjectInfo, Future[bytes] | None]] = deque()
+    with ThreadPoolExecutor(max_workers=_READ_AHEAD) as pool:
+
+        def fill() -> None:
+            while len(window) < _READ_AHEAD:
+                info = next(remaining, None)
+                if info is None:
+                    return
+                small = info.size <= _WHOLE_OBJECT_BYTES
+                window.append((info, pool.submit(store.get_bytes, info.key) if small else None))
+
+        fill()
+        while window:
+            info, body = window.popleft()
+            fill()
+            yield info.key, (iter((body.result(),)) if body is not None else store.iter_chunks(info.key))
 
 
 def _reject_accepted(result: BatchResult) -> list[QuarantinedLine]:

@@ -10,6 +10,7 @@ import pytest
 
 from retrain.chat_format import example_hash, normalise_prompt
 from retrain.dataset import (
+    MIN_FILE_EXAMPLES,
     DatasetVersion,
     build_training_files,
     load_version,
@@ -83,18 +84,18 @@ def test_recent_keeps_the_last_n_days_up_to_the_version_date(moto_store: ObjectS
         {
             "incoming/2020-01-01/old.jsonl": 30,
             "incoming/2020-01-05/old.jsonl": 20,
-            f"incoming/{_today()}/new.jsonl": 25,
+            f"incoming/{_today()}/new.jsonl": 150,
         },
         policy,
     )
     assert load_version(moto_store, version.version_id).policy == policy
     files = build_training_files(moto_store, version, eval_prompts=set(), prompt_of=_prompt)
-    assert dict(_sources(_both(files), moto_store, version)) == {f"incoming/{_today()}/new.jsonl": 25}
+    assert dict(_sources(_both(files), moto_store, version)) == {f"incoming/{_today()}/new.jsonl": 150}
     assert files.excluded_by_policy == 50
     wider = build_training_files(
         moto_store, version, eval_prompts=set(), prompt_of=_prompt, policy={"name": "recent", "days": 100_000}
     )
-    assert wider.train_examples + wider.validation_examples == 75
+    assert wider.train_examples + wider.validation_examples == 200
 
 
 def test_capped_samples_each_source_in_proportion_and_is_fixed_per_version(moto_store: ObjectStore) -> None:
@@ -125,20 +126,20 @@ def test_capped_samples_each_source_in_proportion_and_is_fixed_per_version(moto_
 
 
 def test_capped_by_tag_uses_tag_folders(moto_store: ObjectStore) -> None:
-    policy = {"name": "capped", "max_examples": 30, "stratify_by": "tag", "tag": "intent"}
+    policy = {"name": "capped", "max_examples": 300, "stratify_by": "tag", "tag": "intent"}
     version = _version(
         moto_store,
         {
-            "incoming/2026-11-01/app/intent=billing/a.jsonl": 90,
-            "incoming/2026-11-01/app/intent=login/a.jsonl": 30,
-            "incoming/2026-11-01/app/untagged.jsonl": 30,
+            "incoming/2026-11-01/app/intent=billing/a.jsonl": 900,
+            "incoming/2026-11-01/app/intent=login/a.jsonl": 300,
+            "incoming/2026-11-01/app/untagged.jsonl": 300,
         },
         policy,
     )
     files = build_training_files(moto_store, version, eval_prompts=set(), prompt_of=_prompt)
     per_source = _sources(_both(files), moto_store, version)
-    assert sorted(per_source.values()) == [6, 6, 18]
-    assert per_source["incoming/2026-11-01/app/intent=billing/a.jsonl"] == 18
+    assert sorted(per_source.values()) == [60, 60, 180]
+    assert per_source["incoming/2026-11-01/app/intent=billing/a.jsonl"] == 180
 
 
 def test_an_unknown_policy_is_a_data_error(moto_store: ObjectStore) -> None:
@@ -151,3 +152,16 @@ def _today() -> str:
     from datetime import UTC, datetime
 
     return datetime.now(UTC).date().isoformat()
+
+
+def test_a_validation_split_too_small_for_a_file_is_left_out_not_trained_on(moto_store: ObjectStore) -> None:
+    version = _version(moto_store, {"incoming/2026-11-01/a.jsonl": 40}, {})
+    validation_rows = sum(
+        1
+        for line in moto_store.iter_lines(version.shards[0].key)
+        if orjson.loads(line)["split"] == "validation"
+    )
+    assert 0 < validation_rows < MIN_FILE_EXAMPLES
+    files = build_training_files(moto_store, version, eval_prompts=set(), prompt_of=_prompt)
+    assert (files.validation, files.validation_examples) == (b"", 0)
+    assert files.train_examples == 40 - validation_rows
