@@ -1,0 +1,59 @@
+"""`retrain ingest [--reconcile] [--dry-run]` against a moto server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from retrain.cli.main import app as root
+from retrain.discovery import read_watermark
+from retrain.eval_sets import put_eval_set
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+from retrain.synthetic import make_eval_set, make_examples
+from tests.s3_servers import moto_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
+    with moto_server() as s3:
+        monkeypatch.setenv("RETRAIN_S3__ENDPOINT_URL", str(s3.endpoint_url))
+        monkeypatch.setenv("RETRAIN_S3__BUCKET", s3.bucket)
+        monkeypatch.setenv("COLUMNS", "200")
+        get_settings.cache_clear()
+        store = ObjectStore.from_settings(get_settings().s3)
+        put_eval_set(store, "main", make_eval_set(20, seed=99))
+        yield store
+        get_settings.cache_clear()
+
+
+def land(store: ObjectStore, key: str, seed: int) -> None:
+    store.put_bytes(key, b"".join(orjson.dumps(ex) + b"\n" for ex in make_examples(30, seed=seed)))
+
+
+def ingest(*args: str) -> str:
+    result = CliRunner().invoke(root, ["ingest", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_ingest_then_reconcile_a_straggler(store: ObjectStore) -> None:
+    for day in range(1, 8):
+        land(store, f"incoming/2026-11-{day:02d}/app.jsonl", seed=day)
+    out = ingest()
+    assert "listed 7 key(s) (all of incoming/): 7 new object(s)" in out
+    assert "watermark 2026-11-07" in out
+    assert read_watermark(store) == "2026-11-07"
+
+    land(store, "incoming/2026-11-02/late.jsonl", seed=50)
+    assert "0 new object(s)" in ingest()
+    dry = ingest("--reconcile", "--dry-run")
+    assert "listed 8 key(s) (all of incoming/): 1 new object(s)" in dry
+    assert "incoming/2026-11-02/late.jsonl" in dry
+    assert "1 new object(s)" in ingest("--reconcile")
+    assert "0 new object(s)" in ingest("--reconcile")
