@@ -14,6 +14,7 @@ from openai import OpenAI
 
 from retrain.settings import ProviderSettings
 from retrain.synthetic import make_examples
+from tests.pipeline.conftest import stack  # noqa: F401  (moto S3 server + local OpenAI server + Prefect)
 
 
 @dataclass

@@ -1,0 +1,82 @@
+"""The real nightly flow: on an azure-configured provider, and refused by the budget before any upload."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from openai import OpenAI
+
+from flows.nightly import nightly_retrain
+from retrain.budget import ledger_key
+from retrain.registry import Registry
+from retrain.settings import get_settings
+from tests.pipeline.conftest import Stack
+from tests.pipeline.test_nightly_flow import land
+
+pytestmark = pytest.mark.slow
+
+AZURE_KEY = "sk-azure-test-7f3c9a1e5b2d4f60"
+
+
+def _all_objects(stack: Stack) -> bytes:
+    return b"".join(stack.store.get_bytes(info.key) for info in stack.store.list(""))
+
+
+def test_the_nightly_flow_runs_unchanged_on_an_azure_provider(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_PROVIDER__KIND", "azure")
+    monkeypatch.setenv("RETRAIN_PROVIDER__NAME", "azure-local")
+    monkeypatch.setenv("RETRAIN_PROVIDER__AZURE_ENDPOINT", stack.api_root)
+    monkeypatch.setenv("RETRAIN_PROVIDER__API_KEY", AZURE_KEY)
+    get_settings.cache_clear()
+    assert get_settings().provider.kind == "azure"
+
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert state.is_completed() and "promoted" in (state.message or ""), state.message
+
+    production = Registry(stack.store).get("production")
+    assert production is not None and production.provider == "azure-local"
+    routes = stack.admin("GET", "/admin/stats").json()["routes"]
+    # Both models answered through Azure's deployment paths, none through /chat/completions.
+    assert routes.get("POST /deployments/{deployment}/chat/completions", 0) >= 2 * 120
+    assert routes.get("POST /chat/completions", 0) == 0
+    assert routes.get("POST /fine_tuning/jobs", 0) == 1
+    assert AZURE_KEY.encode() not in _all_objects(stack)
+
+
+def test_a_job_over_budget_is_refused_before_any_upload(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = OpenAI(base_url=stack.settings.provider.base_url, api_key="x", max_retries=0)
+    monkeypatch.setenv("RETRAIN_TRAINING__MAX_TRAINING_COST_USD", "0.0001")
+    get_settings.cache_clear()
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+
+    refused = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert refused.is_failed()
+    message = refused.message or ""
+    assert "BudgetExceeded" in message and "max_training_cost_usd" in message and "\n" not in message
+    assert api.files.list().data == [] and api.fine_tuning.jobs.list().data == []
+    for folder in ("state/uploads/", "state/jobs/", "state/budget/", "state/decisions/"):
+        assert list(stack.store.list(folder)) == [], folder
+    assert Registry(stack.store).get("production") is None
+
+    # Within budget the same version trains, its cost is recorded, and our files are cleaned up.
+    monkeypatch.setenv("RETRAIN_TRAINING__MAX_TRAINING_COST_USD", "100")
+    monkeypatch.setenv("RETRAIN_TRAINING__MONTHLY_BUDGET_USD", "100")
+    monkeypatch.setenv("RETRAIN_TRAINING__DELETE_FILES_AFTER_JOB", "true")
+    get_settings.cache_clear()
+    trained = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert trained.is_completed() and "promoted" in (trained.message or ""), trained.message
+    [job] = api.fine_tuning.jobs.list().data
+    ledger = stack.store.get_json(ledger_key(f"{datetime.fromtimestamp(job.created_at, UTC):%Y-%m}"))
+    entry = ledger["jobs"][job.id]
+    assert entry["status"] == "succeeded" and entry["trained_tokens"] == job.trained_tokens > 0
+    assert entry["usd"] == pytest.approx(job.trained_tokens * 3.0 / 1_000_000, rel=1e-3)
+    assert entry["estimated_usd"] > 0
+    assert list(stack.store.list("state/uploads/")) == []
+    remaining = {f.id for f in api.files.list().data}
+    assert job.training_file not in remaining and job.validation_file not in remaining
