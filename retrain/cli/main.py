@@ -57,6 +57,9 @@ def _register_commands() -> None:
     app.add_typer(jobs.app, name="jobs")
     for module in (run, validate, evaluate, ops, config):
         module.register(app)
+    from retrain.cli import serve
+
+    serve.register(app)
     from retrain.cli import chat, ingest
 
     chat.register(app)

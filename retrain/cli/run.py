@@ -1,16 +1,18 @@
 """`retrain run` (one nightly run) and `retrain demo` (the local story, night by night).
 
 Prefect is imported only inside the commands: it is slow to import, and the rest of the
-CLI does not need it. Without ``PREFECT_API_URL`` the flows run against Prefect's
-ephemeral server, whose database lives under the local data directory, so
-`retrain local up --with-prefect`'s UI shows these runs afterwards.
+CLI does not need it. When `retrain local up --with-prefect` runs (and ``PREFECT_API_URL``
+is not set), the flows report to that local server, so its UI shows them at once; with
+``--via-deployment`` the night runs as a flow run of `nightly-retrain/retrain-now`, executed
+by the stack's worker. Otherwise the flows run against Prefect's ephemeral server, whose
+database lives under the local data directory.
 """
 
 from __future__ import annotations
 
 import os
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -30,9 +32,44 @@ def _prepare_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    from retrain.local_stack import running_prefect_api_url
+
+    local_api = running_prefect_api_url(settings)
+    if local_api and "PREFECT_API_URL" not in os.environ:
+        os.environ["PREFECT_API_URL"] = local_api
 
 
-def _run_night(night: date | None) -> Any:
+_VIA_DEPLOYMENT = Annotated[
+    bool,
+    typer.Option(
+        "--via-deployment",
+        help="Run through the nightly-retrain/retrain-now deployment and its worker "
+        "(needs `retrain local up --with-prefect` or PREFECT_API_URL).",
+    ),
+]
+_DEPLOYMENT = "nightly-retrain/retrain-now"
+
+
+def _run_night(night: date | None, via_deployment: bool = False) -> Any:
+    if via_deployment:
+        from prefect.client.schemas.objects import FlowRun
+        from prefect.deployments import run_deployment
+
+        from retrain.exceptions import ConfigError
+
+        if "PREFECT_API_URL" not in os.environ:
+            raise ConfigError(
+                "--via-deployment needs a Prefect server: start `retrain local up --with-prefect` "
+                "or set PREFECT_API_URL"
+            )
+        parameters = {"night": night.isoformat() if night else None}
+        flow_run = cast(
+            "FlowRun", run_deployment(_DEPLOYMENT, parameters=parameters, timeout=None, poll_interval=2)
+        )
+        console.print(
+            f"flow run {flow_run.name} ({flow_run.id}) of {_DEPLOYMENT}", highlight=False, soft_wrap=True
+        )
+        return flow_run.state
     from flows.nightly import nightly_retrain
 
     return nightly_retrain(night=night, return_state=True)
@@ -42,6 +79,7 @@ def run(
     night: Annotated[
         str | None, typer.Option(help="The night to run, as YYYY-MM-DD (default: today, UTC).")
     ] = None,
+    via_deployment: _VIA_DEPLOYMENT = False,
 ) -> None:
     """Run the nightly retraining flow once, now."""
     settings = get_settings()
@@ -54,13 +92,13 @@ def run(
             raise typer.BadParameter(
                 f"{night!r} is not a date: use YYYY-MM-DD", param_hint="--night"
             ) from None
-    state = _run_night(parsed)
+    state = _run_night(parsed, via_deployment)
     console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
     if state.is_failed() or state.is_crashed():
         raise typer.Exit(code=1)
 
 
-def demo() -> None:
+def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     """Start the local stack and tell the story of several nights (no credentials, no internet)."""
     from retrain import local_stack
     from retrain.demo import NIGHTS, land_night, seed_eval_set
@@ -68,9 +106,9 @@ def demo() -> None:
     from retrain.storage import ObjectStore
 
     settings = get_settings()
-    _prepare_prefect(settings)
     console.rule("retrain demo: the local stack")
-    local_stack.up(settings)
+    local_stack.up(settings, with_prefect=via_deployment)
+    _prepare_prefect(settings)
     store = ObjectStore.from_settings(settings.s3)
     seeded = seed_eval_set(store, settings.evaluation.eval_set)
     if seeded:
@@ -82,7 +120,7 @@ def demo() -> None:
         key = land_night(store, night)
         if key:
             console.print(f"landed {store.uri(key)}")
-        state = _run_night(night.night)
+        state = _run_night(night.night, via_deployment)
         outcomes.append((night, state))
         console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
 
@@ -106,9 +144,14 @@ def _print_history(registry: Any) -> None:
 
 def _print_where_to_look(settings: Settings, store: Any) -> None:
     console.rule("where to look")
-    home = os.environ["PREFECT_HOME"]
+    api_url = os.environ.get("PREFECT_API_URL")
+    ui = (
+        f"Prefect UI with these runs: {api_url.removesuffix('/api')}"
+        if api_url
+        else "Prefect UI with these runs: .venv/bin/retrain local up --with-prefect (same database)"
+    )
     console.print(
-        f"Prefect UI with these runs: PREFECT_HOME={home} .venv/bin/prefect server start\n"
+        f"{ui}\n"
         f"Bucket folders: {store.uri('incoming/')} {store.uri('curated/')} {store.uri('quarantine/')} "
         f"{store.uri('evals/')} {store.uri('registry/')} {store.uri('state/')}\n"
         f"On disk: {settings.local.data_dir.resolve() / 's3'}\n"

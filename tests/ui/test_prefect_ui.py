@@ -8,6 +8,10 @@ if another test started it, stays out of the way).
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +34,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
+RETRAIN = Path(sys.executable).with_name("retrain")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -187,3 +192,74 @@ def test_a_second_run_while_one_is_in_progress_is_cancelled_not_queued(
     history = stack.api.get(f"/flow_run_states/?flow_run_id={cancelled['id']}").raise_for_status().json()
     names = [state["name"] for state in history]
     assert "AwaitingConcurrencySlot" not in names and "Running" not in names, names
+
+
+def _cli_env(stack: Stack) -> dict[str, str]:
+    env = {**os.environ, "PREFECT_API_URL": local_stack.prefect_api_url(stack.settings)}
+    return env | local_stack.prefect_env(stack.settings)
+
+
+def test_retrain_run_via_deployment_is_executed_by_the_worker(
+    nightly_run: dict[str, Any], stack: Stack
+) -> None:
+    result = subprocess.run(
+        [str(RETRAIN), "run", "--via-deployment", "--night", "2026-11-20"],
+        env=_cli_env(stack),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output = " ".join(result.stdout.split())
+    assert "flow run retrain-2026-11-20 (" in output and ") of nightly-retrain/retrain-now" in output
+    assert "Completed: no new data" in output
+    runs = stack.api.post("/flow_runs/filter", json={}).raise_for_status().json()
+    [run] = [run for run in runs if run["name"] == "retrain-2026-11-20"]
+    assert run["state_type"] == "COMPLETED" and run["work_pool_name"] == local_stack.PREFECT_POOL
+
+
+SERVED = ("nightly-retrain/nightly", "nightly-retrain/retrain-now", "rollback/rollback", "evaluate/evaluate")
+
+
+def _served_deployments(api: httpx.Client) -> dict[str, dict[str, Any]]:
+    served = {}
+    for name in SERVED:
+        response = api.get(f"/deployments/name/{name}")
+        if response.status_code == 200 and "served" in response.json()["tags"]:
+            served[name] = response.json()
+    return served
+
+
+def test_retrain_serve_serves_the_deployments_with_the_schedule_and_runs_them(
+    nightly_run: dict[str, Any], stack: Stack
+) -> None:
+    """Last in this module: `retrain serve` replaces the work-pool deployments (same names)."""
+    for deployment in stack.api.post("/deployments/filter", json={}).raise_for_status().json():
+        stack.api.delete(f"/deployments/{deployment['id']}").raise_for_status()
+    env = _cli_env(stack) | {"PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    with (stack.settings.local.data_dir / "logs" / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [str(RETRAIN), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while len(served := _served_deployments(stack.api)) < len(SERVED):
+            assert server.poll() is None, "retrain serve exited"
+            assert time.monotonic() < deadline, f"retrain serve created only {sorted(served)}"
+            time.sleep(1)
+        [schedule] = served["nightly-retrain/nightly"]["schedules"]
+        assert schedule["schedule"]["cron"] == "0 2 * * *" and schedule["schedule"]["timezone"] == "UTC"
+        for name, deployment in served.items():
+            assert deployment["work_pool_name"] is None
+            assert name == "nightly-retrain/nightly" or deployment["schedules"] == []
+            assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+            assert deployment["global_concurrency_limit"]["limit"] == 1
+        run = _wait_finished(
+            stack.api, _run_deployment(stack.api, "nightly-retrain/retrain-now", "2026-11-21")
+        )
+        assert run["state_type"] == "COMPLETED", run["state"]
+        assert run["work_pool_name"] is None
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
