@@ -1,30 +1,45 @@
-"""Validation throughput: full `validate_batch` against its floor and a cookbook-style check.
+"""Validation throughput: full `validate_batch` against its floor and the cookbook's checks.
 
-    .venv/bin/python -m bench.validation_bench --examples 100000 [--bad-rate 0.03]
+    .venv/bin/python -m bench.validation_bench --examples 100000 [--bad-rate 0.03] [--workers 1 0]
 
-Generates realistic chat JSONL (system + 1-3 user/assistant exchanges, ~300 tokens, a few % bad
-lines) into a temporary file, then times:
+Generates realistic chat JSONL (system + 1-3 user/assistant exchanges, ~275 tokens, a few % bad
+lines) into a temporary file, then times, in this one process, on that same file:
 
-* full:     ``validate_batch`` streaming the file (format, tokens, content checks, GX in chunks),
-            keeping no examples in memory (the ``retrain validate`` path);
-* floor:    orjson parse + ``encode_ordinary`` of every message, nothing else;
-* cookbook: stdlib ``json`` + per-message ``encode`` in plain Python, as in OpenAI's data-prep
-            notebook.
+* floor:    orjson parse + ``encode_ordinary`` of every message's content, nothing else;
+* cookbook: OpenAI's data-prep notebook (``Chat_finetuning_data_prep.ipynb``) as written: stdlib
+            ``json``, its format-error checks, ``num_tokens_from_messages`` and
+            ``num_assistant_tokens_from_messages`` with ``encoding.encode``, its warning counts
+            (streamed line by line instead of loading the whole file first);
+* full:     ``validate_batch`` as ``retrain validate`` runs it (no examples kept, quarantine to a
+            sink), with 120 eval prompts and 10,000 curated hashes to check against, once per
+            ``--workers`` value (1 = in-process; 0 = one worker process per CPU).
+
+One-off set-up (importing great_expectations, loading the o200k_base vocabulary) is done and
+timed first, so no variant pays it. CPU seconds include worker processes (they are reaped
+before the figure is read). Peak RSS of a full run is sampled every 50 ms from /proc: this
+process plus all its worker processes together.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
+import platform
 import random
 import resource
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 
+from retrain.chat_format import normalise_prompt
 from retrain.settings import ValidationSettings
 from retrain.tokens import get_encoding
 from retrain.validation import QuarantinedLine, validate_batch
@@ -97,35 +112,94 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def run_full(path: Path) -> tuple[float, dict[str, object]]:
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class _PeakRss:
+    """Samples the RSS of this process plus all its children every 50 ms (Linux /proc)."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self.peak_workers = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            workers = sum(_rss_mb(child) for child in _children(os.getpid()))
+            self.peak_workers = max(self.peak_workers, workers)
+            self.peak = max(self.peak, _rss_mb(os.getpid()) + workers)
+
+    def __enter__(self) -> _PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _cpu() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def run_full(path: Path, workers: int) -> dict[str, Any]:
     quarantined = 0
 
     def sink(_: QuarantinedLine) -> None:
         nonlocal quarantined
         quarantined += 1
 
-    settings = ValidationSettings(max_quarantine_rate=0.2)
-    start = time.perf_counter()
-    result = validate_batch(
-        [(str(path), _chunks(path))],
-        settings,
-        base_model="gpt-4o-mini-2024-07-18",
-        keep_examples=False,
-        quarantine_sink=sink,
-    )
-    elapsed = time.perf_counter() - start
-    return elapsed, {
+    prompts = {normalise_prompt([{"role": "user", "content": f"eval question {i}"}]) for i in range(120)}
+    curated = {hashlib.sha256(f"curated {i}".encode()).hexdigest() for i in range(10_000)}
+    settings = ValidationSettings(max_quarantine_rate=0.2, workers=workers)
+    start, cpu = time.perf_counter(), _cpu()
+    with _PeakRss() as rss:
+        result = validate_batch(
+            [(str(path), _chunks(path))],
+            settings,
+            base_model="gpt-4o-mini-2024-07-18",
+            known_hashes=curated,
+            eval_prompts=prompts,
+            keep_examples=False,
+            quarantine_sink=sink,
+        )
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu": _cpu() - cpu,
+        "peak_rss_mb": round(rss.peak),
+        "peak_workers_rss_mb": round(rss.peak_workers),
         "lines": result.lines_read,
         "accepted": result.n_accepted,
         "quarantined": quarantined,
+        "by_reason": result.by_reason,
         "mean_tokens": result.token_stats.get("mean"),
         "passed": result.passed,
     }
 
 
-def run_floor(path: Path) -> float:
+def run_floor(path: Path) -> dict[str, Any]:
     encoding = get_encoding("o200k_base")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu()
     with path.open("rb") as handle:
         for line in handle:
             try:
@@ -135,29 +209,102 @@ def run_floor(path: Path) -> float:
             if isinstance(value, dict):
                 for message in value.get("messages", []):
                     encoding.encode_ordinary(message.get("content") or "")
-    return time.perf_counter() - start
+    return {"seconds": time.perf_counter() - start, "cpu": _cpu() - cpu}
 
 
-def run_cookbook(path: Path) -> float:
+def _cookbook_format_errors(ex: Any, format_errors: dict[str, int]) -> bool:
+    """The notebook's "Format validation" cell for one example; True if it found an error."""
+    before = sum(format_errors.values())
+    if not isinstance(ex, dict):
+        format_errors["data_type"] += 1
+        return True
+    messages = ex.get("messages", None)
+    if not messages:
+        format_errors["missing_messages_list"] += 1
+        return True
+    for message in messages:
+        if "role" not in message or "content" not in message:
+            format_errors["message_missing_key"] += 1
+        if any(k not in ("role", "content", "name", "function_call", "weight") for k in message):
+            format_errors["message_unrecognized_key"] += 1
+        if message.get("role", None) not in ("system", "user", "assistant", "function"):
+            format_errors["unrecognized_role"] += 1
+        content = message.get("content", None)
+        function_call = message.get("function_call", None)
+        if (not content and not function_call) or not isinstance(content, str):
+            format_errors["missing_content"] += 1
+    if not any(message.get("role", None) == "assistant" for message in messages):
+        format_errors["example_missing_assistant_message"] += 1
+    return sum(format_errors.values()) > before
+
+
+def run_cookbook(path: Path) -> dict[str, Any]:
     encoding = get_encoding("o200k_base")
-    start = time.perf_counter()
+
+    def num_tokens_from_messages(
+        messages: list[dict[str, Any]], tokens_per_message: int = 3, tokens_per_name: int = 1
+    ) -> int:
+        num_tokens = 0
+        for message in messages:
+            num_tokens += tokens_per_message
+            for key, value in message.items():
+                num_tokens += len(encoding.encode(value))
+                if key == "name":
+                    num_tokens += tokens_per_name
+        num_tokens += 3
+        return num_tokens
+
+    def num_assistant_tokens_from_messages(messages: list[dict[str, Any]]) -> int:
+        num_tokens = 0
+        for message in messages:
+            if message["role"] == "assistant":
+                num_tokens += len(encoding.encode(message["content"]))
+        return num_tokens
+
+    start, cpu = time.perf_counter(), _cpu()
+    format_errors: dict[str, int] = defaultdict(int)
+    n_missing_system = n_missing_user = 0
+    n_messages, convo_lens, assistant_message_lens = [], [], []
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             try:
-                value = json.loads(line)
+                ex = json.loads(line)
             except json.JSONDecodeError:
+                format_errors["not_json"] += 1
                 continue
-            if not isinstance(value, dict):
+            if _cookbook_format_errors(ex, format_errors):
                 continue
-            total = 3
-            for message in value.get("messages", []):
-                total += 3
-                for key, field in message.items():
-                    if isinstance(field, str):
-                        total += len(encoding.encode(field))
-                    if key == "name":
-                        total += 1
-    return time.perf_counter() - start
+            messages = ex["messages"]
+            if not any(message["role"] == "system" for message in messages):
+                n_missing_system += 1
+            if not any(message["role"] == "user" for message in messages):
+                n_missing_user += 1
+            n_messages.append(len(messages))
+            convo_lens.append(num_tokens_from_messages(messages))
+            assistant_message_lens.append(num_assistant_tokens_from_messages(messages))
+    n_too_long = sum(length > 65_536 for length in convo_lens)
+    return {
+        "seconds": time.perf_counter() - start,
+        "cpu": _cpu() - cpu,
+        "format_errors": dict(format_errors),
+        "examples": len(convo_lens),
+        "too_long": n_too_long,
+    }
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{model or platform.processor()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main() -> None:
@@ -166,19 +313,46 @@ def main() -> None:
     )
     parser.add_argument("--examples", type=int, default=100_000)
     parser.add_argument("--bad-rate", type=float, default=0.03)
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 0], help="full-run variants: 1 in-process, 0 auto"
+    )
     args = parser.parse_args()
+    start = time.perf_counter()
+    import great_expectations  # noqa: F401  (one-off, as a long-lived worker pays it once)
+
+    imported = time.perf_counter()
+    get_encoding("o200k_base")
+    loaded = time.perf_counter()
+    print(f"machine: {_machine()}")
+    print(
+        f"one-off: import great_expectations {imported - start:.1f} s, o200k_base {loaded - imported:.1f} s"
+    )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "batch.jsonl"
         generate(path, args.examples, args.bad_rate)
         size_mb = path.stat().st_size / 1e6
         print(f"{args.examples:,} examples, {size_mb:.0f} MB, bad rate {args.bad_rate:.0%}")
-        floor = run_floor(path)
-        cookbook = run_cookbook(path)
-        full, details = run_full(path)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        for name, seconds in (("floor", floor), ("cookbook", cookbook), ("full", full)):
-            print(f"{name:9s} {seconds:7.1f} s  {args.examples / seconds:9,.0f} examples/s")
-        print(f"full details: {details}; peak RSS {peak_mb:,.0f} MB")
+        runs: list[tuple[str, dict[str, Any]]] = [
+            ("floor", run_floor(path)),
+            ("cookbook", run_cookbook(path)),
+        ]
+        for workers in args.workers:
+            runs.append((f"full, workers={workers}", run_full(path, workers)))
+        floor = runs[0][1]["seconds"]
+        cookbook = runs[1][1]["seconds"]
+        for name, run in runs:
+            seconds = run["seconds"]
+            print(
+                f"{name:18s} {seconds:7.1f} s  cpu {run['cpu']:7.1f} s  "
+                f"{args.examples / seconds:9,.0f} examples/s  {seconds / floor:4.2f}x floor  "
+                f"cookbook/this {cookbook / seconds:4.2f}x"
+            )
+        for name, run in runs:
+            details = {k: v for k, v in run.items() if k not in ("seconds", "cpu")}
+            if details:
+                print(f"{name} details: {details}")
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak RSS of this process over all runs: {own:,.0f} MB; {_machine()}")
 
 
 if __name__ == "__main__":

@@ -32,10 +32,12 @@ Batch gates never raise: ``BatchResult.passed`` is False and each failing ``Gate
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
 import sys
+import threading
 import types
 from collections import Counter, deque
 from collections.abc import Callable, Container, Iterable, Iterator, Sized
@@ -45,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import tiktoken
@@ -192,11 +194,11 @@ class BatchResult:
         }
 
 
-@dataclass(frozen=True)
-class CheckedLine:
+class CheckedLine(NamedTuple):
     """What the line checks found. ``features`` is None when the line was quarantined outright
     (unreadable, or not the data format); otherwise the line is a candidate and ``reasons`` holds
-    its content problems (secret, too many tokens, eval leak), if any."""
+    its content problems (secret, too many tokens, eval leak), if any. A tuple: blocks of them
+    cross process boundaries, and tuples pickle several times faster than dataclasses."""
 
     line_no: int
     reasons: list[Reason]
@@ -406,6 +408,13 @@ def _check_block_in_worker(entries: list[_Entry]) -> list[CheckedLine]:
     return _WORKER_STATE["checker"].check_block(entries)
 
 
+def _import_great_expectations() -> None:
+    try:
+        importlib.import_module("great_expectations")
+    except Exception:  # the first GX chunk imports it again and reports the error there
+        logger.debug("background import of great_expectations failed", exc_info=True)
+
+
 @contextmanager
 def _main_module_hidden() -> Iterator[None]:
     """Spawn workers without re-running the caller's ``__main__`` in them.
@@ -478,6 +487,9 @@ class _OrderedChecks:
         )
         with _main_module_hidden():  # the pool spawns one process per submit, up to max_workers
             self.warm = [self.pool.submit(_worker_ready) for _ in range(self.workers)]
+        if "great_expectations" not in sys.modules:
+            # The parent mostly waits from here on: import GX (seconds) while the workers check lines.
+            threading.Thread(target=_import_great_expectations, name="import-gx", daemon=True).start()
 
     def _pool_ready(self) -> bool:
         """Whether to hand blocks to the pool: at once with ``start_after`` 0, else once a worker is up."""
