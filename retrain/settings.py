@@ -230,9 +230,7 @@ class TrainingSettings(BaseModel):
     wait_limit_seconds: float = Field(
         default=6 * 3600, gt=0, description="Stop waiting after this; the next run resumes the same job."
     )
-    beta: float | Literal["auto"] = Field(
-        default="auto", description="DPO beta (method dpo only), or auto."
-    )
+    beta: float | Literal["auto"] = Field(default="auto", description="DPO beta (method dpo only), or auto.")
     use_best_checkpoint: bool = Field(
         default=False,
         description="Take the checkpoint with the lowest full validation loss as the candidate "
