@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from retrain.eval_runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, run_evaluation
 from retrain.eval_sets import load_eval_set
-from retrain.settings import get_settings
+from retrain.settings import OrchestrationSettings, get_settings
 from retrain.storage import ObjectStore
 from tasks.finetune import provider_with_credentials
 
-__all__ = ["evaluate_models"]
+__all__ = ["evaluate_models", "evaluate_sets", "evaluation_task_runner"]
 
 
 @task(name="evaluate-models", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -45,3 +47,27 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
             "%s %s: mean %.4f on %d items", scores.label, scores.model_id, scores.mean, len(scores.scores)
         )
     return report
+
+
+def evaluation_task_runner(orchestration: OrchestrationSettings) -> TaskRunner[Any]:
+    """Threads, or Dask (``RETRAIN_ORCHESTRATION__TASK_RUNNER=dask``): a cluster's address or a local one."""
+    if orchestration.task_runner == "dask":
+        from prefect_dask.task_runners import DaskTaskRunner
+
+        if orchestration.dask_address:
+            return DaskTaskRunner(address=orchestration.dask_address)
+        cluster = {"n_workers": orchestration.dask_workers, "processes": True, "dashboard_address": None}
+        return DaskTaskRunner(cluster_kwargs=cluster)
+    return ThreadPoolTaskRunner()
+
+
+def evaluate_sets(targets: Sequence[ModelTarget], runs: Mapping[str, str]) -> dict[str, EvalReport]:
+    """Evaluate several eval sets (name -> run id) at once on the configured task runner."""
+    with evaluation_task_runner(get_settings().orchestration) as runner:
+        futures = {
+            name: runner.submit(
+                evaluate_models, {"targets": list(targets), "eval_set_name": name, "run_id": run_id}
+            )
+            for name, run_id in runs.items()
+        }
+        return {name: future.result() for name, future in futures.items()}
