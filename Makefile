@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: setup demo test lint typecheck clean
+.PHONY: setup demo test lint typecheck clean browser
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -32,7 +32,16 @@ lint: setup
 typecheck: setup
 	.venv/bin/mypy
 
-test: lint typecheck
+# The browser UI test (tests/ui) drives Debian's chromium through Playwright's Python package
+# (its wheel ships the driver; no `playwright install`). As root, install chromium if missing
+# (about 20 s here); otherwise the test skips and says why.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser UI test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: lint typecheck browser
 	.venv/bin/pytest
 
 clean:
