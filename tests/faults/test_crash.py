@@ -1,8 +1,9 @@
 """Crash tests: the nightly flow runs in a subprocess that is killed with SIGKILL at the worst moments.
 
-After a kill right after the training file upload, right after the job was created, and
-while the job is being polled, a re-run uploads nothing twice, creates no second job, and
-finishes the night (the candidate is promoted once).
+The same night is killed three times in a row: right after the training files were uploaded,
+right after the job was created, and while the job is being polled. Each re-run uploads
+nothing twice and creates no second job, and the last one finishes the night (the candidate
+is promoted once).
 """
 
 from __future__ import annotations
@@ -66,42 +67,40 @@ def polls(stack: Stack) -> int:
     return int(routes.get("GET /fine_tuning/jobs/{job_id}", 0))
 
 
-def rerun_finishes_the_night_once(stack: Stack, files: list[str], killed_job: str | None) -> None:
+def test_killed_after_the_upload_after_the_job_was_created_and_while_polling(
+    stack: Stack, tmp_path: Path
+) -> None:
+    land(stack, NIGHT)
+    log = tmp_path / "night.log"
+
+    # 1. Right after the upload: the job lookup that follows hangs, so no job exists yet.
+    set_faults(stack, rules=[{"route": "/fine_tuning/jobs", "method": "GET", "kind": "slow", "delay": 30}])
+    with night_in_subprocess(tmp_path) as process:
+        kill_when(process, lambda: len(list(stack.store.list(UPLOAD_STATE))) == 2, log)
+    files = uploaded_files(stack)
+    assert len(files) == 2 and jobs(stack) == []
+
+    # 2. Right after the job was created (jobs are held, so it cannot finish first).
+    set_faults(stack, hold_jobs=True)
+    with night_in_subprocess(tmp_path) as process:
+        kill_when(process, lambda: bool(jobs(stack)), log)
+    (job,) = jobs(stack)
+    assert uploaded_files(stack) == files
+
+    # 3. While the job is being polled.
+    start = polls(stack)
+    with night_in_subprocess(tmp_path) as process:
+        kill_when(process, lambda: polls(stack) >= start + 3, log)
+    assert [(j.id, j.status) for j in jobs(stack)] == [(job.id, "running")]
+    assert uploaded_files(stack) == files
+    assert production_history(stack) == []
+    assert_consistent(stack)
+
     set_faults(stack)
     state = run(NIGHT)
     assert state.is_completed() and "promoted" in state.message, state.message
     assert uploaded_files(stack) == files
-    (job,) = jobs(stack)
-    assert killed_job in (None, job.id)
-    assert production_history(stack) == [("promote", job.fine_tuned_model)]
+    (done,) = jobs(stack)
+    assert done.id == job.id and done.status == "succeeded"
+    assert production_history(stack) == [("promote", done.fine_tuned_model)]
     assert_consistent(stack)
-
-
-def test_killed_right_after_the_upload(stack: Stack, tmp_path: Path) -> None:
-    land(stack, NIGHT)
-    # The job lookup that follows the upload hangs, so the kill lands before any job exists.
-    set_faults(stack, rules=[{"route": "/fine_tuning/jobs", "method": "GET", "kind": "slow", "delay": 30}])
-    with night_in_subprocess(tmp_path) as process:
-        kill_when(process, lambda: len(list(stack.store.list(UPLOAD_STATE))) == 2, tmp_path / "night.log")
-    files = uploaded_files(stack)
-    assert len(files) == 2 and jobs(stack) == []
-    rerun_finishes_the_night_once(stack, files, None)
-
-
-def test_killed_right_after_the_job_was_created(stack: Stack, tmp_path: Path) -> None:
-    land(stack, NIGHT)
-    set_faults(stack, hold_jobs=True)
-    with night_in_subprocess(tmp_path) as process:
-        kill_when(process, lambda: bool(jobs(stack)), tmp_path / "night.log")
-    (job,) = jobs(stack)
-    rerun_finishes_the_night_once(stack, uploaded_files(stack), job.id)
-
-
-def test_killed_while_polling_the_job(stack: Stack, tmp_path: Path) -> None:
-    land(stack, NIGHT)
-    set_faults(stack, hold_jobs=True)
-    with night_in_subprocess(tmp_path) as process:
-        kill_when(process, lambda: polls(stack) >= 3, tmp_path / "night.log")
-    (job,) = jobs(stack)
-    assert job.status == "running"
-    rerun_finishes_the_night_once(stack, uploaded_files(stack), job.id)
