@@ -104,6 +104,10 @@ def main() -> None:
             )
 
         timer = S3Timer(client)
+        assert not any(store.list("nothing-here/"))
+        empty_list, _ = timer.reset()
+        print(f"one LIST of an empty prefix: {empty_list:.3f} s (moto scans every key per LIST)")
+
         began = time.perf_counter()
         found = discover(store, overlap_days=2)
         wall = time.perf_counter() - began

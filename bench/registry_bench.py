@@ -91,7 +91,7 @@ def main() -> None:
             model_id = CachedResolver(AliasReader(store)).resolve("production").model_id
             cold.append(time.perf_counter() - began)
             assert model_id == expected
-        print(f"cold resolve (serving path: LATEST hint + heads snapshot + log probe): {_ms(cold)}")
+        print(f"cold resolve (serving path: LATEST hint carrying the heads + log probe): {_ms(cold)}")
 
         cold_registry: list[float] = []
         for _ in range(20):

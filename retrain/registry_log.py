@@ -5,7 +5,7 @@ Layout (keys relative to the store's prefix)::
     registry/log/000000000001.json        one RegistryEvent each, written create-only
     registry/snapshots/000000000100.json  the RegistryState as of that event, create-only
     registry/heads/000000000100.json      the aliases' current events only (read path), create-only
-    registry/LATEST.json                  {"seq": 100}: the newest snapshot, a hint (overwritten)
+    registry/LATEST.json                  a copy of the newest heads file: a hint (overwritten)
 
 An event is appended by a create-only write of the next sequence number, so two writers
 racing for one number cannot both win; the loser sees ``AlreadyExists``. Nothing in
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -126,10 +127,17 @@ class RegistryLog:
     def latest_heads(self) -> AliasHeads:
         """The aliases' current events as of the newest snapshot (empty when there is none).
 
-        Two small GETs (the hint, the heads file) in the common case; falls back to the full
-        snapshot when a registry written before heads existed has none.
+        One small GET in the common case: the LATEST hint carries the heads themselves.
+        Falls back to ``heads/{seq}``, then to the full snapshot (registries written before
+        heads existed).
         """
-        hinted = self._hinted_seq()
+        hint = self._hint()
+        if hint is not None and "aliases" in hint:
+            try:
+                return AliasHeads.model_validate(hint)
+            except ValidationError:
+                logger.warning("registry %s is unreadable; reading the heads file", LATEST_KEY)
+        hinted = self._seq_of_hint(hint)
         if hinted:
             data = self._get_or_none(heads_key(hinted))
             if data is not None:
@@ -153,13 +161,14 @@ class RegistryLog:
         except AlreadyExists:
             logger.debug("registry snapshot %d was already written by another writer", state.seq)
             return False
+        heads = state.heads().to_snapshot()
         try:
-            self.store.put_json(heads_key(state.seq), state.heads().to_snapshot(), create_only=True)
+            self.store.put_json(heads_key(state.seq), heads, create_only=True)
         except AlreadyExists:
             logger.debug("registry heads %d was already written by another writer", state.seq)
         hinted = self._hinted_seq()
         if hinted is None or hinted < state.seq:
-            self.store.put_json(LATEST_KEY, {"seq": state.seq})
+            self.store.put_json(LATEST_KEY, heads)
         logger.info("wrote registry snapshot at event %d", state.seq)
         return True
 
@@ -184,16 +193,25 @@ class RegistryLog:
         except ObjectNotFound:
             return None
 
-    def _hinted_seq(self) -> int | None:
-        """The LATEST hint's sequence number (0: no snapshot yet), or None without a usable hint."""
+    def _hint(self) -> dict[str, Any] | None:
+        """The LATEST hint as a JSON object, or None when it is missing or unreadable."""
         data = self._get_or_none(LATEST_KEY)
         if data is None:
             return None
         try:
-            seq = orjson.loads(data).get("seq")
-        except (orjson.JSONDecodeError, AttributeError):
+            hint = orjson.loads(data)
+        except orjson.JSONDecodeError:
             return None
+        return hint if isinstance(hint, dict) else None
+
+    @staticmethod
+    def _seq_of_hint(hint: dict[str, Any] | None) -> int | None:
+        seq = hint.get("seq") if hint is not None else None
         return seq if isinstance(seq, int) and seq >= 0 else None
+
+    def _hinted_seq(self) -> int | None:
+        """The LATEST hint's sequence number, or None without a usable hint."""
+        return self._seq_of_hint(self._hint())
 
     @staticmethod
     def _parse_snapshot(key: str, data: bytes) -> RegistryState | None:
