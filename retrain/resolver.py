@@ -4,9 +4,10 @@ An app instance asks ``resolve_model("production")`` on every request; it reads 
 once per alias per TTL. If S3 cannot be reached when an entry expires, the last known
 answer keeps being served (with a warning, retrying once per TTL) until S3 answers again.
 
-Reads go through ``AliasReader``: the ``LATEST`` hint, the small heads snapshot it names,
-then a GET probe of the next event (the log stays the source of truth); a few KB in three
-GETs however long the log, where a ``Registry`` loads the full state with every model.
+Reads go through ``AliasReader``: the ``LATEST`` hint (a copy of the newest heads snapshot:
+each alias's current event, a few KB), then a GET probe of the next event, since the log
+stays the source of truth. Two GETs however long the log, where a ``Registry`` loads the
+full state with every model and lineage.
 """
 
 from __future__ import annotations
