@@ -5,7 +5,8 @@ Layout (keys relative to the store's prefix)::
     registry/log/000000000001.json        one RegistryEvent each, written create-only
     registry/snapshots/000000000100.json  the RegistryState as of that event, create-only
     registry/heads/000000000100.json      the aliases' current events only (read path), create-only
-    registry/LATEST.json                  a copy of the newest heads file: a hint (overwritten)
+    registry/LATEST.json                  a copy of the newest heads file and the newest full
+                                          snapshot's seq: a hint (overwritten)
 
 An event is appended by a create-only write of the next sequence number, so two writers
 racing for one number cannot both win; the loser sees ``AlreadyExists``. Nothing in
@@ -15,6 +16,8 @@ the tail. ``LATEST.json`` saves listing the snapshots; it is only a hint: a stal
 missing pointer costs a longer tail (or one listing), never a wrong answer, because the
 log after the snapshot is always read. Serving reads only the small heads snapshot (a few
 KB, whatever the number of models), not the full state with every model and lineage.
+Heads files also appear between full snapshots: a reader that replayed a long tail writes
+one (``write_heads``), so cold reads stay two GETs whatever the writers' snapshot interval.
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ class RegistryLog:
 
     def latest_snapshot(self) -> RegistryState | None:
         """The newest readable snapshot (through the LATEST hint, else a listing), or None."""
-        hinted = self._hinted_seq()
+        hint = self._hint()
+        hinted = (
+            self._seq_of_hint(hint, "snapshot") if hint and "snapshot" in hint else self._seq_of_hint(hint)
+        )
         if hinted is not None:
             data = self._get_or_none(snapshot_key(hinted))
             if data is not None:
@@ -168,8 +174,27 @@ class RegistryLog:
             logger.debug("registry heads %d was already written by another writer", state.seq)
         hinted = self._hinted_seq()
         if hinted is None or hinted < state.seq:
-            self.store.put_json(LATEST_KEY, heads)
+            self.store.put_json(LATEST_KEY, {**heads, "snapshot": state.seq})
         logger.info("wrote registry snapshot at event %d", state.seq)
+        return True
+
+    def write_heads(self, heads: AliasHeads) -> bool:
+        """Store a heads snapshot between full snapshots (create-only) and move the hint to it.
+
+        Readers call this after replaying a long tail, so the next cold read is short. The
+        hint keeps naming the newest full snapshot for writers. False if nothing was written.
+        """
+        data = heads.to_snapshot()
+        try:
+            self.store.put_json(heads_key(heads.seq), data, create_only=True)
+        except AlreadyExists:
+            return False
+        hint = self._hint()
+        hinted = self._seq_of_hint(hint)
+        if hinted is None or hinted < heads.seq:
+            snapshot = self._seq_of_hint(hint, "snapshot") if hint and "snapshot" in hint else hinted
+            self.store.put_json(LATEST_KEY, {**data, "snapshot": snapshot} if snapshot else data)
+        logger.info("wrote registry heads at event %d", heads.seq)
         return True
 
     # -- state ----------------------------------------------------------------
@@ -205,8 +230,8 @@ class RegistryLog:
         return hint if isinstance(hint, dict) else None
 
     @staticmethod
-    def _seq_of_hint(hint: dict[str, Any] | None) -> int | None:
-        seq = hint.get("seq") if hint is not None else None
+    def _seq_of_hint(hint: dict[str, Any] | None, field: str = "seq") -> int | None:
+        seq = hint.get(field) if hint is not None else None
         return seq if isinstance(seq, int) and seq >= 0 else None
 
     def _hinted_seq(self) -> int | None:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from retrain.exceptions import StorageUnavailable, UnknownAlias
+from retrain.exceptions import StorageError, StorageUnavailable, UnknownAlias
 from retrain.registry_log import RegistryLog
 from retrain.registry_records import ModelRecord
 from retrain.registry_state import AliasHeads
@@ -44,11 +44,18 @@ class _Resolves(Protocol):
 
 
 class AliasReader:
-    """Read-only alias resolution from the heads snapshot plus the log after it."""
+    """Read-only alias resolution from the heads snapshot plus the log after it.
 
-    def __init__(self, store: ObjectStore) -> None:
+    After replaying ``compact_after`` or more events past the newest heads file, it writes
+    one for the current event (create-only, best effort: a reader without write access
+    logs once and stops trying), so other cold readers start closer to the end of the log.
+    """
+
+    def __init__(self, store: ObjectStore, *, compact_after: int | None = 10) -> None:
         self._log = RegistryLog(store)
         self._heads: AliasHeads | None = None
+        self._base_seq = 0
+        self._compact_after = compact_after
         self._lock = threading.Lock()
 
     def heads(self) -> AliasHeads:
@@ -56,9 +63,21 @@ class AliasReader:
         with self._lock:
             if self._heads is None:
                 self._heads = self._log.latest_heads()
+                self._base_seq = self._heads.seq
             for event in self._log.events_after(self._heads.seq):
                 self._heads.apply(event)
+            if self._compact_after is not None and self._heads.seq - self._base_seq >= self._compact_after:
+                self._compact(self._heads)
             return self._heads.model_copy()
+
+    def _compact(self, heads: AliasHeads) -> None:
+        try:
+            self._log.write_heads(heads)
+        except StorageError as exc:
+            logger.info("registry heads at event %d not written (%s); not trying again", heads.seq, exc)
+            self._compact_after = None
+            return
+        self._base_seq = heads.seq
 
     def resolve(self, alias: str) -> ModelRecord:
         heads = self.heads()

@@ -61,7 +61,7 @@ def write_events(store: ObjectStore, n: int, *, snapshot_every: int = 10) -> Reg
 def test_snapshots_come_with_a_small_heads_file_and_a_latest_hint(store: ObjectStore) -> None:
     write_events(store, 25)
     heads = store.get_json(heads_key(20))
-    assert store.get_json(LATEST_KEY) == heads
+    assert store.get_json(LATEST_KEY) == {**heads, "snapshot": 20}
     assert heads["seq"] == 20 and sorted(heads["aliases"]) == ["candidate", "production"]
     full = store.head(snapshot_key(20))
     small = store.head(heads_key(20))
@@ -146,3 +146,39 @@ def test_the_cached_resolver_reads_s3_once_per_ttl(store: ObjectStore, client: A
     now[0] = 31.0
     assert resolver.resolve("production").model_id == "ft:new"
     assert calls.take() == Counter({"GetObject": 1, "ListObjectsV2": 1})  # probe finds 21, list after it
+
+
+def test_a_reader_that_replays_a_long_tail_leaves_heads_for_the_next_one(
+    store: ObjectStore, client: Any
+) -> None:
+    write_events(store, 35, snapshot_every=1000)
+    assert not store.exists(LATEST_KEY)
+    assert AliasReader(store).resolve("production").model_id == "ft:35"
+    assert store.get_json(LATEST_KEY)["seq"] == 35
+    assert store.exists(heads_key(35))
+    calls = Calls(client)
+    assert AliasReader(store).resolve("candidate").model_id == "ft:34"
+    assert calls.take() == Counter({"GetObject": 2})
+    assert Registry(store).state().seq == 35  # writers still find no full snapshot, and replay
+
+
+def test_a_reader_without_write_access_stops_trying(store: ObjectStore, client: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    write_events(store, 25, snapshot_every=1000)
+    denied: list[str] = []
+
+    def deny(params: dict[str, Any], **_: object) -> None:
+        denied.append(params["Key"])
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "read-only"}}, "PutObject")
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", deny)
+    reader = AliasReader(store)
+    assert reader.resolve("production").model_id == "ft:25"
+    write_events_after = Registry(
+        ObjectStore(boto3.client("s3", region_name="us-east-1"), "reg-bucket", "team/")
+    )
+    for i in range(26, 40):
+        write_events_after.set("production", record(f"ft:{i}"), actor="t", reason="r")
+    assert reader.resolve("production").model_id == "ft:39"
+    assert len(denied) == 1
