@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import openai
@@ -53,6 +54,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ALL = "all"
+_S3_THREADS = 8  # below botocore's default pool of 10 connections
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -246,24 +248,30 @@ class _Asker:
         self._limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute)
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._cached: dict[str, set[str]] = {}
+        self._s3 = ThreadPoolExecutor(max_workers=_S3_THREADS, thread_name_prefix="eval-s3")
+
+    async def _io(self, call: Callable[..., T], *args: Any) -> T:
+        """Blocking S3 calls on the asker's own threads (the default executor has cpu + 4)."""
+        return await asyncio.get_running_loop().run_in_executor(self._s3, partial(call, *args))
 
     async def open(self, target: ModelTarget) -> None:
         self._clients[target.label] = make_async_client(
             target.provider, max_retries=self._settings.max_retries
         )
         prefix = cache_prefix(target.model_id, self._settings)
-        infos = await asyncio.to_thread(lambda: list(self._store.list(prefix)))
+        infos = await self._io(lambda: list(self._store.list(prefix)))
         self._cached[target.label] = {info.key for info in infos}
 
     async def close(self) -> None:
         for client in self._clients.values():
             await client.close()
+        self._s3.shutdown(wait=True)
 
     async def ask(self, target: ModelTarget, messages: list[dict[str, Any]], item_hash: str) -> _Answer:
         key = f"{cache_prefix(target.model_id, self._settings)}{item_hash}.json"
         async with self._semaphore:
             if key in self._cached[target.label]:
-                record = await asyncio.to_thread(self._store.get_json, key)
+                record = await self._io(self._store.get_json, key)
                 return _Answer(
                     record["output"], record.get("usage"), record.get("latency_s", 0.0), None, True
                 )
@@ -293,19 +301,14 @@ class _Asker:
                 latency = time.perf_counter() - started
                 logger.warning("%s: item %s failed: %s", target.label, item_hash[:12], _describe(exc))
                 return _Answer(None, None, latency, _describe(exc), False)
-            latency = time.perf_counter() - started
-            output = response.choices[0].message.content if response.choices else None
-            usage = response.usage.model_dump() if response.usage else None
-            record = {
-                "model": target.model_id,
-                "params": params,
-                "output": output or "",
-                "usage": usage,
-            }
-            record["latency_s"] = latency
-            await asyncio.to_thread(self._store.put_json, key, record)
-            self._cached[target.label].add(key)
-            return _Answer(output or "", usage, latency, None, False)
+        latency = time.perf_counter() - started
+        output = response.choices[0].message.content if response.choices else None
+        usage = response.usage.model_dump() if response.usage else None
+        record = {"model": target.model_id, "params": params, "output": output or "", "usage": usage}
+        record["latency_s"] = latency
+        await self._io(self._store.put_json, key, record)
+        self._cached[target.label].add(key)
+        return _Answer(output or "", usage, latency, None, False)
 
 
 class _Evaluation:

@@ -1,8 +1,10 @@
 """A client-side rate limiter for asyncio: requests and tokens per minute, as token buckets.
 
-Each bucket holds at most one second's worth of its budget, so requests are paced evenly
-instead of bursting at the start of each minute (a burst is what trips a provider's limit).
-Waiters are served first come, first served.
+Requests are paced evenly instead of bursting at the start of each minute (a burst is what
+trips a provider's limit): the request bucket holds at most a tenth of a second's worth
+(at least one request), so a stalled event loop cannot release a burst that arrives faster
+than a provider's limit allows; the token bucket holds one second's worth (large requests
+must fit). Waiters are served first come, first served.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from collections.abc import Awaitable, Callable
 
 __all__ = ["RateLimiter"]
 
+_REQUEST_BURST_S = 0.1
+_TOKEN_BURST_S = 1.0
+_EPSILON = 1e-9  # a rounding error's shortfall is no reason to sleep (a sleep that short can loop)
+
 
 class _Bucket:
-    def __init__(self, per_minute: float, now: float) -> None:
+    def __init__(self, per_minute: float, now: float, burst_seconds: float) -> None:
         self.rate = per_minute / 60.0
-        self.capacity = max(1.0, self.rate)
+        self.capacity = max(1.0, self.rate * burst_seconds)
         self.level = self.capacity
         self.updated = now
 
@@ -28,7 +34,7 @@ class _Bucket:
     def wait_for(self, amount: float) -> float:
         """Seconds until ``amount`` (clamped to capacity) is available."""
         missing = min(amount, self.capacity) - self.level
-        return max(0.0, missing / self.rate)
+        return 0.0 if missing <= _EPSILON else missing / self.rate
 
     def take(self, amount: float) -> None:
         self.level -= min(amount, self.capacity)
@@ -48,8 +54,8 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         now = clock()
-        self._requests = _Bucket(requests_per_minute, now) if requests_per_minute else None
-        self._tokens = _Bucket(tokens_per_minute, now) if tokens_per_minute else None
+        self._requests = _Bucket(requests_per_minute, now, _REQUEST_BURST_S) if requests_per_minute else None
+        self._tokens = _Bucket(tokens_per_minute, now, _TOKEN_BURST_S) if tokens_per_minute else None
         self._lock = asyncio.Lock()
 
     @property

@@ -34,9 +34,19 @@ def test_requests_per_minute_paces_evenly() -> None:
     clock = FakeClock()
     limiter = RateLimiter(requests_per_minute=120, clock=clock, sleep=clock.sleep)
     spend(limiter, [0] * 11)
-    # a bucket of 2 requests (one second), then one every 0.5 s
-    assert clock.now == pytest.approx(4.5)
+    # no burst (a tenth of a second's worth is less than one request): one every 0.5 s
+    assert clock.now == pytest.approx(5.0)
     assert all(s == pytest.approx(0.5) for s in clock.sleeps)
+
+
+def test_a_stall_releases_at_most_a_tenth_of_a_second_of_requests_at_once() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(requests_per_minute=6000, clock=clock, sleep=clock.sleep)
+    spend(limiter, [0] * 10)  # the bucket (10 requests, 0.1 s at 100/s) empties
+    assert clock.now == pytest.approx(0.0)
+    clock.now += 5.0  # the event loop was busy for 5 s: the bucket refills to 10, not 500
+    spend(limiter, [0] * 30)
+    assert clock.now == pytest.approx(5.2)
 
 
 def test_tokens_per_minute_is_the_binding_limit() -> None:
