@@ -46,6 +46,7 @@ __all__ = [
     "normalise_prompt",
     "normalise_text",
     "plain_chat_keys",
+    "prompt_first_word",
 ]
 
 Format = Literal["chat", "preference"]
@@ -481,6 +482,20 @@ def normalise_prompt(messages: Iterable[Mapping[str, Any]]) -> str:
     The eval-leak check compares this for a training example with the same for each eval item.
     """
     return _fold("\n".join(_message_text(m) for m in messages if m.get("role") == "user"))
+
+
+def prompt_first_word(messages: Iterable[Mapping[str, Any]]) -> str | None:
+    """The first word of ``normalise_prompt(messages)``, cheaply; None when only the full fold can tell.
+
+    For ASCII user turns the fold is lower-casing plus whitespace folding, so the first word is
+    the first whitespace-separated word, lower-cased ("" when there is none). A prompt can only
+    equal an eval prompt whose first word is the same: a cheap filter before the full fold.
+    """
+    joined = "\n".join(_message_text(m) for m in messages if m.get("role") == "user")
+    if not joined.isascii():
+        return None
+    words = joined.split(None, 1)
+    return words[0].lower() if words else ""
 
 
 def example_texts(example: Mapping[str, Any]) -> list[tuple[str, str]]:

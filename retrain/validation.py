@@ -40,7 +40,7 @@ import sys
 import threading
 import types
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable, Iterator, Sized
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sized
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -61,6 +61,7 @@ from retrain.chat_format import (
     near_duplicate_key,
     normalise_prompt,
     plain_chat_keys,
+    prompt_first_word,
 )
 from retrain.exceptions import ConfigError
 from retrain.expectations import GateCheck, SuiteRunner
@@ -318,6 +319,15 @@ class _LineChecker:
         self.encoding = encoding_for_model(config.base_model)
         prompts = config.eval_prompts
         self.check_prompts = not (isinstance(prompts, Sized) and len(prompts) == 0)
+        self.prompt_first_words: frozenset[str] | None = None
+        if isinstance(prompts, Collection):
+            self.prompt_first_words = frozenset(prompt.split(" ", 1)[0] for prompt in prompts if prompt)
+
+    def _may_leak(self, messages: list[dict[str, Any]]) -> bool:
+        if self.prompt_first_words is None:
+            return True
+        first = prompt_first_word(messages)
+        return first is None or (bool(first) and first in self.prompt_first_words)
 
     def check_block(self, entries: list[_Entry]) -> list[CheckedLine]:
         return [self.check(*entry) for entry in entries]
@@ -361,7 +371,7 @@ class _LineChecker:
                     f"line {line_no}: {n_tokens:,} tokens, over the {config.limit:,}-token example limit",
                 )
             )
-        if self.check_prompts:
+        if self.check_prompts and self._may_leak(messages):
             prompt = normalise_prompt(messages)
             if prompt and prompt in config.eval_prompts:
                 reasons.append(

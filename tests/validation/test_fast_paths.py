@@ -24,8 +24,10 @@ from retrain.chat_format import (
     example_texts,
     is_plain_chat,
     near_duplicate_key,
+    normalise_prompt,
     normalise_text,
     plain_chat_keys,
+    prompt_first_word,
 )
 from retrain.settings import ValidationSettings
 from retrain.tokens import count_example, get_encoding
@@ -303,3 +305,16 @@ def test_check_line_of_a_good_line_gives_its_keys() -> None:
     assert checked.reasons == [] and checked.example == example
     assert (checked.hash, checked.near_key) == (example_hash(example), near_duplicate_key(example))
     assert checked.n_tokens == count_example(example, get_encoding("o200k_base"))
+
+
+def test_prompt_first_word_is_the_first_word_of_the_normalised_prompt() -> None:
+    decided = 0
+    for example in _corpus(13, 3000):
+        messages = example.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            continue
+        first = prompt_first_word(messages)
+        if first is not None:
+            decided += 1
+            assert first == normalise_prompt(messages).split(" ", 1)[0], messages
+    assert decided > 1000
