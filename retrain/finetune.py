@@ -43,6 +43,7 @@ from retrain.settings import ProviderSettings, TrainingSettings
 from retrain.storage import ObjectStore
 
 __all__ = [
+    "MIN_VALIDATION_EXAMPLES",
     "ACTIVE_STATUSES",
     "JobSpec",
     "TrainingJob",
@@ -61,6 +62,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 UPLOAD_STATE = "state/uploads/"
+MIN_VALIDATION_EXAMPLES = 10
+"""Fine-tuning services refuse smaller files; a smaller validation split is held out unsent."""
 JOB_STATE = "state/jobs/"
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
 ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
@@ -185,7 +188,7 @@ def upload_training_file(
             parts = -(-len(content) // part_size)
             logger.info("uploaded %s file %s in %d parts (%d bytes)", role, file_id, parts, len(content))
         else:
-            file_id = client.files.create(file=(name, content), purpose="fine-tune").id
+            file_id = _no_sdk_retries(client).files.create(file=(name, content), purpose="fine-tune").id
             logger.info("uploaded %s file %s (%d bytes)", role, file_id, len(content))
     store.put_json(record_key, {"file_id": file_id, "bytes": len(content), "sha256": digest, "name": name})
     return file_id
@@ -215,7 +218,7 @@ def ensure_job(
     if previous is not None:
         logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
     with api_errors("creating the fine-tuning job", provider):
-        job = client.fine_tuning.jobs.create(
+        job = _no_sdk_retries(client).fine_tuning.jobs.create(
             model=spec.base_model,
             training_file=training_file,
             validation_file=validation_file,
@@ -396,6 +399,12 @@ def cancel_jobs_of_run(
         if job.status == "cancelled":
             cancelled.append(job.id)
     return cancelled
+
+
+def _no_sdk_retries(client: OpenAI) -> OpenAI:
+    """Creates are not idempotent: a retried POST after a timeout could make a second job or
+    file. Our task retries instead, and every retry looks the object up before creating it."""
+    return client.with_options(max_retries=0)
 
 
 def _file_exists(client: OpenAI, file_id: str) -> bool:
