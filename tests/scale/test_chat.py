@@ -37,7 +37,9 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Se
         get_settings.cache_clear()
         settings = get_settings()
         client = OpenAI(base_url=api.base_url, api_key="test", max_retries=0)
-        body = b"".join(orjson.dumps(example) + b"\n" for example in make_examples(400, seed=1, intents=intents()[:10]))
+        body = b"".join(
+            orjson.dumps(example) + b"\n" for example in make_examples(400, seed=1, intents=intents()[:10])
+        )
         file_id = client.files.create(file=("train.jsonl", body), purpose="fine-tune").id
         job = client.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=file_id)
         deadline = time.monotonic() + 120
