@@ -43,7 +43,6 @@ from retrain.settings import ProviderSettings, TrainingSettings
 from retrain.storage import ObjectStore
 
 __all__ = [
-    "MIN_VALIDATION_EXAMPLES",
     "ACTIVE_STATUSES",
     "JobSpec",
     "TrainingJob",
@@ -62,8 +61,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 UPLOAD_STATE = "state/uploads/"
-MIN_VALIDATION_EXAMPLES = 10
-"""Fine-tuning services refuse smaller files; a smaller validation split is held out unsent."""
 JOB_STATE = "state/jobs/"
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
 ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})

@@ -21,7 +21,6 @@ from retrain.budget import (
 from retrain.dataset import TrainingFiles
 from retrain.exceptions import ConfigError, FineTuneFailed
 from retrain.finetune import (
-    MIN_VALIDATION_EXAMPLES,
     TrainingJob,
     best_checkpoint,
     cancel_jobs_of_run,
@@ -108,16 +107,9 @@ def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
         upload_training_file(
             client, store, provider, files.validation, role="validation", training=settings.training
         )
-        if files.validation_examples >= MIN_VALIDATION_EXAMPLES
+        if files.validation_examples
         else None
     )
-    if validation is None and files.validation_examples:
-        get_run_logger().warning(
-            "only %d validation examples (the service needs %d): training without a validation file; "
-            "they stay held out",
-            files.validation_examples,
-            MIN_VALIDATION_EXAMPLES,
-        )
     get_run_logger().info(
         "training file %s (%d examples), validation file %s (%d examples)",
         train,
