@@ -48,6 +48,19 @@ TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 FIRST_NIGHT = NIGHTS[0]
 
 
+class _RetryBusy(httpx.HTTPTransport):
+    """Retries 503s: the SQLite-backed server answers 503 when its database is busy (a loaded CI box)."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(7):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(0.5 * (attempt + 1))
+        return super().handle_request(request)
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -104,7 +117,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             assert result.exit_code == 0, result.output
             api_url = local_stack.prefect_api_url(settings)
             assert f"export PREFECT_API_URL={api_url}" in result.output
-            with httpx.Client(base_url=api_url, timeout=30) as api:
+            with httpx.Client(base_url=api_url, timeout=60, transport=_RetryBusy()) as api:
                 yield Stack(settings, api, api_url.removesuffix("/api"))
         finally:
             local_stack.down(settings)
@@ -160,14 +173,15 @@ def test_the_prefect_ui_shows_the_completed_run_and_its_promotion_decision(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.goto(f"{stack.ui_url}/runs/flow-run/{nightly_run['id']}")
             expect(page.get_by_text(nightly_run["name"], exact=True).first).to_be_visible(timeout=60_000)
             expect(page.locator(".state-badge", has_text="Completed").first).to_be_visible()
             page.get_by_text("Artifacts", exact=True).first.click()
             card = page.locator(".artifact-card__title", has_text="promotion-decision")
             expect(card).to_be_visible(timeout=60_000)
-            page.screenshot(path=str(screenshot))
+            card.scroll_into_view_if_needed()
+            page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
