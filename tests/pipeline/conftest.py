@@ -27,10 +27,6 @@ class Stack:
         response.raise_for_status()
         return response
 
-    def chat_requests(self) -> int:
-        stats = self.admin("GET", "/admin/stats").json()
-        return int(stats["routes"].get("chat", 0))
-
 
 @pytest.fixture
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[Stack]:
