@@ -11,7 +11,7 @@ from retrain.eval_runner import CANDIDATE, PRODUCTION, resolve_target
 from retrain.gate import GateDecision, decide_reports
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
-from tasks.evaluate import evaluate_models
+from tasks.evaluate import evaluate_sets
 
 __all__ = ["evaluate"]
 
@@ -26,10 +26,12 @@ def evaluate(model_a: str, model_b: str, eval_set: str = "main") -> GateDecision
         resolve_target(store, model_b, PRODUCTION, settings),
     ]
     run_id = f"compare-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    main = evaluate_models(targets, eval_set, f"{run_id}-{eval_set}")
-    guardrails = {
-        name: evaluate_models(targets, name, f"{run_id}-{name}") for name in settings.evaluation.guardrails
-    }
+    guardrails = evaluate_sets(
+        targets,
+        {eval_set: f"{run_id}-{eval_set}"}
+        | {name: f"{run_id}-{name}" for name in settings.evaluation.guardrails},
+    )
+    main = guardrails.pop(eval_set)
     decision = decide_reports(main, guardrails, settings.evaluation)
     create_markdown_artifact(
         key="eval-decision", markdown=decision.to_markdown(), description=decision.reason

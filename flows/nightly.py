@@ -16,7 +16,7 @@ from retrain.registry import ModelRecord
 from retrain.settings import get_settings
 from tasks.approval import review_promotion
 from tasks.dataset import eval_prompts, prepare_training_files
-from tasks.evaluate import evaluate_models
+from tasks.evaluate import evaluate_sets
 from tasks.finetune import (
     cancel_fine_tuning_of_run,
     check_training_budget,
@@ -89,10 +89,12 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
         ModelTarget("candidate", candidate.model_id, provider_named(settings, candidate.provider)),
         ModelTarget("production", production.model_id, provider_named(settings, production.provider)),
     ]
-    main = evaluate_models(targets, settings.evaluation.eval_set, run_id)
-    guardrails = {
-        name: evaluate_models(targets, name, f"{run_id}-{name}") for name in settings.evaluation.guardrails
-    }
+    guardrails = evaluate_sets(
+        targets,
+        {settings.evaluation.eval_set: run_id}
+        | {name: f"{run_id}-{name}" for name in settings.evaluation.guardrails},
+    )
+    main = guardrails.pop(settings.evaluation.eval_set)
     approval = settings.evaluation.require_approval
     decision = decide_promotion(
         main, guardrails, candidate, production, dataset_version=version_id, run_id=run_id, save=not approval
