@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import mimetypes
+import tempfile
 from collections import deque
 from collections.abc import Container, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -87,6 +90,7 @@ class IngestReport:
     token_stats: dict[str, float] = field(default_factory=dict)
     cost_estimate_usd: float | None = None
     finished_at: str = ""
+    data_docs_key: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,14 +132,19 @@ def ingest_objects(
     previous = latest_version(store)
     seen = known_hashes(store, previous, skip_shard=shard_key(batch_id))
     nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
-    result = validate_batch(
-        _sources(store, objects),
-        nightly_validation,
-        base_model=settings.training.base_model,
-        known_hashes=seen,
-        eval_prompts=eval_prompts,
-        training=settings.training,
-    )
+    with tempfile.TemporaryDirectory(prefix="retrain-data-docs-") as docs_dir:
+        result = validate_batch(
+            _sources(store, objects),
+            nightly_validation,
+            base_model=settings.training.base_model,
+            known_hashes=seen,
+            eval_prompts=eval_prompts,
+            training=settings.training,
+            data_docs_dir=Path(docs_dir),
+        )
+        data_docs_key = _upload_data_docs(
+            store, result.data_docs_index, f"reports/{run_id}/{batch_id}/data-docs/"
+        )
     quarantined = list(result.quarantined)
     if not result.passed:
         quarantined += _reject_accepted(result)
@@ -157,6 +166,7 @@ def ingest_objects(
         )
 
     report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine_key)
+    report.data_docs_key = data_docs_key
     try:
         store.put_json(f"{BATCH_PREFIX}{batch_id}.json", report.to_json(), create_only=True)
     except AlreadyExists:
@@ -188,6 +198,19 @@ def _sources(store: ObjectStore, objects: Sequence[ObjectInfo]) -> Iterator[tupl
             info, body = window.popleft()
             fill()
             yield info.key, (iter((body.result(),)) if body is not None else store.iter_chunks(info.key))
+
+
+def _upload_data_docs(store: ObjectStore, index: Path | None, prefix: str) -> str | None:
+    """Store the batch's Great Expectations Data Docs with the run's outputs; the key of index.html."""
+    if index is None:
+        return None
+    site = index.parent
+    for path in sorted(p for p in site.rglob("*") if p.is_file()):
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        store.put_bytes(
+            prefix + path.relative_to(site).as_posix(), path.read_bytes(), content_type=content_type
+        )
+    return prefix + index.relative_to(site).as_posix()
 
 
 def _reject_accepted(result: BatchResult) -> list[QuarantinedLine]:

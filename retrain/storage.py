@@ -106,9 +106,13 @@ class ObjectStore:
 
     # -- writes ---------------------------------------------------------------
 
-    def put_bytes(self, key: str, data: bytes, *, create_only: bool = False) -> str:
+    def put_bytes(
+        self, key: str, data: bytes, *, create_only: bool = False, content_type: str | None = None
+    ) -> str:
         """Write an object; with create_only, raise AlreadyExists if the key exists. Returns the ETag."""
         extra: dict[str, Any] = {"IfNoneMatch": "*"} if create_only else {}
+        if content_type:
+            extra["ContentType"] = content_type
         with self._translate(key):
             response = self._client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data, **extra)
         return str(response.get("ETag", "")).strip('"')
@@ -161,6 +165,17 @@ class ObjectStore:
             yield from lines
         if pending:
             yield pending
+
+    def presigned_url(self, key: str, expires_seconds: int = 7 * 24 * 3600) -> str:
+        """A time-limited HTTP link to read one object (for links in the Prefect UI)."""
+        with self._translate(key):
+            return str(
+                self._client.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket, "Key": self._full(key)},
+                    ExpiresIn=expires_seconds,
+                )
+            )
 
     def head(self, key: str) -> ObjectInfo | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Container
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
 from retrain.discovery import discover
 from retrain.ingest import IngestReport, ingest_objects
@@ -53,6 +53,13 @@ def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Co
     )
     for message in report.failed_gates:
         logger.error("batch gate failed: %s", message)
+    if report.data_docs_key:
+        create_link_artifact(
+            store.presigned_url(report.data_docs_key),
+            link_text=f"Data Docs of batch {report.batch_id}",
+            key="data-docs",
+            description=f"Great Expectations Data Docs, stored at {store.uri(report.data_docs_key)}",
+        )
     create_markdown_artifact(
         validation_markdown(report),
         key="validation-summary",

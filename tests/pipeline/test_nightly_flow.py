@@ -85,6 +85,8 @@ def test_every_line_is_accepted_or_quarantined_and_a_second_ingest_adds_nothing(
     for entry in batch["objects"]:
         assert entry["lines_read"] == entry["accepted"] + entry["quarantined"]
     assert batch["by_reason"].get("duplicate", 0) >= 100
+    docs = stack.store.get_bytes(batch["data_docs_key"])
+    assert batch["data_docs_key"].startswith("reports/retrain-2026-11-01/") and b"<html" in docs.lower()
     quarantined = list(stack.store.iter_lines(batch["quarantine_key"]))
     assert len(quarantined) == batch["quarantined"]
     assert all(orjson.loads(row)["reasons"] for row in quarantined)
