@@ -25,6 +25,7 @@ def test_every_setting_is_described() -> None:
 def test_readme_names_only_commands_that_exist() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("demo", "run", "local", "validate", "eval", "alias", "automations", "config-reference"):
+    commands = ("demo", "run", "local", "serve", "ingest", "validate", "eval", "alias", "chat", "jobs")
+    for command in (*commands, "automations", "config-reference"):
         assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
         assert command in result.output
