@@ -34,11 +34,12 @@ from typing import Any
 
 import orjson
 from openai import NotFoundError, OpenAI
+from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from retrain.exceptions import FineTuneFailed, ProviderError
-from retrain.providers import api_errors
+from retrain.providers import api_errors, create_once
 from retrain.settings import ProviderSettings, TrainingSettings
 from retrain.storage import ObjectStore
 
@@ -157,14 +158,7 @@ def upload_training_file(
         if record is not None and _file_exists(client, record["file_id"]):
             logger.info("reusing uploaded %s file %s (%d bytes)", role, record["file_id"], len(content))
             return str(record["file_id"])
-        existing = next(
-            (
-                f
-                for f in client.files.list(purpose="fine-tune")
-                if f.filename == name and f.bytes == len(content)
-            ),
-            None,
-        )
+        existing = _listed_file(client, name, len(content))
         if existing is not None:
             file_id = existing.id
             logger.info("found %s file %s uploaded before a crash", role, file_id)
@@ -185,7 +179,12 @@ def upload_training_file(
             parts = -(-len(content) // part_size)
             logger.info("uploaded %s file %s in %d parts (%d bytes)", role, file_id, parts, len(content))
         else:
-            file_id = _no_sdk_retries(client).files.create(file=(name, content), purpose="fine-tune").id
+            file_id = create_once(
+                client,
+                lambda once: once.files.create(file=(name, content), purpose="fine-tune"),
+                lambda: _listed_file(client, name, len(content)),
+                provider,
+            ).id
             logger.info("uploaded %s file %s (%d bytes)", role, file_id, len(content))
     store.put_json(record_key, {"file_id": file_id, "bytes": len(content), "sha256": digest, "name": name})
     return file_id
@@ -215,14 +214,19 @@ def ensure_job(
     if previous is not None:
         logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
     with api_errors("creating the fine-tuning job", provider):
-        job = _no_sdk_retries(client).fine_tuning.jobs.create(
-            model=spec.base_model,
-            training_file=training_file,
-            validation_file=validation_file,
-            method=spec.method,  # type: ignore[arg-type]
-            seed=spec.seed,
-            suffix=spec.suffix,
-            metadata=spec.metadata,
+        job = create_once(
+            client,
+            lambda once: once.fine_tuning.jobs.create(
+                model=spec.base_model,
+                training_file=training_file,
+                validation_file=validation_file,
+                method=spec.method,  # type: ignore[arg-type]
+                seed=spec.seed,
+                suffix=spec.suffix,
+                metadata=spec.metadata,
+            ),
+            lambda: _alive_listed_job(client, spec),
+            provider,
         )
     logger.info("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
     _record_job(store, spec, job, provider, owner)
@@ -283,17 +287,27 @@ def wait_for_job(
 
 
 def _known_job(client: OpenAI, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:
+    """The newest job for the spec: the one our state records, or a newer one the provider lists."""
+    found = _listed_jobs(client, spec)
     record = store.get_json_or_none(spec.state_key)
-    if record is not None:
+    if record is not None and record["job_id"] not in {job.id for job in found}:
         try:
-            return client.fine_tuning.jobs.retrieve(record["job_id"])
+            found.append(client.fine_tuning.jobs.retrieve(record["job_id"]))
         except NotFoundError:
             logger.warning("recorded job %s is unknown to the provider", record["job_id"])
+    return max(found, key=lambda job: job.created_at) if found else None
+
+
+def _listed_jobs(client: OpenAI, spec: JobSpec) -> list[FineTuningJob]:
     matches = client.fine_tuning.jobs.list(
         metadata={"dataset_version": spec.dataset_version, "config_hash": spec.config_hash}, limit=20
     )
-    found = [job for job in matches if (job.metadata or {}).get("config_hash") == spec.config_hash]
-    return max(found, key=lambda job: job.created_at) if found else None
+    return [job for job in matches if (job.metadata or {}).get("config_hash") == spec.config_hash]
+
+
+def _alive_listed_job(client: OpenAI, spec: JobSpec) -> FineTuningJob | None:
+    alive = [job for job in _listed_jobs(client, spec) if job.status not in _RETRYABLE_AFTER_END]
+    return max(alive, key=lambda job: job.created_at) if alive else None
 
 
 def _record_job(
@@ -398,10 +412,11 @@ def cancel_jobs_of_run(
     return cancelled
 
 
-def _no_sdk_retries(client: OpenAI) -> OpenAI:
-    """Creates are not idempotent: a retried POST after a timeout could make a second job or
-    file. Our task retries instead, and every retry looks the object up before creating it."""
-    return client.with_options(max_retries=0)
+def _listed_file(client: OpenAI, name: str, size: int) -> FileObject | None:
+    """Our upload of this content, found by its hash-derived name (after a crash or a timeout)."""
+    return next(
+        (f for f in client.files.list(purpose="fine-tune") if f.filename == name and f.bytes == size), None
+    )
 
 
 def _file_exists(client: OpenAI, file_id: str) -> bool:

@@ -7,9 +7,10 @@ and uses the same ``openai`` SDK calls whichever service is behind it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
@@ -19,8 +20,11 @@ from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, 
 from retrain.redact import redact
 from retrain.settings import ProviderSettings, Settings
 
+T = TypeVar("T")
+
 __all__ = [
     "api_errors",
+    "create_once",
     "is_quota_error",
     "make_async_client",
     "make_client",
@@ -110,6 +114,50 @@ def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
         raise ProviderError(
             f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}"
         ) from None
+
+
+def create_once(
+    client: OpenAI,
+    create: Callable[[OpenAI], T],
+    find: Callable[[], T | None],
+    settings: ProviderSettings,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Send a create (job, file) that must not happen twice, retrying only where that is safe.
+
+    The SDK's own retries would resend the POST after a timeout or a 5xx, which may already
+    have created the object. Here a 429 (never processed) is retried after its Retry-After;
+    after a timeout or a 5xx, ``find`` looks for the object first and the create is sent again
+    only if it is not there. Call inside ``api_errors``, which translates the last error.
+    """
+    once = client.with_options(max_retries=0)
+    delay = 1.0
+    for attempt in range(settings.max_retries + 1):
+        last = attempt == settings.max_retries
+        try:
+            return create(once)
+        except openai.RateLimitError as exc:
+            if last or is_quota_error(_error_code(exc), _error_message(exc)):
+                raise
+            wait = _retry_after(exc) or delay
+        except (openai.APIConnectionError, openai.InternalServerError):
+            if last:
+                raise
+            found = find()
+            if found is not None:
+                return found
+            wait = delay
+        sleep(min(wait, 60.0))
+        delay = min(delay * 2, 30.0)
+    raise AssertionError("the loop returns or raises")
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    try:
+        return float(exc.response.headers.get("retry-after", ""))
+    except ValueError:
+        return None
 
 
 def is_quota_error(code: str, message: str) -> bool:
