@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from retrain.chat_format import near_duplicate_key
 from retrain.discovery import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
 from retrain.exceptions import AlreadyExists, DataError
 from retrain.settings import DatasetSettings
@@ -45,7 +46,8 @@ __all__ = [
     "build_training_files",
     "is_validation",
     "iter_shard_rows",
-    "known_hashes",
+    "CuratedKeys",
+    "curated_keys",
     "latest_version",
     "load_version",
     "publish_version",
@@ -134,7 +136,14 @@ def write_shard(
             train += 1
         else:
             validation += 1
-        row = {"hash": example_hash, "split": split, "source": source, "line_no": line_no, "example": example}
+        row = {
+            "hash": example_hash,
+            "near": near_duplicate_key(example),
+            "split": split,
+            "source": source,
+            "line_no": line_no,
+            "example": example,
+        }
         lines.append(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n")
     body = b"".join(lines)
     key = shard_key(batch_id)
@@ -220,16 +229,26 @@ def publish_version(
     return version
 
 
-def known_hashes(store: ObjectStore, version: DatasetVersion | None, *, skip_shard: str = "") -> set[str]:
-    """Hashes of every example already curated (except in skip_shard: a batch being redone)."""
+@dataclass(frozen=True)
+class CuratedKeys:
+    """What the curated set already holds: exact hashes and near-duplicate keys."""
+
+    hashes: set[str]
+    near: set[str]
+
+
+def curated_keys(store: ObjectStore, version: DatasetVersion | None, *, skip_shard: str = "") -> CuratedKeys:
+    """The keys of every example already curated (except in skip_shard: a batch being redone)."""
+    keys = CuratedKeys(set(), set())
     if version is None:
-        return set()
-    return {
-        row["hash"]
-        for shard in version.shards
-        if shard.key != skip_shard
-        for row in iter_shard_rows(store, shard)
-    }
+        return keys
+    for shard in version.shards:
+        if shard.key == skip_shard:
+            continue
+        for row in iter_shard_rows(store, shard):
+            keys.hashes.add(row["hash"])
+            keys.near.add(row.get("near") or near_duplicate_key(row["example"]))
+    return keys
 
 
 def build_training_files(

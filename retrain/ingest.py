@@ -32,7 +32,7 @@ import orjson
 
 from retrain.dataset import (
     DatasetVersion,
-    known_hashes,
+    curated_keys,
     latest_version,
     publish_version,
     shard_key,
@@ -130,14 +130,15 @@ def ingest_objects(
         return report
 
     previous = latest_version(store)
-    seen = known_hashes(store, previous, skip_shard=shard_key(batch_id))
+    seen = curated_keys(store, previous, skip_shard=shard_key(batch_id))
     nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
     with tempfile.TemporaryDirectory(prefix="retrain-data-docs-") as docs_dir:
         result = validate_batch(
             _sources(store, objects),
             nightly_validation,
             base_model=settings.training.base_model,
-            known_hashes=seen,
+            known_hashes=seen.hashes,
+            known_near_keys=seen.near,
             eval_prompts=eval_prompts,
             training=settings.training,
             data_docs_dir=Path(docs_dir),

@@ -7,8 +7,8 @@ import pytest
 from retrain.chat_format import example_hash, normalise_prompt
 from retrain.dataset import (
     build_training_files,
+    curated_keys,
     is_validation,
-    known_hashes,
     latest_version,
     publish_version,
     write_shard,
@@ -45,11 +45,11 @@ def test_versions_accumulate_shards_and_are_idempotent(store: ObjectStore) -> No
     assert [s.key for s in v2.shards] == ["curated/shards/b-1.jsonl", "curated/shards/b-2.jsonl"]
     assert latest_version(store) == v2
     assert publish_version(store, v2, second, "run-2-again") == v2
-    assert len(known_hashes(store, v2)) == len(
+    assert len(curated_keys(store, v2).hashes) == len(
         {example_hash(ex) for ex in make_examples(50, seed=1)}
         | {example_hash(ex) for ex in make_examples(70, seed=2)}
     )
-    assert known_hashes(store, v2, skip_shard=second.key) == known_hashes(store, v1)
+    assert curated_keys(store, v2, skip_shard=second.key) == curated_keys(store, v1)
 
 
 def test_training_files_keep_the_split_and_leave_out_eval_items(store: ObjectStore) -> None:

@@ -1,0 +1,31 @@
+"""Ingestion across nights, on moto in-process: what is already curated is not curated twice."""
+
+from __future__ import annotations
+
+import orjson
+
+from retrain.ingest import find_new_objects, ingest_objects
+from retrain.settings import load_settings
+from retrain.storage import ObjectStore
+from retrain.synthetic import make_examples
+
+
+def _land(store: ObjectStore, key: str, examples: list[dict]) -> None:
+    store.put_bytes(key, b"".join(orjson.dumps(ex) + b"\n" for ex in examples))
+
+
+def test_exact_and_near_duplicates_of_curated_examples_are_quarantined(moto_store: ObjectStore) -> None:
+    settings = load_settings()
+    first = make_examples(40, seed=11)
+    _land(moto_store, "incoming/2026-11-01/a.jsonl", first)
+    night1 = ingest_objects(moto_store, find_new_objects(moto_store), settings, run_id="retrain-2026-11-01")
+    assert night1.accepted + night1.quarantined == night1.lines_read == 40
+
+    shouted = {"messages": [{**m, "content": m["content"].upper() + "!!"} for m in first[1]["messages"]]}
+    _land(moto_store, "incoming/2026-11-02/b.jsonl", [first[0], shouted, *make_examples(30, seed=12)])
+    night2 = ingest_objects(moto_store, find_new_objects(moto_store), settings, run_id="retrain-2026-11-02")
+
+    assert night2.lines_read == 32 == night2.accepted + night2.quarantined
+    assert night2.by_reason.get("duplicate", 0) >= 1
+    assert night2.by_reason.get("near_duplicate", 0) >= 1
+    assert find_new_objects(moto_store) == []
