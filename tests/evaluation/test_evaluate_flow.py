@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import time
 from typing import Any
 from uuid import UUID
 
@@ -20,26 +18,11 @@ from retrain.eval_sets import put_eval_set
 from retrain.gate import GateDecision
 from retrain.registry import ModelRecord, Registry
 from retrain.settings import get_settings
-from retrain.synthetic import make_eval_set, make_examples
+from retrain.synthetic import make_eval_set
+from tests.evaluation.support import BASE, fine_tune
 from tests.pipeline.conftest import Stack
 
 pytestmark = pytest.mark.slow
-
-BASE = "gpt-4o-mini-2024-07-18"
-
-
-def _fine_tune(stack: Stack) -> str:
-    client = OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
-    body = b"".join(orjson.dumps(example) + b"\n" for example in make_examples(600, seed=1))
-    training = client.files.create(file=("train.jsonl", io.BytesIO(body)), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=training.id, seed=1)
-    deadline = time.monotonic() + 300
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, f"fine-tuning job stuck in {job.status}"
-        time.sleep(0.2)
-        job = client.fine_tuning.jobs.retrieve(job.id)
-    assert job.status == "succeeded" and job.fine_tuned_model
-    return job.fine_tuned_model
 
 
 def _point(stack: Stack, alias: str, model_id: str) -> None:
@@ -62,7 +45,7 @@ def _artifacts(flow_run_id: UUID) -> dict[str, Any]:
 def test_evaluate_flow_compares_two_aliases_with_guardrails_and_promotes_nothing(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tuned = _fine_tune(stack)
+    tuned = fine_tune(OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0))
     _point(stack, "candidate", tuned)
     _point(stack, "production", BASE)
     put_eval_set(stack.store, "safety", make_eval_set(30, seed=8))
@@ -98,7 +81,7 @@ def test_evaluate_flow_never_promotes_a_model_over_itself(stack: Stack) -> None:
 
 
 def test_retrain_eval_cli_prints_the_comparison_and_the_gate(stack: Stack) -> None:
-    tuned = _fine_tune(stack)
+    tuned = fine_tune(OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0))
     runner = CliRunner()
 
     result = runner.invoke(app, ["eval", "--model", tuned, "--model", BASE])

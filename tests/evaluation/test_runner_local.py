@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +19,12 @@ from retrain.exceptions import EvaluationError
 from retrain.gate import CANDIDATE, PRODUCTION, decide, decide_reports
 from retrain.settings import EvaluationSettings, ProviderSettings
 from retrain.storage import ObjectStore
-from retrain.synthetic import make_eval_set, make_examples
+from retrain.synthetic import make_eval_set
+from tests.evaluation.support import BASE, fine_tune
 from tests.s3_servers import moto_server
 
 pytestmark = pytest.mark.slow
 
-BASE = "gpt-4o-mini-2024-07-18"
 OTHER_BASE = "gpt-4.1-nano-2025-04-14"
 RESUME_MODELS = ("gpt-4.1-2025-04-14", "gpt-3.5-turbo-0125")
 SETTINGS = EvaluationSettings(concurrency=8, max_retries=6, bootstrap_resamples=1000)
@@ -43,24 +41,11 @@ class Env:
         return ModelTarget(label=label, model_id=model_id, provider=self.provider)
 
 
-def _fine_tune(client: OpenAI) -> str:
-    body = b"".join(orjson.dumps(example) + b"\n" for example in make_examples(600, seed=1))
-    training = client.files.create(file=("train.jsonl", io.BytesIO(body)), purpose="fine-tune")
-    job = client.fine_tuning.jobs.create(model=BASE, training_file=training.id, seed=1)
-    deadline = time.monotonic() + 300
-    while job.status not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, f"fine-tuning job stuck in {job.status}"
-        time.sleep(0.2)
-        job = client.fine_tuning.jobs.retrieve(job.id)
-    assert job.status == "succeeded" and job.fine_tuned_model
-    return job.fine_tuned_model
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with moto_server() as s3, serve_in_thread(tmp_path_factory.mktemp("openai")) as api:
         provider = ProviderSettings(base_url=api.base_url)
-        tuned = _fine_tune(OpenAI(base_url=api.base_url, api_key="sk-local-not-a-secret", max_retries=0))
+        tuned = fine_tune(OpenAI(base_url=api.base_url, api_key="sk-local-not-a-secret", max_retries=0))
         yield Env(ObjectStore.from_settings(s3), provider, api.root_url, tuned)
 
 
