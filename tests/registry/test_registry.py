@@ -8,7 +8,15 @@ import pytest
 
 from retrain.exceptions import RegistryConflict, RegistryError, UnknownAlias, UnknownModel
 from retrain.registry import ModelRecord, Registry, RegistryEvent
-from retrain.registry_log import LOG_PREFIX, SNAPSHOT_PREFIX, RegistryLog, event_key, snapshot_key
+from retrain.registry_log import (
+    LATEST_KEY,
+    LOG_PREFIX,
+    SNAPSHOT_PREFIX,
+    RegistryLog,
+    event_key,
+    heads_key,
+    snapshot_key,
+)
 from retrain.storage import ObjectStore
 from tests.registry.conftest import record
 
@@ -168,7 +176,11 @@ def test_two_snapshot_writers_race_and_agree(store: ObjectStore) -> None:
         thread.join()
 
     assert sorted(results) == [False, True]
-    assert store.get_json(snapshot_key(7)) == RegistryLog(store).replay(from_snapshot=False).to_snapshot()
+    replay = RegistryLog(store).replay(from_snapshot=False)
+    assert store.get_json(snapshot_key(7)) == replay.to_snapshot()
+    assert store.get_json(heads_key(7)) == replay.heads().to_snapshot()
+    assert store.get_json(LATEST_KEY)["seq"] == 7
+    assert RegistryLog(store).latest_heads().seq == 7
 
 
 def test_model_record_round_trips_and_has_no_secret_fields() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from moto import mock_aws
 
 from retrain.exceptions import UnknownAlias
 from retrain.registry import Registry
-from retrain.registry_log import LATEST_KEY, RegistryLog, heads_key, snapshot_key
+from retrain.registry_log import LATEST_KEY, heads_key, snapshot_key
 from retrain.registry_records import ModelRecord
 from retrain.resolver import AliasReader, CachedResolver
 from retrain.storage import ObjectStore
@@ -105,29 +104,6 @@ def test_registries_written_before_heads_existed_still_resolve(store: ObjectStor
     assert AliasReader(store).resolve("candidate").model_id == "ft:12"
     with pytest.raises(UnknownAlias, match="known aliases: candidate, production"):
         AliasReader(store).resolve("staging")
-
-
-def test_two_snapshot_writers_race_heads_and_hint_agree(store: ObjectStore) -> None:
-    write_events(store, 7, snapshot_every=1000)
-    states = [Registry(store).state(), Registry(store).state()]
-    barrier = threading.Barrier(2)
-    results: list[bool] = []
-
-    def write(index: int) -> None:
-        barrier.wait()
-        results.append(RegistryLog(store).write_snapshot(states[index]))
-
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(results) == [False, True]
-    assert store.get_json(LATEST_KEY)["seq"] == 7
-    assert (
-        store.get_json(heads_key(7)) == RegistryLog(store).replay(from_snapshot=False).heads().to_snapshot()
-    )
-    assert RegistryLog(store).latest_heads().seq == 7
 
 
 def test_the_cached_resolver_reads_s3_once_per_ttl(store: ObjectStore, client: Any) -> None:
