@@ -4,7 +4,6 @@ each eval set as a task on a real Dask cluster (worker processes) inside a flow 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from prefect import flow
@@ -12,10 +11,9 @@ from prefect import flow
 from retrain.eval_runner import EvalReport, ModelTarget
 from retrain.eval_sets import put_eval_set
 from retrain.settings import get_settings
-from retrain.storage import ObjectStore
 from retrain.synthetic import make_eval_set
 from tasks.evaluate import evaluate_sets, evaluation_task_runner
-from tests.s3_servers import moto_server
+from tests.pipeline.conftest import Stack
 
 pytestmark = pytest.mark.slow
 
@@ -28,32 +26,16 @@ def _evaluate_two_sets(targets: list[ModelTarget]) -> dict[str, EvalReport]:
 
 
 @pytest.fixture
-def dask_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[str]:
+def dask_address(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from distributed import LocalCluster
-    from local_openai import serve_in_thread
 
-    with moto_server() as s3, serve_in_thread(tmp_path / "openai") as api:
-        env = {
-            "RETRAIN_S3__ENDPOINT_URL": s3.endpoint_url,
-            "RETRAIN_S3__BUCKET": s3.bucket,
-            "RETRAIN_S3__ACCESS_KEY_ID": "testing",
-            "RETRAIN_S3__SECRET_ACCESS_KEY": "testing",
-            "RETRAIN_PROVIDER__BASE_URL": api.base_url,
-            "RETRAIN_ORCHESTRATION__TASK_RUNNER": "dask",
-        }
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
+    put_eval_set(stack.store, "second", make_eval_set(30, seed=7))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        monkeypatch.setenv("RETRAIN_ORCHESTRATION__TASK_RUNNER", "dask")
+        monkeypatch.setenv("RETRAIN_ORCHESTRATION__DASK_ADDRESS", cluster.scheduler_address)
         get_settings.cache_clear()
-        store = ObjectStore.from_settings(get_settings().s3)
-        put_eval_set(store, "main", make_eval_set(40, seed=99))
-        put_eval_set(store, "second", make_eval_set(30, seed=7))
-        with LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster:
-            monkeypatch.setenv("RETRAIN_ORCHESTRATION__DASK_ADDRESS", cluster.scheduler_address)
-            get_settings.cache_clear()
-            yield str(cluster.scheduler_address)
-        get_settings.cache_clear()
+        yield str(cluster.scheduler_address)
+    get_settings.cache_clear()
 
 
 def test_eval_sets_run_as_tasks_on_the_dask_cluster(dask_address: str) -> None:
@@ -73,7 +55,7 @@ def test_eval_sets_run_as_tasks_on_the_dask_cluster(dask_address: str) -> None:
         after = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > before, "no task went through the Dask scheduler"
     assert {name: len(report.models["candidate"].scores) for name, report in reports.items()} == {
-        "main": 40,
+        "main": 120,
         "second": 30,
     }
     assert reports["main"].models["production"].model_id == BASE
