@@ -9,7 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
 
 from local_openai.errors import ApiError, not_found
-from local_openai.state import StateDep, public
+from local_openai.state import ServerState, StateDep, public
 from local_openai.store import new_id
 
 __all__ = ["router"]
@@ -37,7 +37,11 @@ def create_file(
     filename = file.filename or "upload"
     if purpose == "fine-tune" and not filename.endswith(".jsonl"):
         raise ApiError(400, "Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
-    content = file.file.read()
+    return public(store_file(state, file.file.read(), filename=filename, purpose=purpose))
+
+
+def store_file(state: ServerState, content: bytes, *, filename: str, purpose: str) -> dict[str, Any]:
+    """Keep the bytes as a blob and record the file (a direct upload or a completed Uploads)."""
     file_id = new_id("file")
     state.store.blob_path(file_id).write_bytes(content)
     doc = {
@@ -49,7 +53,7 @@ def create_file(
         "purpose": purpose,
         "status": "processed",
     }
-    return public(state.store.insert("file", doc))
+    return state.store.insert("file", doc)
 
 
 @router.get("/files")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from local_openai.errors import ApiError, not_found
+from local_openai.routes_files import store_file
 from local_openai.state import ServerState, StateDep, public
 from local_openai.store import Document, new_id
 
@@ -126,18 +127,7 @@ def complete_upload(state: StateDep, upload_id: str, body: CompleteUpload) -> di
         )
     if body.md5 is not None and hashlib.md5(content).hexdigest() != body.md5.lower():
         raise ApiError(400, "The md5 checksum does not match the uploaded bytes.", param="md5")
-    file_id = new_id("file")
-    state.store.blob_path(file_id).write_bytes(content)
-    file_doc = {
-        "id": file_id,
-        "object": "file",
-        "bytes": len(content),
-        "created_at": int(time.time()),
-        "filename": doc["filename"],
-        "purpose": doc["purpose"],
-        "status": "processed",
-    }
-    state.store.insert("file", file_doc)
+    file_doc = store_file(state, content, filename=doc["filename"], purpose=doc["purpose"])
     for part_id in parts:
         state.store.blob_path(part_id).unlink(missing_ok=True)
     done = state.store.update("upload", upload_id, lambda d: {**d, "status": "completed", "file": file_doc})
