@@ -15,7 +15,8 @@ module that calls them and re-raised ``from`` the original.
     │   └── BatchRejected            a batch-level gate failed; nothing was uploaded
     ├── ProviderError                the OpenAI-compatible API
     │   ├── ProviderUnavailable      connection, timeouts, 5xx after retries
-    │   ├── QuotaExceeded            rate/daily/concurrency limits
+    │   ├── RateLimited              429s outlasted the retries (transient: retry later)
+    │   ├── QuotaExceeded            daily, concurrent-job or credit limits (not transient)
     │   ├── FineTuneFailed           the job failed, was cancelled or blocked
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
@@ -40,6 +41,7 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailable",
     "QuotaExceeded",
+    "RateLimited",
     "RegistryConflict",
     "RegistryError",
     "RetrainError",
@@ -91,6 +93,10 @@ class ProviderError(RetrainError):
 
 
 class ProviderUnavailable(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
     pass
 
 

@@ -16,7 +16,7 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 from pydantic import SecretStr
 
-from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, QuotaExceeded
+from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, QuotaExceeded, RateLimited
 from retrain.redact import redact
 from retrain.settings import ProviderSettings, Settings
 
@@ -97,7 +97,7 @@ def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
                 f"{what}: provider {settings.name!r} quota reached ({code or 'limit'}): {detail} "
                 "The next run tries again; wait for the limit to reset or raise it with the provider."
             ) from None
-        raise QuotaExceeded(
+        raise RateLimited(
             f"{what}: provider {settings.name!r} is rate limiting (429) after retries: {detail}"
         ) from None
     except openai.APIConnectionError as exc:

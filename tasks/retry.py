@@ -7,19 +7,19 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
-from retrain.exceptions import ProviderUnavailable, QuotaExceeded, StorageUnavailable
+from retrain.exceptions import ProviderUnavailable, RateLimited, StorageUnavailable
 
 __all__ = ["IO_TASK", "transient_only"]
 
-_TRANSIENT = (StorageUnavailable, ProviderUnavailable, QuotaExceeded, ConnectionError, TimeoutError)
+_TRANSIENT = (StorageUnavailable, ProviderUnavailable, RateLimited, ConnectionError, TimeoutError)
 
 
 def transient_only(task: Any, task_run: Any, state: State[Any]) -> bool:
     """Retry unreachable services and rate limits; fail at once on anything else."""
     try:
         state.result(raise_on_failure=True)
-    except _TRANSIENT as exc:
-        return "quota reached" not in str(exc)
+    except _TRANSIENT:
+        return True
     except Exception:
         return False
     return False
