@@ -1,7 +1,6 @@
-"""retrain: scheduled retraining for fine-tuned language models."""
+"""retrain: scheduled retraining for fine-tuned language models.
 
-from retrain.exceptions import RetrainError
-from retrain.settings import Settings, get_settings, load_settings
+The package imports nothing at start-up: validation worker processes import only what they use.
+"""
 
-__all__ = ["RetrainError", "Settings", "get_settings", "load_settings"]
 __version__ = "0.1.0"

@@ -15,22 +15,25 @@ public, so those counts are close, not exact.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
+import importlib.util
 import logging
 import math
+from binascii import a2b_base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import tiktoken
 
 from retrain.exceptions import ConfigError
-from retrain.settings import ValidationSettings
+
+if TYPE_CHECKING:  # worker processes import this module: keep pydantic-settings out of them
+    from retrain.settings import ValidationSettings
 
 __all__ = [
     "CostEstimate",
@@ -124,6 +127,17 @@ _MIN_DEFAULT_EPOCHS = 1
 _MAX_DEFAULT_EPOCHS = 25
 
 
+def _bundled_vocabulary(name: str) -> Path:
+    """The rank file inside the installed ``bpe-openai`` package, found without importing it.
+
+    Importing ``bpe_openai`` builds its own tokenizers (about 0.4 s); only its data file is needed.
+    """
+    spec = importlib.util.find_spec("bpe_openai")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("bpe_openai")
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.tiktoken.gz"
+
+
 @lru_cache(maxsize=2)
 def get_encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken encoding ``name`` built from the rank file bundled with ``bpe-openai``."""
@@ -131,7 +145,7 @@ def get_encoding(name: str) -> tiktoken.Encoding:
     if spec is None:
         raise ConfigError(f"unknown encoding {name!r}: use one of {', '.join(sorted(_SPECS))}")
     try:
-        packed = resources.files("bpe_openai").joinpath(f"data/{name}.tiktoken.gz").read_bytes()
+        packed = _bundled_vocabulary(name).read_bytes()
     except (FileNotFoundError, ModuleNotFoundError) as exc:
         raise ConfigError(
             f"the {name} vocabulary is missing from the bpe-openai package: reinstall it (`make setup`)"
@@ -141,9 +155,7 @@ def get_encoding(name: str) -> tiktoken.Encoding:
         raise ConfigError(
             f"the bundled {name} vocabulary does not match tiktoken's hash: reinstall bpe-openai"
         )
-    ranks = {
-        base64.b64decode(token): int(rank) for token, rank in (line.split() for line in contents.splitlines())
-    }
+    ranks = {a2b_base64(token): int(rank) for token, rank in (line.split() for line in contents.splitlines())}
     logger.debug("loaded %s with %d ranks", name, len(ranks))
     return tiktoken.Encoding(
         name=name, pat_str=spec.pat_str, mergeable_ranks=ranks, special_tokens=spec.special_tokens
