@@ -25,12 +25,23 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ParsedLine", "RawLine", "is_blank", "iter_raw_lines", "parse_line", "read_jsonl"]
+__all__ = [
+    "LineBlock",
+    "ParsedLine",
+    "RawLine",
+    "block_lines",
+    "is_blank",
+    "iter_line_blocks",
+    "iter_raw_lines",
+    "parse_line",
+    "read_jsonl",
+]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _INFLATE_STEP = 1 << 20
 _RAW_KEEP = 64 * 1024
+_BLOCK_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,11 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
     Raises zlib.error on corrupt or truncated gzip data.
     """
     iterator = iter(chunks)
-    first = next((chunk for chunk in iterator if chunk), b"")
+    first = b""
+    for chunk in iterator:  # enough bytes to tell gzip, however small the chunks
+        first += chunk
+        if len(first) >= len(_GZIP_MAGIC):
+            break
     if not first.startswith(_GZIP_MAGIC):
         if first:
             yield first
@@ -92,52 +107,123 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
         raise zlib.error("the stream ends inside a gzip member (truncated file)")
 
 
+@dataclass(frozen=True)
+class LineBlock:
+    """Consecutive physical lines of one source: their bytes joined by LF, without a final LF.
+
+    Line ``first_line_no`` starts the data (its BOM removed when it is line 1). A line may end
+    in CR (``block_lines`` strips it) and may be over the line limit (``block_lines`` cuts it).
+    """
+
+    first_line_no: int
+    data: bytes
+    n_lines: int
+
+
+def iter_line_blocks(chunks: Iterable[bytes], *, max_line_bytes: int) -> Iterator[LineBlock | RawLine]:
+    """Group a byte stream into blocks of whole lines, in order.
+
+    A block ends at the first line end at least ``_BLOCK_BYTES`` after its start, whatever the
+    chunk sizes (or at the end of the stream, or before a line found over ``max_line_bytes``
+    before it ended). A ``RawLine`` comes instead of a block for a line over
+    ``max_line_bytes`` that did not fit in one (only its first ``_RAW_KEEP`` bytes are kept,
+    ``overflow`` set) and, last, for a corrupt gzip stream (``gzip_error`` set). Splitting a
+    block into lines is left to whoever handles it (``block_lines``), maybe another process.
+    """
+    pending: list[bytes] = []  # the stream from the start of the next block on
+    size = 0
+    line_no = 1  # the first line not yet handed out
+    long_head: bytes | None = None  # the kept start of a line over the limit, while skipping its rest
+    long_size = 0
+
+    def block(data: bytes) -> LineBlock:
+        nonlocal line_no
+        if line_no == 1:
+            data = data.removeprefix(_BOM)
+        n_lines = data.count(b"\n") + 1
+        first, line_no = line_no, line_no + n_lines
+        return LineBlock(first, data, n_lines)
+
+    def long_line() -> RawLine:
+        nonlocal line_no, long_head
+        assert long_head is not None
+        line = RawLine(line_no, long_head.removeprefix(_BOM) if line_no == 1 else long_head, True, long_size)
+        line_no += 1
+        long_head = None
+        return line
+
+    def cut_pending(*, final: bool) -> Iterator[LineBlock | RawLine]:
+        nonlocal pending, size, long_head, long_size
+        data = b"".join(pending)
+        start = 0
+        while len(data) - start > _BLOCK_BYTES and (end := data.find(b"\n", start + _BLOCK_BYTES)) >= 0:
+            yield block(data[start:end])
+            start = end + 1
+        data = data[start:]
+        pending, size = ([data], len(data)) if data else ([], 0)
+        if final and data:
+            yield block(data.removesuffix(b"\n"))
+        elif len(data) > max_line_bytes:
+            end = data.rfind(b"\n")
+            if len(data) - end - 1 > max_line_bytes:  # the unfinished line is over the limit already
+                if end >= 0:
+                    yield block(data[:end])
+                long_head, long_size = data[end + 1 : end + 1 + _RAW_KEEP], len(data) - end - 1
+                pending, size = [], 0
+
+    try:
+        for inflated in _inflate(chunks):
+            chunk = inflated
+            if long_head is not None:
+                end = chunk.find(b"\n")
+                if end < 0:
+                    long_size += len(chunk)
+                    continue
+                long_size += end
+                yield long_line()
+                chunk = chunk[end + 1 :]
+            if chunk:
+                pending.append(chunk)
+                size += len(chunk)
+                if (size > _BLOCK_BYTES and b"\n" in chunk) or size > max_line_bytes:
+                    yield from cut_pending(final=False)
+    except zlib.error as exc:
+        yield from (long_line(),) if long_head is not None else cut_pending(final=True)
+        yield RawLine(line_no, b"", gzip_error=str(exc))
+        return
+    yield from (long_line(),) if long_head is not None else cut_pending(final=True)
+
+
+def block_lines(block: LineBlock, *, max_line_bytes: int) -> Iterator[tuple[int, int, bytes, int]]:
+    """``(line_no, start, data, size)`` of every line of ``block``: ``data`` is the line without
+    its line ending (CR included), found at ``block.data[start:]``, and ``size`` its length
+    with the CR; a line of over ``max_line_bytes`` (``size``) is cut to its first ``_RAW_KEEP`` bytes.
+    """
+    line_no = block.first_line_no
+    start = 0
+    for piece in block.data.split(b"\n"):
+        size = len(piece)
+        if size > max_line_bytes:
+            yield line_no, start, piece[:_RAW_KEEP], size
+        elif piece.endswith(b"\r"):
+            yield line_no, start, piece[:-1], size
+        else:
+            yield line_no, start, piece, size
+        line_no += 1
+        start += size + 1
+
+
 def iter_raw_lines(chunks: Iterable[bytes], *, max_line_bytes: int) -> Iterator[RawLine]:
     """Split a byte stream into physical lines; strips one BOM at the start and a trailing CR.
 
     A broken gzip stream ends the source with one ``RawLine`` carrying ``gzip_error``.
     """
-    parts: list[bytes] = []
-    size = 0
-    line_no = 0
-    at_start = True
-
-    def finish() -> RawLine:
-        nonlocal parts, size, line_no, at_start
-        line_no += 1
-        data = b"".join(parts)
-        if at_start:
-            data = data.removeprefix(_BOM)
-            at_start = False
-        overflow = size > max_line_bytes
-        if not overflow:
-            data = data.removesuffix(b"\r")
-        line = RawLine(line_no, data, overflow, size)
-        parts, size = [], 0
-        return line
-
-    def add(piece: bytes) -> None:
-        nonlocal parts, size
-        if size + len(piece) <= max_line_bytes:
-            parts.append(piece)
-        elif size <= max_line_bytes:
-            parts = [b"".join([*parts, piece[:_RAW_KEEP]])[:_RAW_KEEP]]
-        size += len(piece)
-
-    try:
-        for chunk in _inflate(chunks):
-            pieces = chunk.split(b"\n")
-            for piece in pieces[:-1]:
-                add(piece)
-                yield finish()
-            add(pieces[-1])
-    except zlib.error as exc:
-        if parts:
-            yield finish()
-        yield RawLine(line_no + 1, b"", gzip_error=str(exc))
-        return
-    if size:
-        yield finish()
+    for item in iter_line_blocks(chunks, max_line_bytes=max_line_bytes):
+        if isinstance(item, RawLine):
+            yield item
+            continue
+        for line_no, _, data, size in block_lines(item, max_line_bytes=max_line_bytes):
+            yield RawLine(line_no, data, size > max_line_bytes, size)
 
 
 def read_jsonl(
