@@ -13,10 +13,10 @@ Two formats, chosen by ``ValidationSettings.format``:
 Unknown keys are rejected (``extra="forbid"``), types are strict. ``check_example`` returns every
 problem as a ``Reason`` with a stable snake_case code and a message naming the line and field.
 
-``is_plain_chat`` is a hand-written fast path for the common shape (``messages`` only, plain
-string content, no tools): when it says True, ``check_example`` is guaranteed to return no
-reasons, so the pydantic models only run for the rows it cannot decide. The models stay the
-source of truth: the fast path never produces a reason of its own.
+``line_checks.plain_chat`` is a hand-written fast path for the common shape (``messages``
+only, plain string content, no tools): when it decides, ``check_example`` is guaranteed to
+return no reasons, so the pydantic models only run for the rows it cannot decide. The models
+stay the source of truth: the fast path never produces a reason of its own.
 
 ``example_hash`` and ``normalise_prompt`` define the canonical form other modules rely on for
 deduplication, the train/validation split and the eval-leak check; see their docstrings.
@@ -41,11 +41,10 @@ __all__ = [
     "check_example",
     "example_hash",
     "example_texts",
-    "is_plain_chat",
     "near_duplicate_key",
+    "near_text",
     "normalise_prompt",
     "normalise_text",
-    "plain_chat_keys",
     "prompt_first_word",
 ]
 
@@ -293,53 +292,6 @@ def _tool_names(
     return {tool.function.name for tool in tools or []} | {function.name for function in functions or []}
 
 
-_PLAIN_KEYS: dict[str, frozenset[str]] = {
-    "system": frozenset({"role", "content", "name"}),
-    "developer": frozenset({"role", "content", "name"}),
-    "user": frozenset({"role", "content", "name"}),
-    "assistant": frozenset({"role", "content", "name", "weight"}),
-}
-
-
-def is_plain_chat(value: Any) -> bool:
-    """True only for a chat example ``check_example`` accepts, in its most common shape.
-
-    The shape: an object whose only key is a non-empty ``messages`` list of system, developer,
-    user and assistant messages with non-blank string ``content``, an optional string ``name``
-    and, on assistant turns, ``weight`` 0, 1 or null, with at least one trainable assistant turn.
-    False means "not decided here" (the pydantic models decide), never "invalid".
-    """
-    if type(value) is not dict or len(value) != 1:
-        return False
-    messages = value.get("messages")
-    if type(messages) is not list or not messages:
-        return False
-    trainable = False
-    for message in messages:
-        if type(message) is not dict:
-            return False
-        role = message.get("role")
-        if type(role) is not str:
-            return False
-        allowed = _PLAIN_KEYS.get(role)
-        if allowed is None or not allowed.issuperset(message):
-            return False
-        content = message.get("content")
-        if type(content) is not str or not content.strip():
-            return False
-        if "name" in message and type(message["name"]) is not str:
-            return False
-        if role == "assistant":
-            weight = message.get("weight")
-            if weight is None:
-                trainable = True
-            elif type(weight) is int and weight in (0, 1):
-                trainable = trainable or weight == 1
-            else:
-                return False
-    return trainable
-
-
 def check_example(value: dict[str, Any], fmt: Format, line_no: int) -> list[Reason]:
     """Every format problem of one parsed JSON object (empty list: the example is valid)."""
     try:
@@ -422,36 +374,6 @@ def example_hash(example: Mapping[str, Any]) -> str:
     """
     canonical = orjson.dumps(_normalise_value(example), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
-
-
-def plain_chat_keys(example: Mapping[str, Any]) -> tuple[str, str]:
-    """``(example_hash(example), near_duplicate_key(example))`` in one pass, for plain chats only.
-
-    Only for examples ``is_plain_chat`` accepts (string role, content and name; integer or null
-    weight); tests hold both values equal to the generic functions on such examples.
-    """
-    messages = []
-    turns = []
-    for message in example["messages"]:
-        role = message["role"]
-        content = message["content"]
-        normal = {"content": normalise_text(content), "role": role}
-        name = message.get("name")
-        if name is not None:
-            normal["name"] = normalise_text(name)
-        weight = message.get("weight")
-        if weight is not None:
-            normal["weight"] = weight
-        messages.append(normal)
-        if role == "user":
-            turns.append(b"user:" + _near_text(content))
-        elif role == "assistant":
-            turns.append(b"assistant:" + _near_text(content))
-    canonical = orjson.dumps({"messages": messages}, option=orjson.OPT_SORT_KEYS)
-    return (
-        hashlib.sha256(canonical).hexdigest(),
-        hashlib.sha256(b"\n".join(turns)).hexdigest(),
-    )
 
 
 def _fold(text: str) -> str:
@@ -537,7 +459,8 @@ def _ascii_fold_table() -> bytes:
 _ASCII_FOLD = _ascii_fold_table()
 
 
-def _near_text(text: str) -> bytes:
+def near_text(text: str) -> bytes:
+    """One turn's text as ``near_duplicate_key`` folds it: case, whitespace and punctuation."""
     if text.isascii():
         # After the translation the only whitespace left is b" ": folding runs of it and
         # stripping the ends is what split-and-join does, without a bytes object per word.
@@ -557,7 +480,7 @@ def near_duplicate_key(example: Mapping[str, Any]) -> str:
     ``_fold(_PUNCTUATION.sub(" ", text))`` (ASCII text takes an equivalent byte-level path).
     """
     turns = [
-        f"{role}:".encode() + _near_text(_message_text(m))
+        f"{role}:".encode() + near_text(_message_text(m))
         for m in _conversation(example)
         if (role := m.get("role")) in ("user", "assistant")
     ]

@@ -143,10 +143,11 @@ class ValidationSettings(BaseModel):
         description="Processes that check lines in parallel: 0 = one per available CPU, 1 = in-process only.",
     )
     parallel_min_lines: int = Field(
-        default=20_000,
+        default=5_000,
         ge=0,
         description="Worker processes start only once a batch reaches this many lines (smaller batches "
-        "are checked in-process; starting a worker costs about a second). 0 = every line in workers.",
+        "are checked in-process). A worker starts in milliseconds when forked, in about half a second "
+        "when spawned (the caller runs other threads, as a flow run does). 0 = every line in workers.",
     )
     example_token_limits: dict[str, int] = Field(
         default_factory=lambda: {

@@ -35,45 +35,37 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import re
 import sys
 import threading
 import types
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sized
+from collections.abc import Callable, Container, Iterable, Iterator, Sized
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
 import numpy as np
-import tiktoken
 
-from retrain.chat_format import (
-    Reason,
-    check_example,
-    example_hash,
-    example_texts,
-    is_plain_chat,
-    near_duplicate_key,
-    normalise_prompt,
-    plain_chat_keys,
-    prompt_first_word,
-)
+from retrain.chat_format import Reason
 from retrain.exceptions import ConfigError
 from retrain.expectations import GateCheck, SuiteRunner
-from retrain.jsonl_reader import is_blank, iter_raw_lines, parse_line
-from retrain.settings import TrainingSettings, ValidationSettings
-from retrain.tokens import (
-    count_example,
-    count_role,
-    encoding_for_model,
-    estimate_cost,
-    example_token_limit,
+from retrain.jsonl_reader import LineBlock, RawLine, iter_line_blocks
+from retrain.line_checks import (
+    CheckConfig,
+    CheckedBlock,
+    CheckedLine,
+    LineChecker,
+    check_block_in_worker,
+    feature_row_columns,
+    init_worker,
+    worker_ready,
 )
+from retrain.settings import TrainingSettings, ValidationSettings
+from retrain.tokens import estimate_cost, example_token_limit
 
 __all__ = [
     "AcceptedExample",
@@ -83,32 +75,13 @@ __all__ = [
     "Reason",
     "SourceCounts",
     "check_line",
-    "feature_row",
-    "feature_row_columns",
     "validate_batch",
 ]
 
 logger = logging.getLogger(__name__)
 
 _DUPLICATE_CODES = frozenset({"duplicate", "near_duplicate"})
-_BLOCK_LINES = 1000
 _MAX_WORKERS = 8
-
-_SECRET_PATTERNS: dict[str, str] = {
-    "an OpenAI API key": r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-    "an AWS access key id": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    "a private key block": r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----",
-    "a bearer token": r"(?i:\bbearer\s+)[A-Za-z0-9\-._~+/]{20,}=*",
-    "a GitHub token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})",
-    "a Slack token": r"\bxox[abposr]-[A-Za-z0-9-]{10,}",
-}
-_SECRETS = {kind: re.compile(pattern) for kind, pattern in _SECRET_PATTERNS.items()}
-_UNDERSCORE_HINTS = re.compile(rb"gh[pousr]_|github_pat_")
-
-# Per line: line_no, raw bytes, and for lines the reader already rejected its code and detail.
-_Entry = tuple[int, bytes, str | None, str]
-# The GX feature columns of one example, in feature_row_columns() order without n_tokens.
-_Features = tuple[int, int, str, int, int, int]
 
 
 @dataclass
@@ -195,199 +168,6 @@ class BatchResult:
         }
 
 
-class CheckedLine(NamedTuple):
-    """What the line checks found. ``features`` is None when the line was quarantined outright
-    (unreadable, or not the data format); otherwise the line is a candidate and ``reasons`` holds
-    its content problems (secret, too many tokens, eval leak), if any. A tuple: blocks of them
-    cross process boundaries, and tuples pickle several times faster than dataclasses."""
-
-    line_no: int
-    reasons: list[Reason]
-    hash: str = ""
-    near_key: str = ""
-    n_tokens: int = 0
-    features: _Features | None = None
-    example: dict[str, Any] | None = None
-
-
-def _message_chars(message: dict[str, Any]) -> int:
-    content = message.get("content")
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        return sum(len(str(part.get("text", ""))) for part in content if isinstance(part, dict))
-    return 0
-
-
-def feature_row_columns() -> tuple[str, ...]:
-    return (
-        "n_messages",
-        "n_user_turns",
-        "last_role",
-        "has_system",
-        "user_chars",
-        "assistant_chars",
-        "n_tokens",
-    )
-
-
-def feature_row(example: dict[str, Any], n_tokens: int) -> dict[str, Any]:
-    """The derived columns the suite checks (for preference data: input turns, preferred output)."""
-    if "input" in example:
-        messages = example["input"]["messages"]
-        replies = example["preferred_output"]
-    else:
-        messages = example["messages"]
-        replies = [m for m in messages if m["role"] == "assistant"]
-    return {
-        "n_messages": len(messages),
-        "n_user_turns": sum(m["role"] == "user" for m in messages),
-        "last_role": messages[-1]["role"],
-        "has_system": int(any(m["role"] in ("system", "developer") for m in messages)),
-        "user_chars": sum(_message_chars(m) for m in messages if m["role"] == "user"),
-        "assistant_chars": sum(_message_chars(m) for m in replies),
-        "n_tokens": n_tokens,
-    }
-
-
-def _plain_chat_counts(messages: list[dict[str, Any]], encoding: tiktoken.Encoding) -> tuple[int, _Features]:
-    """Token count and features of an ``is_plain_chat`` example in one pass over its messages.
-
-    Equal to ``count_example`` and ``feature_row`` for that shape (tests hold them together).
-    """
-    tokens = 3
-    n_user = user_chars = assistant_chars = has_system = 0
-    encode = encoding.encode_ordinary
-    for message in messages:
-        role = message["role"]
-        content = message["content"]
-        tokens += 3 + count_role(role, encoding) + len(encode(content))
-        name = message.get("name")
-        if name is not None:
-            tokens += len(encode(name)) + 1
-        if role == "user":
-            n_user += 1
-            user_chars += len(content)
-        elif role == "assistant":
-            assistant_chars += len(content)
-        else:
-            has_system = 1
-    features = (len(messages), n_user, messages[-1]["role"], has_system, user_chars, assistant_chars)
-    return tokens, features
-
-
-def _may_hold_secret(data: bytes) -> bool:
-    """A cheap, sound prefilter over the raw line: False only if no secret pattern can match.
-
-    Each pattern needs a literal that shows in the raw JSON unless a ``\\u`` escape hides it.
-    """
-    if b"\\u" in data:
-        return True
-    if b"_" in data and _UNDERSCORE_HINTS.search(data):
-        return True
-    if b"-" in data and (b"sk-" in data or b"xox" in data or b"PRIVATE KEY" in data):
-        return True
-    if b"AKIA" in data or b"ASIA" in data:
-        return True
-    return b"bearer" in data.lower()
-
-
-def _secret_reason(example: dict[str, Any], data: bytes, line_no: int) -> Reason | None:
-    if not _may_hold_secret(data):
-        return None
-    for path, text in example_texts(example):
-        for kind, pattern in _SECRETS.items():
-            if pattern.search(text):
-                return Reason("contains_secret", f"line {line_no}: {path} contains what looks like {kind}")
-    return None
-
-
-@dataclass(frozen=True)
-class _CheckConfig:
-    fmt: Literal["chat", "preference"]
-    base_model: str
-    limit: int
-    eval_prompts: Container[str]
-    keep_examples: bool
-
-
-class _LineChecker:
-    """The per-line checks: a pure function of the line, so they can run in any process."""
-
-    def __init__(self, config: _CheckConfig) -> None:
-        self.config = config
-        self.encoding = encoding_for_model(config.base_model)
-        prompts = config.eval_prompts
-        self.check_prompts = not (isinstance(prompts, Sized) and len(prompts) == 0)
-        self.prompt_first_words: frozenset[str] | None = None
-        if isinstance(prompts, Collection):
-            self.prompt_first_words = frozenset(prompt.split(" ", 1)[0] for prompt in prompts if prompt)
-
-    def _may_leak(self, messages: list[dict[str, Any]]) -> bool:
-        if self.prompt_first_words is None:
-            return True
-        first = prompt_first_word(messages)
-        return first is None or (bool(first) and first in self.prompt_first_words)
-
-    def check_block(self, entries: list[_Entry]) -> list[CheckedLine]:
-        return [self.check(*entry) for entry in entries]
-
-    def check(self, line_no: int, data: bytes, code: str | None = None, detail: str = "") -> CheckedLine:
-        if code is not None:
-            return CheckedLine(line_no, [Reason(code, f"line {line_no}: {detail}")])
-        parsed = parse_line(line_no, data)
-        example = parsed.value
-        if example is None:
-            return CheckedLine(line_no, [Reason(str(parsed.code), f"line {line_no}: {parsed.detail}")])
-        config = self.config
-        if config.fmt == "chat" and is_plain_chat(example):
-            messages = example["messages"]
-            n_tokens, features = _plain_chat_counts(messages, self.encoding)
-            digest, near = plain_chat_keys(example)
-        else:
-            problems = check_example(example, config.fmt, line_no)
-            if problems:
-                return CheckedLine(line_no, problems)
-            messages = example["input"]["messages"] if "input" in example else example["messages"]
-            n_tokens = count_example(example, self.encoding)
-            row = feature_row(example, n_tokens)
-            features = (
-                row["n_messages"],
-                row["n_user_turns"],
-                row["last_role"],
-                row["has_system"],
-                row["user_chars"],
-                row["assistant_chars"],
-            )
-            digest, near = example_hash(example), near_duplicate_key(example)
-        reasons: list[Reason] = []
-        secret = _secret_reason(example, data, line_no)
-        if secret:
-            reasons.append(secret)
-        if n_tokens > config.limit:
-            reasons.append(
-                Reason(
-                    "too_many_tokens",
-                    f"line {line_no}: {n_tokens:,} tokens, over the {config.limit:,}-token example limit",
-                )
-            )
-        if self.check_prompts and self._may_leak(messages):
-            prompt = normalise_prompt(messages)
-            if prompt and prompt in config.eval_prompts:
-                reasons.append(
-                    Reason("eval_leak", f"line {line_no}: the user turns match an evaluation prompt")
-                )
-        return CheckedLine(
-            line_no,
-            reasons,
-            digest,
-            near,
-            n_tokens,
-            features,
-            example if config.keep_examples else None,
-        )
-
-
 def check_line(
     data: bytes,
     *,
@@ -397,25 +177,18 @@ def check_line(
     eval_prompts: Container[str] = frozenset(),
 ) -> CheckedLine:
     """The per-line checks of one raw line (no duplicate or GX checks: those need the batch)."""
-    config = _CheckConfig(
-        settings.format, base_model, example_token_limit(base_model, settings), eval_prompts, True
+    return LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=True)).check(
+        line_no, data, 0, len(data)
     )
-    return _LineChecker(config).check(line_no, data)
 
 
-_WORKER_STATE: dict[str, _LineChecker] = {}  # the checker of a worker process, set by its initializer
-
-
-def _init_worker(config: _CheckConfig) -> None:
-    _WORKER_STATE["checker"] = _LineChecker(config)
-
-
-def _worker_ready() -> bool:
-    return "checker" in _WORKER_STATE
-
-
-def _check_block_in_worker(entries: list[_Entry]) -> list[CheckedLine]:
-    return _WORKER_STATE["checker"].check_block(entries)
+def _check_config(
+    settings: ValidationSettings, base_model: str, eval_prompts: Container[str], *, keep_examples: bool
+) -> CheckConfig:
+    limit = example_token_limit(base_model, settings)
+    return CheckConfig(
+        settings.format, base_model, limit, eval_prompts, keep_examples, settings.max_line_bytes
+    )
 
 
 def _import_great_expectations() -> None:
@@ -442,6 +215,19 @@ def _main_module_hidden() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+def _start_method() -> str:
+    """``fork`` when this process runs no other thread, else ``spawn``.
+
+    A forked worker starts in milliseconds with the vocabulary already loaded; a spawned one
+    imports and loads it again (about half a second). Forking is only safe while no other
+    thread can hold a lock the child would inherit (logging, OpenSSL in a boto3 thread), so a
+    threaded caller, such as a Prefect flow run, gets spawned workers.
+    """
+    if threading.active_count() == 1 and "fork" in get_all_start_methods():
+        return "fork"
+    return "spawn"
+
+
 def _worker_count(settings: ValidationSettings) -> int:
     if settings.workers:
         return settings.workers
@@ -452,7 +238,8 @@ def _worker_count(settings: ValidationSettings) -> int:
     return max(1, min(available, _MAX_WORKERS))
 
 
-_Pending = tuple[str, list[_Entry], "Future[list[CheckedLine]] | list[CheckedLine]"]
+# A queued block: its source, its raw data and its checks (a worker's future, or done in-process).
+_Pending = tuple[str, bytes, "Future[CheckedBlock] | CheckedBlock"]
 
 
 class _OrderedChecks:
@@ -463,7 +250,7 @@ class _OrderedChecks:
     (with ``start_after`` 0 every block goes to the workers).
     """
 
-    def __init__(self, checker: _LineChecker, workers: int, start_after: int) -> None:
+    def __init__(self, checker: LineChecker, workers: int, start_after: int) -> None:
         self.checker = checker
         self.workers = workers
         self.start_after = start_after
@@ -488,15 +275,16 @@ class _OrderedChecks:
             )
 
     def _start_pool(self) -> None:
-        logger.info("checking lines in %d worker processes", self.workers)
+        method = _start_method()
+        logger.info("checking lines in %d worker processes (%s)", self.workers, method)
         self.pool = ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=get_context("spawn"),
-            initializer=_init_worker,
+            mp_context=get_context(method),
+            initializer=init_worker,
             initargs=(self.checker.config,),
         )
-        with _main_module_hidden():  # the pool spawns one process per submit, up to max_workers
-            self.warm = [self.pool.submit(_worker_ready) for _ in range(self.workers)]
+        with _main_module_hidden():  # spawned: one process per submit; forked: all at the first
+            self.warm = [self.pool.submit(worker_ready) for _ in range(self.workers)]
         if "great_expectations" not in sys.modules:
             # The parent mostly waits from here on: import GX (seconds) while the workers check lines.
             threading.Thread(target=_import_great_expectations, name="import-gx", daemon=True).start()
@@ -507,29 +295,29 @@ class _OrderedChecks:
             return False
         return self.start_after == 0 or any(future.done() for future in self.warm)
 
-    def submit(
-        self, source: str, entries: list[_Entry]
-    ) -> Iterator[tuple[str, list[_Entry], list[CheckedLine]]]:
-        """Queue one block; yields every finished block that is next in order."""
-        self.lines += len(entries)
-        if self.pool is None and self.workers > 1 and self.lines >= self.start_after:
-            self._start_pool()
-        if self.pool is not None and self._pool_ready():
-            self.queue.append((source, entries, self.pool.submit(_check_block_in_worker, entries)))
-            self.in_flight += 1
-            self.worker_lines += len(entries)
+    def submit(self, source: str, item: LineBlock | RawLine) -> Iterator[tuple[str, bytes, CheckedBlock]]:
+        """Queue one block (or one line the reader already rejected); yields every finished
+        block that is next in order."""
+        if isinstance(item, RawLine):
+            self.queue.append((source, item.data, _rejected_by_reader(item, self.checker.config)))
         else:
-            self.queue.append((source, entries, self.checker.check_block(entries)))
+            self.lines += item.n_lines
+            if self.pool is None and self.workers > 1 and self.lines >= self.start_after:
+                self._start_pool()
+            if self.pool is not None and self._pool_ready():
+                self.queue.append((source, item.data, self.pool.submit(check_block_in_worker, item)))
+                self.in_flight += 1
+                self.worker_lines += item.n_lines
+            else:
+                self.queue.append((source, item.data, self.checker.check_block(item)))
         yield from self._pop(wait=self.in_flight > 2 * self.workers + 2)
 
-    def drain(self) -> Iterator[tuple[str, list[_Entry], list[CheckedLine]]]:
+    def drain(self) -> Iterator[tuple[str, bytes, CheckedBlock]]:
         yield from self._pop(wait=True, everything=True)
 
-    def _pop(
-        self, *, wait: bool, everything: bool = False
-    ) -> Iterator[tuple[str, list[_Entry], list[CheckedLine]]]:
+    def _pop(self, *, wait: bool, everything: bool = False) -> Iterator[tuple[str, bytes, CheckedBlock]]:
         while self.queue:
-            source, entries, item = self.queue[0]
+            source, data, item = self.queue[0]
             if isinstance(item, Future):
                 if not (item.done() or wait):
                     return
@@ -545,32 +333,17 @@ class _OrderedChecks:
             else:
                 checked = item
             self.queue.popleft()
-            yield source, entries, checked
+            yield source, data, checked
 
 
-def _blocks(
-    source: str, chunks: Iterable[bytes], counts: SourceCounts, max_line_bytes: int
-) -> Iterator[list[_Entry]]:
-    """Non-blank lines in blocks of _BLOCK_LINES; blank lines are only counted."""
-    block: list[_Entry] = []
-    for raw in iter_raw_lines(chunks, max_line_bytes=max_line_bytes):
-        if raw.gzip_error is not None:
-            entry: _Entry = (raw.line_no, b"", "bad_gzip", f"the gzip stream is corrupt ({raw.gzip_error})")
-        elif raw.overflow:
-            detail = f"{raw.size:,} bytes is over the {max_line_bytes:,}-byte line limit"
-            entry = (raw.line_no, raw.data, "line_too_long", detail)
-        elif is_blank(raw.data):
-            counts.blank_lines += 1
-            continue
-        else:
-            entry = (raw.line_no, raw.data, None, "")
-        counts.lines_read += 1
-        block.append(entry)
-        if len(block) >= _BLOCK_LINES:
-            yield block
-            block = []
-    if block:
-        yield block
+def _rejected_by_reader(line: RawLine, config: CheckConfig) -> CheckedBlock:
+    """A line the reader rejected whole (over the line limit across blocks, or a corrupt gzip stream)."""
+    if line.gzip_error is not None:
+        reason = Reason("bad_gzip", f"line {line.line_no}: the gzip stream is corrupt ({line.gzip_error})")
+    else:
+        detail = f"{line.size:,} bytes is over the {config.max_line_bytes:,}-byte line limit"
+        reason = Reason("line_too_long", f"line {line.line_no}: {detail}")
+    return CheckedBlock([CheckedLine(line.line_no, 0, len(line.data), [reason])], 0)
 
 
 class _BatchValidator:
@@ -585,6 +358,7 @@ class _BatchValidator:
         quarantine_sink: Callable[[QuarantinedLine], None] | None,
     ) -> None:
         self.settings = settings
+        self.chunk_rows = settings.chunk_rows
         suite_path = settings.suite_path if settings.format == "chat" else settings.preference_suite_path
         self.runner = SuiteRunner(suite_path)
         row_columns = {
@@ -611,16 +385,19 @@ class _BatchValidator:
         self.accepted_tokens: list[np.ndarray[Any, Any]] = []
         self.duplicates = 0
 
-    def take_block(self, source: str, entries: list[_Entry], checked: list[CheckedLine]) -> None:
-        for (_, data, _, _), line in zip(entries, checked, strict=True):
+    def take_block(self, source: str, data: bytes, checked: CheckedBlock) -> None:
+        counts = self.per_source[source]
+        counts.lines_read += len(checked.lines)
+        counts.blank_lines += checked.blank_lines
+        for line in checked.lines:
             if line.features is None:
-                self.quarantine(source, line.line_no, data, line.reasons)
+                self.quarantine(source, line.line_no, data[line.start : line.end], line.reasons)
                 continue
             if not line.reasons:
                 self.screen_duplicates(line)
             self.pending.append((source, data, line))
-        if len(self.pending) >= self.settings.chunk_rows:
-            self.flush()
+            if len(self.pending) == self.chunk_rows:  # line by line: the outcome ignores block sizes
+                self.flush()
 
     def screen_duplicates(self, line: CheckedLine) -> None:
         line_no = line.line_no
@@ -685,7 +462,7 @@ class _BatchValidator:
                 kept_system.append(line.features[3])
                 kept_duplicate.append(int(bool(line.reasons)))
             if line.reasons:
-                self.quarantine(source, line.line_no, data, line.reasons)
+                self.quarantine(source, line.line_no, data[line.start : line.end], line.reasons)
                 continue
             self.per_source[source].accepted += 1
             accepted_tokens.append(line.n_tokens)
@@ -788,15 +565,12 @@ def validate_batch(
     ``BatchResult.data_docs_index`` is their index.html.
     """
     validator = _BatchValidator(settings, known_hashes, known_near_keys, keep_examples, quarantine_sink)
-    config = _CheckConfig(
-        settings.format, base_model, example_token_limit(base_model, settings), eval_prompts, keep_examples
-    )
-    checker = _LineChecker(config)
+    checker = LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=keep_examples))
     with _OrderedChecks(checker, _worker_count(settings), settings.parallel_min_lines) as checks:
         for source, chunks in sources:
-            counts = validator.per_source.setdefault(source, SourceCounts())
-            for block in _blocks(source, chunks, counts, settings.max_line_bytes):
-                for done in checks.submit(source, block):
+            validator.per_source.setdefault(source, SourceCounts())
+            for item in iter_line_blocks(chunks, max_line_bytes=settings.max_line_bytes):
+                for done in checks.submit(source, item):
                     validator.take_block(*done)
         for done in checks.drain():
             validator.take_block(*done)

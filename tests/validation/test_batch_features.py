@@ -43,7 +43,9 @@ def _outcome(result: BatchResult) -> dict[str, Any]:
 
 
 _SCRIPT = """
+import logging
 import sys
+import threading
 from pathlib import Path
 
 import orjson
@@ -53,6 +55,9 @@ from retrain.validation import validate_batch
 from tests.validation.test_batch_features import _outcome
 
 print("script body ran", file=sys.stderr)
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+if sys.argv[3] == "threaded":  # like a flow run: another thread is alive, so workers are spawned
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
 folder = Path(sys.argv[1])
 settings = ValidationSettings.model_validate_json((folder / "settings.json").read_bytes())
 sources = [(path.name, [path.read_bytes()]) for path in sorted(folder.glob("*.jsonl"))]
@@ -63,8 +68,9 @@ sys.stdout.buffer.write(orjson.dumps(_outcome(result)))
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("caller", "start_method"), [("single", "fork"), ("threaded", "spawn")])
 def test_worker_processes_give_exactly_the_in_process_result(
-    tmp_path: Path, settings: ValidationSettings
+    tmp_path: Path, settings: ValidationSettings, caller: str, start_method: str
 ) -> None:
     """Run in a script without a main guard: spawned workers must not re-run it."""
     hostile, _ = _hostile_corpus()
@@ -84,7 +90,7 @@ def test_worker_processes_give_exactly_the_in_process_result(
     script = tmp_path / "no_guard.py"
     script.write_text(_SCRIPT)
     done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), MODEL],
+        [sys.executable, str(script), str(tmp_path), MODEL, caller],
         capture_output=True,
         timeout=600,
         cwd=ROOT,
@@ -93,6 +99,7 @@ def test_worker_processes_give_exactly_the_in_process_result(
     )
     assert done.returncode == 0, done.stderr.decode()
     assert done.stderr.decode().count("script body ran") == 1
+    assert f"checking lines in 2 worker processes ({start_method})" in done.stderr.decode()
     inline = _run(
         [(name, sources[name]) for name in sorted(sources)],
         base.model_copy(update={"workers": 1}),

@@ -22,22 +22,23 @@ from retrain.chat_format import (
     check_example,
     example_hash,
     example_texts,
-    is_plain_chat,
     near_duplicate_key,
     normalise_prompt,
     normalise_text,
-    plain_chat_keys,
     prompt_first_word,
+)
+from retrain.line_checks import (
+    SECRETS,
+    CheckConfig,
+    LineChecker,
+    PlainChat,
+    feature_row,
+    may_hold_secret,
+    plain_chat,
 )
 from retrain.settings import ValidationSettings
 from retrain.tokens import count_example, get_encoding
-from retrain.validation import (
-    _SECRETS,
-    _may_hold_secret,
-    _plain_chat_counts,
-    check_line,
-    feature_row,
-)
+from retrain.validation import check_line
 
 from .conftest import MODEL, chat
 
@@ -174,12 +175,18 @@ def _corpus(seed: int, n: int) -> Iterator[dict[str, Any]]:
 
 # -- tests ---------------------------------------------------------------------------------------
 
+_CHECKER = LineChecker(CheckConfig("chat", MODEL, 65_536, frozenset(), False, 1 << 20))
+
+
+def fast(value: Any) -> PlainChat | None:
+    return plain_chat(value, _CHECKER.count, _CHECKER.role_tokens)
+
 
 def test_the_plain_fast_path_never_accepts_what_the_models_reject() -> None:
     plain = rejected = 0
     for example in _corpus(20261126, 4000):
         reasons = check_example(example, "chat", 1)
-        if is_plain_chat(example):
+        if fast(example) is not None:
             plain += 1
             assert reasons == [], (example, reasons)
         elif reasons:
@@ -207,23 +214,25 @@ def test_the_plain_fast_path_rejects_each_hostile_shape_of_the_validation_corpus
         {"messages": [{"role": "tool", "tool_call_id": "x", "content": "r"}, good["messages"][-1]]},
         [good],
     ]
-    assert is_plain_chat(good)
+    assert fast(good) is not None
     for value in not_plain:
-        assert not is_plain_chat(value), value
+        assert fast(value) is None, value
 
 
-def test_plain_keys_counts_and_features_equal_the_generic_definitions() -> None:
+def test_plain_facts_equal_the_generic_definitions() -> None:
     encoding = get_encoding("o200k_base")
     checked = 0
     for example in _corpus(7, 3000):
-        if not is_plain_chat(example):
+        facts = fast(example)
+        if facts is None:
             continue
         checked += 1
-        assert plain_chat_keys(example) == (example_hash(example), ref_near_duplicate_key(example))
-        tokens, features = _plain_chat_counts(example["messages"], encoding)
-        assert tokens == count_example(example, encoding)
-        row = feature_row(example, tokens)
-        assert features == tuple(row[name] for name in list(row)[:6])
+        assert facts.hash == example_hash(example)
+        assert facts.near_key == ref_near_duplicate_key(example)
+        assert facts.n_tokens == count_example(example, encoding)
+        row = feature_row(example, facts.n_tokens)
+        assert facts.features == tuple(row[name] for name in list(row)[:6])
+        assert facts.first_word == prompt_first_word(example["messages"])
     assert checked > 500
 
 
@@ -269,20 +278,20 @@ def test_the_secret_prefilter_is_sound_whatever_the_json_spelling() -> None:
         if rng.random() < 0.6:
             text = text + " " + rng.choice(secrets) + " " + _text(rng, ascii_only=True)
         example = chat("Q: " + text, "Answer " + _text(rng))
-        holds = any(p.search(t) for _, t in example_texts(example) for p in _SECRETS.values())
+        holds = any(p.search(t) for _, t in example_texts(example) for p in SECRETS.values())
         for raw in (
             orjson.dumps(example),
             json.dumps(example).encode(),
             json.dumps(example, ensure_ascii=False).encode(),
         ):
             if holds:
-                assert _may_hold_secret(raw), raw
+                assert may_hold_secret(raw), raw
         escaped = json.dumps(example).replace("sk-", "\\u0073k-").encode()
         if holds:
-            assert _may_hold_secret(escaped)
+            assert may_hold_secret(escaped)
         found += holds
     assert 150 < found < 400
-    assert not _may_hold_secret(orjson.dumps(chat("What is my order status?", "It ships today.")))
+    assert not may_hold_secret(orjson.dumps(chat("What is my order status?", "It ships today.")))
 
 
 @pytest.mark.parametrize(
