@@ -16,8 +16,10 @@ lines) into a temporary file, then times, in this one process, on that same file
 
 One-off set-up (importing great_expectations, loading the o200k_base vocabulary) is done and
 timed first, so no variant pays it. CPU seconds include worker processes (they are reaped
-before the figure is read). Peak RSS of a full run is sampled every 50 ms from /proc: this
-process plus all its worker processes together.
+before the figure is read). Peak memory of a full run is sampled every 50 ms from /proc by a
+separate process (a sampler thread would make the validation fall back to spawned workers):
+the RSS of this process plus all its worker processes together (an upper bound: forked
+workers share pages with this process, and each RSS counts them).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ import os
 import platform
 import random
 import resource
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -112,48 +115,53 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _rss_mb(pid: int) -> float:
+# Runs in its own process, so the validation under test sees no extra thread: prints the peak
+# memory of process ROOT plus all its other children, sampled every 50 ms until stdin closes.
+# RSS counts the pages forked workers share with their parent once per process: an upper bound.
+_SAMPLER = """
+import os, select, sys
+from pathlib import Path
+root, me = int(sys.argv[1]), os.getpid()
+page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20
+def mb(pid):
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page_mb
+    except (OSError, ValueError, IndexError):
+        return 0.0
+def children():
+    found = []
+    for task in Path(f"/proc/{root}/task").glob("*"):
         try:
-            found += [int(child) for child in (task / "children").read_text().split()]
+            found += [int(c) for c in (task / "children").read_text().split() if int(c) != me]
         except (OSError, ValueError):
-            continue
+            pass
     return found
+peak = peak_workers = 0.0
+while not select.select([sys.stdin], [], [], 0.05)[0]:
+    workers = sum(mb(child) for child in children())
+    peak_workers, peak = max(peak_workers, workers), max(peak, mb(root) + workers)
+print(round(peak), round(peak_workers))
+"""
 
 
-class _PeakRss:
-    """Samples the RSS of this process plus all its children every 50 ms (Linux /proc)."""
+class _PeakMemory:
+    """Peak RSS of this process plus its worker processes, from a sampler process (Linux /proc)."""
 
     def __init__(self) -> None:
-        self.peak = 0.0
-        self.peak_workers = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.peak = self.peak_workers = 0
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            workers = sum(_rss_mb(child) for child in _children(os.getpid()))
-            self.peak_workers = max(self.peak_workers, workers)
-            self.peak = max(self.peak, _rss_mb(os.getpid()) + workers)
-
-    def __enter__(self) -> _PeakRss:
-        self._thread.start()
+    def __enter__(self) -> _PeakMemory:
+        self._sampler = subprocess.Popen(
+            [sys.executable, "-S", "-c", _SAMPLER, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        out, _ = self._sampler.communicate("stop\n")
+        self.peak, self.peak_workers = (int(value) for value in out.split())
 
 
 def _cpu() -> float:
@@ -173,7 +181,7 @@ def run_full(path: Path, workers: int) -> dict[str, Any]:
     curated = {hashlib.sha256(f"curated {i}".encode()).hexdigest() for i in range(10_000)}
     settings = ValidationSettings(max_quarantine_rate=0.2, workers=workers)
     start, cpu = time.perf_counter(), _cpu()
-    with _PeakRss() as rss:
+    with _PeakMemory() as memory:
         result = validate_batch(
             [(str(path), _chunks(path))],
             settings,
@@ -186,8 +194,8 @@ def run_full(path: Path, workers: int) -> dict[str, Any]:
     return {
         "seconds": time.perf_counter() - start,
         "cpu": _cpu() - cpu,
-        "peak_rss_mb": round(rss.peak),
-        "peak_workers_rss_mb": round(rss.peak_workers),
+        "peak_rss_mb": memory.peak,
+        "peak_workers_rss_mb": memory.peak_workers,
         "lines": result.lines_read,
         "accepted": result.n_accepted,
         "quarantined": quarantined,
