@@ -1,14 +1,17 @@
 """Validate a night's batch of training examples: what the nightly flow and ``retrain validate`` call.
 
-For every source (an S3 key or a file) the raw byte chunks are split into lines
-(``jsonl_reader``) and the lines go, in blocks of ``_BLOCK_LINES``, through the line checks:
-everything that depends on one line alone (JSON parsing, the data format (``chat_format``),
-token counts (``tokens``), the secret scan, the eval-leak check, the hashes and the GX feature
-columns). Those checks are pure, so once a batch reaches ``parallel_min_lines`` lines they run
-in worker processes (``workers``; spawned, so nothing is inherited from a threaded parent), and
-the results are consumed strictly in line order: the outcome never depends on the number of
-workers. The parent keeps what depends on the whole batch: duplicate detection, the Great
-Expectations suite (``expectations``) in chunks of ``chunk_rows``, the counts and the gates.
+For every source (an S3 key or a file) the raw byte chunks are grouped into blocks of whole
+lines (``jsonl_reader.iter_line_blocks``) and each block goes through the line checks
+(``line_checks``): everything that depends on one line alone (JSON parsing, the data format
+(``chat_format``), token counts (``tokens``), the secret scan, the eval-leak check, the hashes
+and the GX feature columns). Those checks are pure, so once a batch reaches
+``parallel_min_lines`` lines the blocks go to worker processes (``workers``): forked when this
+process runs no other thread, spawned otherwise (so a threaded caller, such as a flow run,
+passes on no lock held by another thread). Results are consumed strictly in line order and
+the GX chunks hold exactly ``chunk_rows`` candidates, so the outcome depends neither on the
+number of workers nor on block or chunk sizes. The parent keeps what depends on the whole
+batch: duplicate detection, the Great Expectations suite (``expectations``), the counts and
+the gates.
 Every non-blank line ends up either accepted or quarantined, so per source
 ``accepted + quarantined == lines_read`` (blank lines are not read lines; a corrupt gzip stream
 adds one ``bad_gzip`` line).
