@@ -358,8 +358,7 @@ _WORKER_STATE: dict[str, LineChecker] = {}  # the checker of a worker process, s
 
 
 def init_worker(config: CheckConfig) -> None:
-    # The checks build no reference cycles; the collector would only rescan their garbage.
-    gc.disable()
+    gc.disable()  # the checks make no reference cycles: collections would only rescan their garbage
     _WORKER_STATE["checker"] = LineChecker(config)
 
 

@@ -35,6 +35,7 @@ Batch gates never raise: ``BatchResult.passed`` is False and each failing ``Gate
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import os
@@ -199,6 +200,24 @@ def _import_great_expectations() -> None:
         importlib.import_module("great_expectations")
     except Exception:  # the first GX chunk imports it again and reports the error there
         logger.debug("background import of great_expectations failed", exc_info=True)
+
+
+@contextmanager
+def _automatic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is validated (restored afterwards).
+
+    Validation allocates millions of short-lived, acyclic objects (parsed lines, line results):
+    reference counting frees them all, but they keep triggering collections, and each full one
+    rescans every object alive in the process (a flow run holds millions: Prefect, GX, pandas).
+    That was 10-15 % of a batch's time. Cycles made meanwhile are collected once it is back on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @contextmanager
@@ -569,7 +588,10 @@ def validate_batch(
     """
     validator = _BatchValidator(settings, known_hashes, known_near_keys, keep_examples, quarantine_sink)
     checker = LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=keep_examples))
-    with _OrderedChecks(checker, _worker_count(settings), settings.parallel_min_lines) as checks:
+    with (
+        _automatic_gc_paused(),
+        _OrderedChecks(checker, _worker_count(settings), settings.parallel_min_lines) as checks,
+    ):
         for source, chunks in sources:
             validator.per_source.setdefault(source, SourceCounts())
             for item in iter_line_blocks(chunks, max_line_bytes=settings.max_line_bytes):

@@ -1,7 +1,8 @@
-"""Worker processes, near-duplicates against the curated set, and the Data Docs path."""
+"""Worker processes, the paused collector, near-duplicates against the curated set, and the Data Docs path."""
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -129,3 +130,22 @@ def test_the_data_docs_index_is_exposed(tmp_path: Path, settings: ValidationSett
     assert result.summary()["data_docs_index"] == str(result.data_docs_index)
     without = _run([("a.jsonl", jsonl(*clean_examples(12)))], settings)
     assert without.data_docs_index is None and without.summary()["data_docs_index"] is None
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_collector_is_paused_while_lines_are_read_and_restored_after(
+    settings: ValidationSettings, enabled: bool
+) -> None:
+    seen: list[bool] = []
+
+    def chunks() -> Any:
+        seen.append(gc.isenabled())
+        yield jsonl(*clean_examples(12))
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        result = validate_batch([("a.jsonl", chunks())], settings, base_model=MODEL)
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+    assert seen == [False] and result.n_accepted == 12
