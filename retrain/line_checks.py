@@ -128,10 +128,12 @@ _PLAIN_KEYS: dict[str, frozenset[str]] = {
 }
 
 
-def plain_chat(value: Any, count: Callable[[str], int], role_tokens: dict[str, int]) -> PlainChat | None:
+def plain_chat(
+    value: Any, encode: Callable[[str], list[int]], role_tokens: dict[str, int]
+) -> PlainChat | None:
     """The facts of a plain chat example (module docstring), or None: "not decided here".
 
-    ``count`` gives the tokens of a text and ``role_tokens`` those of each role name.
+    ``encode`` gives the tokens of a text and ``role_tokens`` the token count of each role name.
     """
     if type(value) is not dict or len(value) != 1:
         return None
@@ -160,13 +162,13 @@ def plain_chat(value: Any, count: Callable[[str], int], role_tokens: dict[str, i
         if not text:
             return None
         normal: dict[str, Any] = {"content": text, "role": role}
-        tokens += 3 + role_tokens[role] + count(content)
+        tokens += 3 + role_tokens[role] + len(encode(content))
         if "name" in message:
             name = message["name"]
             if type(name) is not str:
                 return None
             normal["name"] = normalise_text(name)
-            tokens += count(name) + 1
+            tokens += len(encode(name)) + 1
         if role == "user":
             n_user += 1
             user_chars += len(content)
@@ -190,12 +192,9 @@ def plain_chat(value: Any, count: Callable[[str], int], role_tokens: dict[str, i
     if not trainable:
         return None
     features = (len(messages), n_user, messages[-1]["role"], has_system, user_chars, assistant_chars)
-    digest = _sha256_hex(orjson.dumps({"messages": canonical}, option=orjson.OPT_SORT_KEYS))
-    return PlainChat(tokens, features, digest, _sha256_hex(b"\n".join(turns)), first_word)
-
-
-def _sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    canonical_json = orjson.dumps({"messages": canonical}, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(canonical_json).hexdigest()
+    return PlainChat(tokens, features, digest, hashlib.sha256(b"\n".join(turns)).hexdigest(), first_word)
 
 
 def may_hold_secret(data: bytes) -> bool:
@@ -264,8 +263,7 @@ class LineChecker:
     def __init__(self, config: CheckConfig) -> None:
         self.config = config
         self.encoding = encoding_for_model(config.base_model)
-        encode = self.encoding.encode_ordinary
-        self.count: Callable[[str], int] = lambda text: len(encode(text))
+        self.encode = self.encoding.encode_ordinary
         self.role_tokens = {role: count_role(role, self.encoding) for role in _PLAIN_KEYS}
         prompts = config.eval_prompts
         self.check_prompts = not (isinstance(prompts, Sized) and len(prompts) == 0)
@@ -297,7 +295,7 @@ class LineChecker:
                 line_no, start, end, [Reason(str(parsed.code), f"line {line_no}: {parsed.detail}")]
             )
         config = self.config
-        plain = plain_chat(example, self.count, self.role_tokens) if config.fmt == "chat" else None
+        plain = plain_chat(example, self.encode, self.role_tokens) if config.fmt == "chat" else None
         if plain is not None:
             messages = example["messages"]
             n_tokens, features, digest, near, first_word = plain

@@ -179,7 +179,7 @@ _CHECKER = LineChecker(CheckConfig("chat", MODEL, 65_536, frozenset(), False, 1 
 
 
 def fast(value: Any) -> PlainChat | None:
-    return plain_chat(value, _CHECKER.count, _CHECKER.role_tokens)
+    return plain_chat(value, _CHECKER.encode, _CHECKER.role_tokens)
 
 
 def test_the_plain_fast_path_never_accepts_what_the_models_reject() -> None:
