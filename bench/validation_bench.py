@@ -1,6 +1,6 @@
 """Validation throughput: full `validate_batch` against its floor and the cookbook's checks.
 
-    .venv/bin/python -m bench.validation_bench --examples 100000 [--bad-rate 0.03] [--workers 1 0]
+    .venv/bin/python -m bench.validation_bench --examples 100000 [--bad-rate 0.03] [--threaded]
 
 Generates realistic chat JSONL (system + 1-3 user/assistant exchanges, ~275 tokens, a few % bad
 lines) into a temporary file, then times, in this one process, on that same file:
@@ -12,7 +12,9 @@ lines) into a temporary file, then times, in this one process, on that same file
             (streamed line by line instead of loading the whole file first);
 * full:     ``validate_batch`` as ``retrain validate`` runs it (no examples kept, quarantine to a
             sink), with 120 eval prompts and 10,000 curated hashes to check against, once per
-            ``--workers`` value (1 = in-process; 0 = one worker process per CPU).
+            ``--workers`` value (1 = in-process; 0 = one worker process per CPU, forked, since
+            this process runs no other thread), and with ``--threaded`` once more with 0 beside
+            an idle thread, as in a flow run, where the workers are spawned.
 
 One-off set-up (importing great_expectations, loading the o200k_base vocabulary) is done and
 timed first, so no variant pays it. CPU seconds include worker processes (they are reaped
@@ -34,9 +36,11 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +174,23 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_full(path: Path, workers: int) -> dict[str, Any]:
+@contextmanager
+def _another_thread(alive: bool) -> Iterator[None]:
+    """With ``alive``, an idle thread runs meanwhile, as in a flow run: workers are then spawned."""
+    if not alive:
+        yield
+        return
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_full(path: Path, workers: int, *, threaded: bool = False) -> dict[str, Any]:
     quarantined = 0
 
     def sink(_: QuarantinedLine) -> None:
@@ -181,7 +201,7 @@ def run_full(path: Path, workers: int) -> dict[str, Any]:
     curated = {hashlib.sha256(f"curated {i}".encode()).hexdigest() for i in range(10_000)}
     settings = ValidationSettings(max_quarantine_rate=0.2, workers=workers)
     start, cpu = time.perf_counter(), _cpu()
-    with _PeakMemory() as memory:
+    with _PeakMemory() as memory, _another_thread(threaded):
         result = validate_batch(
             [(str(path), _chunks(path))],
             settings,
@@ -324,6 +344,11 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, 0], help="full-run variants: 1 in-process, 0 auto"
     )
+    parser.add_argument(
+        "--threaded",
+        action="store_true",
+        help="also run workers=0 beside another thread, as a flow run does (workers spawned, not forked)",
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     import great_expectations  # noqa: F401  (one-off, as a long-lived worker pays it once)
@@ -346,6 +371,8 @@ def main() -> None:
         ]
         for workers in args.workers:
             runs.append((f"full, workers={workers}", run_full(path, workers)))
+        if args.threaded:
+            runs.append(("full, 0, threaded", run_full(path, 0, threaded=True)))
         floor = runs[0][1]["seconds"]
         cookbook = runs[1][1]["seconds"]
         for name, run in runs:
