@@ -38,7 +38,7 @@ from retrain.chat_format import (
     normalise_text,
     prompt_first_word,
 )
-from retrain.jsonl_reader import LineBlock, block_lines, parse_line
+from retrain.jsonl_reader import LineBlock, block_lines, is_blank, parse_line
 from retrain.tokens import count_example, count_role, encoding_for_model
 
 __all__ = [
@@ -280,7 +280,7 @@ class LineChecker:
             if size > limit:
                 detail = f"line {line_no}: {size:,} bytes is over the {limit:,}-byte line limit"
                 lines.append(CheckedLine(line_no, start, end, [Reason("line_too_long", detail)]))
-            elif not data or data.isspace():
+            elif is_blank(data):
                 blank += 1
             else:
                 lines.append(self.check(line_no, data, start, end))

@@ -27,8 +27,8 @@ turns equal an eval prompt after ``normalise_prompt``). The first occurrence win
 are quarantined.
 
 Memory stays bounded: per accepted example only two 8-byte dedup keys and three small gate
-columns are kept (plus the example itself with ``keep_examples``); raw lines wait only until
-their GX chunk is checked.
+columns are kept (plus the example itself with ``keep_examples``); a block of raw lines (about
+256 KB) is kept only until the GX chunk of its last candidate line is checked.
 
 Batch gates never raise: ``BatchResult.passed`` is False and each failing ``GateCheck`` says why.
 """
