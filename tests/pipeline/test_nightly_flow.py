@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -13,6 +14,7 @@ from flows.nightly import nightly_retrain
 from retrain.decisions import load_decision
 from retrain.ingest import BATCH_PREFIX
 from retrain.registry import Registry
+from retrain.settings import get_settings
 from retrain.synthetic import make_dirty_lines, make_examples
 from tests.pipeline.conftest import Stack
 
@@ -117,3 +119,22 @@ def test_a_rerun_after_a_crash_resumes_the_job_and_never_promotes_twice(stack: S
     Registry(stack.store).rollback("production", steps=1, actor="test", reason="bad model")
     assert "no new data" in run("2026-11-02").message
     assert [action for action, _ in production_history(stack)] == ["promote", "promote", "rollback"]
+
+
+def test_inside_a_flow_run_the_line_checks_run_in_spawned_workers(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RETRAIN_VALIDATION__WORKERS", "2")
+    monkeypatch.setenv("RETRAIN_VALIDATION__PARALLEL_MIN_LINES", "0")
+    get_settings.cache_clear()
+    lines = land(stack, "incoming/2026-11-01/a.jsonl", 200, seed=7, dirty=15)
+    lines += land(stack, "incoming/2026-11-01/b.jsonl", 100, seed=7)
+    with caplog.at_level(logging.INFO, logger="retrain.validation"):
+        assert run("2026-11-01").is_completed()
+    # a flow run has other threads alive, so the workers must be spawned, not forked
+    assert "checking lines in 2 worker processes (spawn)" in caplog.text
+    assert f"{lines} of {lines} lines were checked in 2 worker processes" in caplog.text
+    (info,) = stack.store.list(BATCH_PREFIX)
+    batch = stack.store.get_json(info.key)
+    assert batch["lines_read"] == lines == batch["accepted"] + batch["quarantined"]
+    assert batch["by_reason"].get("duplicate", 0) >= 100
