@@ -35,6 +35,7 @@ __all__ = [
     "iter_raw_lines",
     "parse_line",
     "read_jsonl",
+    "rejection",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -234,25 +235,24 @@ def read_jsonl(
     With ``include_blank`` blank lines are yielded too, marked ``blank`` (for counting them).
     """
     for raw in iter_raw_lines(chunks, max_line_bytes=max_line_bytes):
-        if raw.gzip_error is not None:
-            yield ParsedLine(
-                raw.line_no, b"", None, "bad_gzip", f"the gzip stream is corrupt ({raw.gzip_error})"
-            )
-            continue
-        if raw.overflow:
-            yield ParsedLine(
-                raw.line_no,
-                raw.data,
-                None,
-                "line_too_long",
-                f"{raw.size:,} bytes is over the {max_line_bytes:,}-byte line limit",
-            )
+        rejected = rejection(raw, max_line_bytes)
+        if rejected is not None:
+            yield ParsedLine(raw.line_no, raw.data, None, *rejected)
             continue
         if is_blank(raw.data):
             if include_blank:
                 yield ParsedLine(raw.line_no, raw.data, None, blank=True)
             continue
         yield parse_line(raw.line_no, raw.data)
+
+
+def rejection(line: RawLine, max_line_bytes: int) -> tuple[str, str] | None:
+    """``(code, detail)`` when the line is rejected whole: a corrupt gzip stream, or over the limit."""
+    if line.gzip_error is not None:
+        return "bad_gzip", f"the gzip stream is corrupt ({line.gzip_error})"
+    if line.overflow:
+        return "line_too_long", f"{line.size:,} bytes is over the {max_line_bytes:,}-byte line limit"
+    return None
 
 
 def is_blank(data: bytes) -> bool:

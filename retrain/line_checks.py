@@ -38,7 +38,7 @@ from retrain.chat_format import (
     normalise_text,
     prompt_first_word,
 )
-from retrain.jsonl_reader import LineBlock, block_lines, is_blank, parse_line
+from retrain.jsonl_reader import LineBlock, RawLine, block_lines, is_blank, parse_line, rejection
 from retrain.tokens import count_example, count_role, encoding_for_model
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "feature_row",
     "feature_row_columns",
     "plain_chat",
+    "rejected_line",
 ]
 
 _SECRET_PATTERNS: dict[str, str] = {
@@ -257,6 +258,16 @@ class CheckedBlock(NamedTuple):
     blank_lines: int
 
 
+def rejected_line(line: RawLine, max_line_bytes: int, start: int = 0) -> CheckedLine:
+    """The result of a line the reader rejects whole (``jsonl_reader.rejection``)."""
+    rejected = rejection(line, max_line_bytes)
+    assert rejected is not None, "only for a corrupt gzip stream or a line over the limit"
+    code, detail = rejected
+    return CheckedLine(
+        line.line_no, start, start + len(line.data), [Reason(code, f"line {line.line_no}: {detail}")]
+    )
+
+
 class LineChecker:
     """The per-line checks: a pure function of the block, so they can run in any process."""
 
@@ -276,14 +287,12 @@ class LineChecker:
         blank = 0
         limit = self.config.max_line_bytes
         for line_no, start, data, size in block_lines(block, max_line_bytes=limit):
-            end = start + len(data)
             if size > limit:
-                detail = f"line {line_no}: {size:,} bytes is over the {limit:,}-byte line limit"
-                lines.append(CheckedLine(line_no, start, end, [Reason("line_too_long", detail)]))
+                lines.append(rejected_line(RawLine(line_no, data, True, size), limit, start))
             elif is_blank(data):
                 blank += 1
             else:
-                lines.append(self.check(line_no, data, start, end))
+                lines.append(self.check(line_no, data, start, start + len(data)))
         return CheckedBlock(lines, blank)
 
     def check(self, line_no: int, data: bytes, start: int = 0, end: int = 0) -> CheckedLine:

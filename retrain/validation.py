@@ -66,6 +66,7 @@ from retrain.line_checks import (
     check_block_in_worker,
     feature_row_columns,
     init_worker,
+    rejected_line,
     worker_ready,
 )
 from retrain.settings import TrainingSettings, ValidationSettings
@@ -321,7 +322,8 @@ class _OrderedChecks:
         """Queue one block (or one line the reader already rejected); yields every finished
         block that is next in order."""
         if isinstance(item, RawLine):
-            self.queue.append((source, item.data, _rejected_by_reader(item, self.checker.config)))
+            rejected = rejected_line(item, self.checker.config.max_line_bytes)
+            self.queue.append((source, item.data, CheckedBlock([rejected], 0)))
         else:
             self.lines += item.n_lines
             if self.pool is None and self.workers > 1 and self.lines >= self.start_after:
@@ -356,16 +358,6 @@ class _OrderedChecks:
                 checked = item
             self.queue.popleft()
             yield source, data, checked
-
-
-def _rejected_by_reader(line: RawLine, config: CheckConfig) -> CheckedBlock:
-    """A line the reader rejected whole (over the line limit across blocks, or a corrupt gzip stream)."""
-    if line.gzip_error is not None:
-        reason = Reason("bad_gzip", f"line {line.line_no}: the gzip stream is corrupt ({line.gzip_error})")
-    else:
-        detail = f"{line.size:,} bytes is over the {config.max_line_bytes:,}-byte line limit"
-        reason = Reason("line_too_long", f"line {line.line_no}: {detail}")
-    return CheckedBlock([CheckedLine(line.line_no, 0, len(line.data), [reason])], 0)
 
 
 class _BatchValidator:
