@@ -39,7 +39,7 @@ from retrain.chat_format import (
     prompt_first_word,
 )
 from retrain.jsonl_reader import LineBlock, RawLine, block_lines, is_blank, parse_line, rejection
-from retrain.tokens import count_example, count_role, encoding_for_model
+from retrain.tokens import PER_MESSAGE, PER_NAME, REPLY_PRIMING, count_example, count_role, encoding_for_model
 
 __all__ = [
     "CheckConfig",
@@ -142,7 +142,7 @@ def plain_chat(
     if type(messages) is not list or not messages:
         return None
     trainable = False
-    tokens = 3
+    tokens = REPLY_PRIMING
     n_user = user_chars = assistant_chars = has_system = 0
     first_word: str | None = ""
     canonical: list[dict[str, Any]] = []
@@ -163,13 +163,13 @@ def plain_chat(
         if not text:
             return None
         normal: dict[str, Any] = {"content": text, "role": role}
-        tokens += 3 + role_tokens[role] + len(encode(content))
+        tokens += PER_MESSAGE + role_tokens[role] + len(encode(content))
         if "name" in message:
             name = message["name"]
             if type(name) is not str:
                 return None
             normal["name"] = normalise_text(name)
-            tokens += len(encode(name)) + 1
+            tokens += len(encode(name)) + PER_NAME
         if role == "user":
             n_user += 1
             user_chars += len(content)

@@ -36,6 +36,9 @@ if TYPE_CHECKING:  # worker processes import this module: keep pydantic-settings
     from retrain.settings import ValidationSettings
 
 __all__ = [
+    "PER_MESSAGE",
+    "PER_NAME",
+    "REPLY_PRIMING",
     "CostEstimate",
     "auto_epochs",
     "base_model_id",
@@ -115,9 +118,9 @@ _MODEL_ENCODINGS: dict[str, EncodingName] = {
     "gpt-3.5-turbo": "cl100k_base",
 }
 
-_PER_MESSAGE = 3
-_PER_NAME = 1
-_REPLY_PRIMING = 3
+PER_MESSAGE = 3
+PER_NAME = 1
+REPLY_PRIMING = 3
 
 # OpenAI's default-epoch rule for n_epochs="auto" (see auto_epochs).
 _TARGET_EPOCHS = 3
@@ -225,9 +228,9 @@ def _content_tokens(content: Any, encoding: tiktoken.Encoding) -> int:
 
 def count_messages(messages: Iterable[Mapping[str, Any]], encoding: tiktoken.Encoding) -> int:
     """Tokens of a conversation, counted as the fine-tuning cookbook does (see module docstring)."""
-    total = _REPLY_PRIMING
+    total = REPLY_PRIMING
     for message in messages:
-        total += _PER_MESSAGE
+        total += PER_MESSAGE
         for key, value in message.items():
             if key == "role" and isinstance(value, str):
                 total += count_role(value, encoding)
@@ -236,7 +239,7 @@ def count_messages(messages: Iterable[Mapping[str, Any]], encoding: tiktoken.Enc
             elif key == "content":
                 total += _content_tokens(value, encoding)
             elif key == "name" and isinstance(value, str):
-                total += count_text(value, encoding) + _PER_NAME
+                total += count_text(value, encoding) + PER_NAME
             elif key in ("tool_calls", "function_call") and value:
                 total += count_text(orjson.dumps(value).decode(), encoding)
     return total
@@ -252,7 +255,7 @@ def count_example(example: Mapping[str, Any], encoding: tiktoken.Encoding) -> in
         inputs = example.get("input") or {}
         total = count_messages(inputs.get("messages", []), encoding)
         for key in ("preferred_output", "non_preferred_output"):
-            total += count_messages(example.get(key, []), encoding) - _REPLY_PRIMING
+            total += count_messages(example.get(key, []), encoding) - REPLY_PRIMING
         definitions = inputs
     else:
         total = count_messages(example.get("messages", []), encoding)
