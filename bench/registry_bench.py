@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -73,6 +74,19 @@ def _ms(samples: list[float]) -> str:
     return f"median {statistics.median(samples) * 1e6:,.1f} µs, p95 {p95 * 1e6:,.1f} µs"
 
 
+def _cold_resolves(
+    make_reader: Callable[[], AliasReader | Registry], times: int, expected: str | None
+) -> list[float]:
+    """Seconds of each of ``times`` resolves of production, each through a new reader and resolver."""
+    samples: list[float] = []
+    for _ in range(times):
+        began = time.perf_counter()
+        model_id = CachedResolver(make_reader()).resolve("production").model_id
+        samples.append(time.perf_counter() - began)
+        assert model_id == expected
+    return samples
+
+
 def main() -> None:
     with moto_server() as settings:
         store = ObjectStore.from_settings(settings)
@@ -85,20 +99,10 @@ def main() -> None:
         heads = max(info.size for info in store.list("registry/heads/"))
         print(f"newest heads snapshot (read path): {heads / 1e3:.2f} KB")
 
-        cold: list[float] = []
-        for _ in range(20):
-            began = time.perf_counter()
-            model_id = CachedResolver(AliasReader(store)).resolve("production").model_id
-            cold.append(time.perf_counter() - began)
-            assert model_id == expected
+        cold = _cold_resolves(lambda: AliasReader(store), 20, expected)
         print(f"cold resolve (serving path: LATEST hint carrying the heads + log probe): {_ms(cold)}")
 
-        cold_registry: list[float] = []
-        for _ in range(20):
-            began = time.perf_counter()
-            model_id = CachedResolver(Registry(store)).resolve("production").model_id
-            cold_registry.append(time.perf_counter() - began)
-            assert model_id == expected
+        cold_registry = _cold_resolves(lambda: Registry(store), 20, expected)
         print(f"cold resolve (new Registry: LATEST hint + full snapshot + log probe): {_ms(cold_registry)}")
 
         tail = 99
@@ -117,12 +121,7 @@ def main() -> None:
             )
             log.append(event)
             state.apply(event)
-        worst: list[float] = []
-        for _ in range(5):
-            began = time.perf_counter()
-            model_id = CachedResolver(AliasReader(store, compact_after=None)).resolve("production").model_id
-            worst.append(time.perf_counter() - began)
-            assert model_id == expected
+        worst = _cold_resolves(lambda: AliasReader(store, compact_after=None), 5, expected)
         print(
             f"cold resolve replaying {tail} events after the newest snapshot (no heads written): {_ms(worst)}"
         )
@@ -131,12 +130,7 @@ def main() -> None:
         print(
             f"the first reader that replays them writes heads: {(time.perf_counter() - began) * 1000:.1f} ms"
         )
-        after: list[float] = []
-        for _ in range(20):
-            began = time.perf_counter()
-            model_id = CachedResolver(AliasReader(store)).resolve("production").model_id
-            after.append(time.perf_counter() - began)
-            assert model_id == expected
+        after = _cold_resolves(lambda: AliasReader(store), 20, expected)
         print(f"cold resolve after that (LATEST hint + probe): {_ms(after)}")
 
         resolver = CachedResolver(AliasReader(store), ttl_seconds=60)
