@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import orjson
 import pytest
 
-from flows.nightly import nightly_retrain
 from retrain.decisions import LAST_DECISION_KEY, Decision, load_decision
 from retrain.eval_sets import put_eval_set
 from retrain.registry import Registry
 from retrain.settings import get_settings
 from retrain.synthetic import Intent, intents, make_eval_set, make_examples
-from tests.pipeline.conftest import Stack
+from tests.pipeline.conftest import Stack, run
 
 pytestmark = pytest.mark.slow
 
 
 def _land(stack: Stack, key: str, examples: list[dict[str, Any]]) -> None:
     stack.store.put_bytes(key, b"".join(orjson.dumps(ex) + b"\n" for ex in examples))
-
-
-def _night(day: str) -> Any:
-    return nightly_retrain(night=date.fromisoformat(day), return_state=True)
 
 
 def _last_decision(stack: Stack) -> Decision:
@@ -46,13 +40,13 @@ def _covered(examples: list[dict[str, Any]]) -> list[Intent]:
 def test_a_candidate_equal_to_production_within_noise_is_not_promoted(stack: Stack) -> None:
     first = make_examples(300, seed=1)
     _land(stack, "incoming/2026-11-01/a.jsonl", first)
-    assert "promoted" in str(_night("2026-11-01").message)
+    assert "promoted" in str(run("2026-11-01").message)
     production = Registry(stack.store).get("production")
     assert production is not None
 
     # Twelve new phrasings of intents the first night already taught: nothing meaningful to learn.
     _land(stack, "incoming/2026-11-02/a.jsonl", make_examples(12, seed=2, intents=_covered(first)))
-    second = _night("2026-11-02")
+    second = run("2026-11-02")
     assert second.is_completed() and "rejected" in str(second.message), second.message
 
     decision = _last_decision(stack)
@@ -79,7 +73,7 @@ def test_a_guardrail_regression_blocks_a_candidate_with_a_higher_primary_score(
         "incoming/2026-11-01/a.jsonl",
         make_examples(300, seed=1) + make_examples(120, seed=11, intents=guarded),
     )
-    assert "promoted" in str(_night("2026-11-01").message)
+    assert "promoted" in str(run("2026-11-01").message)
     production = Registry(stack.store).get("production")
     assert production is not None
 
@@ -89,7 +83,7 @@ def test_a_guardrail_regression_blocks_a_candidate_with_a_higher_primary_score(
         "incoming/2026-11-02/a.jsonl",
         make_examples(2000, seed=2) + make_examples(400, seed=12, intents=guarded, wrong_answer_rate=1.0),
     )
-    second = _night("2026-11-02")
+    second = run("2026-11-02")
     assert second.is_completed() and "rejected" in str(second.message), second.message
 
     decision = _last_decision(stack)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
-
 import orjson
-from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob
 
-from flows.nightly import nightly_retrain
 from retrain.decisions import DECISION_PREFIX
 from retrain.discovery import BATCH_PREFIX
 from retrain.finetune import JOB_STATE, UPLOAD_STATE
-from retrain.registry import Registry
 from retrain.synthetic import make_examples
-from tests.pipeline.conftest import Stack
+from tests.pipeline.conftest import Stack, client, production_history, run
 
 __all__ = [
     "EXAMPLES",
@@ -37,15 +31,6 @@ def land(stack: Stack, night: str, *, n: int = EXAMPLES, seed: int = 1) -> None:
     stack.store.put_bytes(f"incoming/{night}/a.jsonl", ("\n".join(lines) + "\n").encode())
 
 
-def run(night: str) -> Any:
-    """The real nightly flow, in this process, returning its final state."""
-    return nightly_retrain(night=date.fromisoformat(night), return_state=True)
-
-
-def client(stack: Stack) -> OpenAI:
-    return OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
-
-
 def jobs(stack: Stack) -> list[FineTuningJob]:
     """Every fine-tuning job the provider knows, oldest first."""
     return sorted(client(stack).fine_tuning.jobs.list(limit=100).data, key=lambda job: job.created_at)
@@ -57,13 +42,6 @@ def uploaded_files(stack: Stack) -> list[str]:
 
 def set_faults(stack: Stack, **config: object) -> None:
     stack.admin("POST", "/admin/faults", json=config)
-
-
-def production_history(stack: Stack) -> list[tuple[str, str]]:
-    registry = Registry(stack.store)
-    if registry.get("production") is None:
-        return []
-    return [(event.action, event.model.model_id) for event in registry.history("production")]
 
 
 def assert_consistent(stack: Stack) -> None:

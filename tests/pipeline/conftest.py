@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from openai import OpenAI
 
 from retrain.eval_sets import put_eval_set
+from retrain.registry import Registry
 from retrain.settings import Settings, get_settings
 from retrain.storage import ObjectStore
 from retrain.synthetic import make_eval_set
@@ -26,6 +30,24 @@ class Stack:
         response = httpx.request(method, f"{self.api_root}{path}", timeout=30, **kwargs)  # type: ignore[arg-type]
         response.raise_for_status()
         return response
+
+
+def run(night: str) -> Any:
+    """The real nightly flow, in this process, returning its final state."""
+    from flows.nightly import nightly_retrain
+
+    return nightly_retrain(night=date.fromisoformat(night), return_state=True)
+
+
+def client(stack: Stack) -> OpenAI:
+    return OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
+
+
+def production_history(stack: Stack) -> list[tuple[str, str]]:
+    registry = Registry(stack.store)
+    if registry.get("production") is None:
+        return []
+    return [(event.action, event.model.model_id) for event in registry.history("production")]
 
 
 @pytest.fixture

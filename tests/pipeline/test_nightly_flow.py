@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
-from typing import Any
 
 import orjson
 import pytest
-from openai import OpenAI
 
-from flows.nightly import nightly_retrain
 from retrain.decisions import load_decision
 from retrain.ingest import BATCH_PREFIX
 from retrain.registry import Registry
 from retrain.settings import get_settings
 from retrain.synthetic import make_dirty_lines, make_examples
-from tests.pipeline.conftest import Stack
+from tests.pipeline.conftest import Stack, client, production_history, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,21 +22,6 @@ def land(stack: Stack, key: str, n: int, *, seed: int, wrong: float = 0.0, dirty
     lines += make_dirty_lines(dirty, seed=seed)
     stack.store.put_bytes(key, ("\n".join(lines) + "\n").encode())
     return len(lines)
-
-
-def run(night: str) -> Any:
-    return nightly_retrain(night=date.fromisoformat(night), return_state=True)
-
-
-def client(stack: Stack) -> OpenAI:
-    return OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0)
-
-
-def production_history(stack: Stack) -> list[tuple[str, str]]:
-    registry = Registry(stack.store)
-    if registry.get("production") is None:
-        return []
-    return [(event.action, event.model.model_id) for event in registry.history("production")]
 
 
 def test_promote_improve_reject_idle_and_rollback(stack: Stack) -> None:
