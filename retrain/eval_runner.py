@@ -1,9 +1,9 @@
 """Ask several models the same eval items, grade the answers, keep everything in S3.
 
 Models answer through chat completions of any OpenAI-compatible provider (never a hosted
-evals API): temperature 0, a fixed seed, bounded concurrency shared by all models, a
-client-side rate limiter, the SDK's retries on 429/5xx (they honour ``Retry-After``) and a
-per-item timeout. Every answer is cached under
+evals API): temperature 0 (reasoning models: their default), a fixed seed, bounded concurrency
+shared by all models, a client-side rate limiter, the SDK's retries on 429/5xx (they honour
+``Retry-After``) and a per-item timeout. Every answer is cached under
 ``state/eval-cache/{model}/{params hash}/{item hash}.json`` as soon as it arrives, so a run
 that crashed asks again only for what is missing. Per-item results go to
 ``evals/{run_id}/{label}.jsonl`` and the summary to ``evals/{run_id}/summary.json``.
@@ -36,6 +36,7 @@ from retrain.rate_limit import RateLimiter
 from retrain.registry import Registry
 from retrain.settings import EvaluationSettings, ProviderSettings, Settings
 from retrain.storage import ObjectStore
+from retrain.tokens import base_model_id
 
 __all__ = [
     "CANDIDATE",
@@ -45,6 +46,7 @@ __all__ = [
     "ModelScores",
     "ModelTarget",
     "cache_prefix",
+    "is_reasoning_model",
     "request_params",
     "resolve_target",
     "run_evaluation",
@@ -183,27 +185,43 @@ def resolve_target(store: ObjectStore, name: str, label: str, settings: Settings
     )
 
 
-_REASONING_MODEL = re.compile(r"^(?:ft:)?(?:o\d|gpt-5)(?:[-.:]|$)")
+_O_SERIES_OR_GPT5 = re.compile(r"^(?:o\d|gpt-5)(?:[-.:]|$)")
+
+
+def is_reasoning_model(model_id: str) -> bool:
+    """Whether ``model_id`` (or the base of a fine-tune of it) is an OpenAI reasoning model.
+
+    o1, o3, o4 and gpt-5 (but not gpt-5-chat): they reject ``max_tokens`` and any temperature
+    but the default.
+    """
+    base = base_model_id(model_id.lower())
+    return bool(_O_SERIES_OR_GPT5.match(base)) and "-chat" not in base
 
 
 def token_limit_field(model_id: str, settings: EvaluationSettings) -> str:
-    """``max_completion_tokens`` for OpenAI reasoning models (they reject ``max_tokens``), else that.
+    """``max_completion_tokens`` for OpenAI's o-series and gpt-5 models (the reasoning ones
+    reject ``max_tokens``), else ``max_tokens``, which every OpenAI-compatible server knows.
 
     ``RETRAIN_EVALUATION__TOKEN_LIMIT_PARAMETER`` overrides the guess from the model id (an
     Azure deployment name, for one, does not tell the model family).
     """
     if settings.token_limit_parameter != "auto":
         return settings.token_limit_parameter
-    return "max_completion_tokens" if _REASONING_MODEL.match(model_id.lower()) else "max_tokens"
+    newer = _O_SERIES_OR_GPT5.match(base_model_id(model_id.lower()))
+    return "max_completion_tokens" if newer else "max_tokens"
 
 
 def request_params(settings: EvaluationSettings, model_id: str = "") -> dict[str, Any]:
-    """The sampling parameters every eval request of ``model_id`` uses (part of the cache key)."""
-    return {
-        "temperature": 0,
-        "seed": settings.seed,
-        token_limit_field(model_id, settings): settings.max_tokens,
-    }
+    """The sampling parameters every eval request of ``model_id`` uses (part of the cache key).
+
+    Temperature 0, unless the model is a reasoning model (which accepts only the default) or
+    ``RETRAIN_EVALUATION__TEMPERATURE_PARAMETER`` says otherwise.
+    """
+    send = settings.temperature_parameter
+    params: dict[str, Any] = {}
+    if send == "send" or (send == "auto" and not is_reasoning_model(model_id)):
+        params["temperature"] = 0
+    return params | {"seed": settings.seed, token_limit_field(model_id, settings): settings.max_tokens}
 
 
 def _params_hash(settings: EvaluationSettings, model_id: str) -> str:

@@ -300,6 +300,11 @@ class EvaluationSettings(BaseModel):
         description="Request field for max_tokens: auto sends max_completion_tokens to OpenAI reasoning "
         "models (o1, o3, o4, gpt-5 and fine-tunes of them) and max_tokens to others.",
     )
+    temperature_parameter: Literal["auto", "send", "omit"] = Field(
+        default="auto",
+        description="Whether eval requests send temperature 0: auto omits it for OpenAI reasoning models "
+        "(they accept only the default, 1) and sends it to others.",
+    )
     require_approval: bool = Field(
         default=False,
         description="Pause the nightly flow before moving production until someone approves in the "

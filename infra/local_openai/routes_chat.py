@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -31,6 +32,34 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
 
 
+# OpenAI's reasoning models (and fine-tunes of them): they reject max_tokens and any temperature
+# but the default, and so does this server, so clients are tested against that.
+_REASONING_MODEL = re.compile(r"^(?:o\d|gpt-5)(?:[-.:]|$)")
+
+
+def _check_reasoning_params(model: str, request: ChatRequest) -> None:
+    name = model.lower()
+    base = name[3:].split(":", 1)[0] if name.startswith("ft:") else name  # ft:BASE:org:suffix:id
+    if not _REASONING_MODEL.match(base) or "-chat" in base:
+        return
+    if "max_tokens" in (request.model_extra or {}):
+        raise ApiError(
+            400,
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            param="max_tokens",
+            code="unsupported_parameter",
+        )
+    if request.temperature is not None and request.temperature != 1:
+        raise ApiError(
+            400,
+            f"Unsupported value: 'temperature' does not support {request.temperature:g} with this model. "
+            "Only the default (1) value is supported.",
+            param="temperature",
+            code="unsupported_value",
+        )
+
+
 def _text(message: dict[str, Any]) -> str:
     content = message.get("content")
     if isinstance(content, list):
@@ -43,6 +72,7 @@ def _complete(state: StateDep, model: str, request: ChatRequest) -> dict[str, An
         raise ApiError(
             400, "Streaming is not supported by the local server; set stream=false.", param="stream"
         )
+    _check_reasoning_params(model, request)
     state.count_chat(model)
     learner = state.learner(model)
     latency = state.faults.chat_latency()

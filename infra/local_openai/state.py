@@ -24,6 +24,9 @@ BASE_MODELS: dict[str, int] = {
     "gpt-4.1-mini-2025-04-14": 1744317547,
     "gpt-4.1-nano-2025-04-14": 1744321707,
     "gpt-3.5-turbo-0125": 1706048358,
+    # Reasoning models, so clients meet their request rules (routes_chat._check_reasoning_params).
+    "o4-mini-2025-04-16": 1744761600,
+    "gpt-5-mini-2025-08-07": 1754524800,
 }
 
 
