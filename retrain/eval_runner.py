@@ -5,7 +5,8 @@ evals API): temperature 0 (reasoning models: their default), a fixed seed, bound
 shared by all models, a client-side rate limiter, the SDK's retries on 429/5xx (they honour
 ``Retry-After``) and a per-item timeout. Every answer is cached under
 ``state/eval-cache/{model}/{params hash}/{item hash}.json`` as soon as it arrives, so a run
-that crashed asks again only for what is missing. Per-item results go to
+that crashed asks again only for what is missing; S3 failing to write or read one cached
+answer costs that answer a re-ask, not the run. Per-item results go to
 ``evals/{run_id}/{label}.jsonl`` and the summary to ``evals/{run_id}/summary.json``.
 """
 
@@ -28,7 +29,7 @@ import openai
 import orjson
 
 from retrain.eval_sets import EvalItem, EvalSet, prompt_hash
-from retrain.exceptions import EvaluationError, ProviderError, ProviderUnavailable
+from retrain.exceptions import EvaluationError, ProviderError, ProviderUnavailable, StorageUnavailable
 from retrain.gate import CANDIDATE, PRODUCTION
 from retrain.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
 from retrain.providers import make_async_client, provider_named
@@ -289,10 +290,19 @@ class _Asker:
         key = f"{cache_prefix(target.model_id, self._settings)}{item_hash}.json"
         async with self._semaphore:
             if key in self._cached[target.label]:
-                record = await self._io(self._store.get_json, key)
-                return _Answer(
-                    record["output"], record.get("usage"), record.get("latency_s", 0.0), None, True
-                )
+                try:
+                    record = await self._io(self._store.get_json, key)
+                except StorageUnavailable as exc:
+                    logger.warning(
+                        "%s: cached answer to item %s unreadable, asking again: %s",
+                        target.label,
+                        item_hash[:12],
+                        exc,
+                    )
+                else:
+                    return _Answer(
+                        record["output"], record.get("usage"), record.get("latency_s", 0.0), None, True
+                    )
             await self._limiter.acquire(_estimate_tokens(messages, self._settings.max_tokens))
             params = request_params(self._settings, target.model_id)
             started = time.perf_counter()
@@ -324,8 +334,12 @@ class _Asker:
         usage = response.usage.model_dump() if response.usage else None
         record = {"model": target.model_id, "params": params, "output": output or "", "usage": usage}
         record["latency_s"] = latency
-        await self._io(self._store.put_json, key, record)
-        self._cached[target.label].add(key)
+        try:
+            await self._io(self._store.put_json, key, record)
+        except StorageUnavailable as exc:  # the answer stands; only a re-run would ask again
+            logger.warning("%s: answer to item %s not cached: %s", target.label, item_hash[:12], exc)
+        else:
+            self._cached[target.label].add(key)
         return _Answer(output or "", usage, latency, None, False)
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from local_openai import FALLBACK_REPLY, serve_in_thread
 from openai import OpenAI
 
@@ -17,8 +18,8 @@ from retrain.eval_runner import ModelTarget, cache_prefix, run_evaluation
 from retrain.eval_sets import EvalSet, put_eval_set
 from retrain.exceptions import EvaluationError
 from retrain.gate import CANDIDATE, PRODUCTION, decide, decide_reports
-from retrain.settings import EvaluationSettings, ProviderSettings
-from retrain.storage import ObjectStore
+from retrain.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.storage import ObjectStore, make_s3_client
 from retrain.synthetic import make_eval_set
 from tests.evaluation.support import BASE, fine_tune
 from tests.s3_servers import moto_server
@@ -33,6 +34,7 @@ SETTINGS = EvaluationSettings(concurrency=8, max_retries=6, bootstrap_resamples=
 @dataclass
 class Env:
     store: ObjectStore
+    s3: S3Settings
     provider: ProviderSettings
     root_url: str
     tuned: str
@@ -46,7 +48,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     with moto_server() as s3, serve_in_thread(tmp_path_factory.mktemp("openai")) as api:
         provider = ProviderSettings(base_url=api.base_url)
         tuned = fine_tune(OpenAI(base_url=api.base_url, api_key="sk-local-not-a-secret", max_retries=0))
-        yield Env(ObjectStore.from_settings(s3), provider, api.root_url, tuned)
+        yield Env(ObjectStore.from_settings(s3), s3, provider, api.root_url, tuned)
 
 
 def stats(root_url: str) -> dict[str, Any]:
@@ -165,6 +167,41 @@ def test_a_rerun_after_a_crash_asks_only_for_missing_answers(env: Env, tmp_path:
         again = run_evaluation(env.store, retargets, items, SETTINGS, run_id="resume-3")
         assert stats(fresh.root_url)["chat_completions_by_model"] == asked
         assert all(r.cached for rs in again.results.values() for r in rs)
+
+
+def test_s3_losing_cached_answers_costs_re_asks_not_the_run(env: Env, tmp_path: Path) -> None:
+    """S3 applies every 3rd cache write but the response is lost, and every 4th cache read fails."""
+    items = eval_set(env, "lossy", 30, seed=61)
+    model = RESUME_MODELS[0]
+    prefix = cache_prefix(model, SETTINGS)
+    client = make_s3_client(env.s3)
+    calls = {"PutObject": 0, "GetObject": 0}
+    failed = {"PutObject": 0, "GetObject": 0}
+
+    def lose(http_response: Any, model: Any, **_: object) -> None:
+        if prefix not in str(http_response.url):
+            return
+        calls[model.name] += 1
+        if calls[model.name] % (3 if model.name == "PutObject" else 4) == 0:
+            failed[model.name] += 1
+            raise ConnectionClosedError(endpoint_url=str(http_response.url))
+
+    client.meta.events.register("after-call.s3.PutObject", lose)
+    client.meta.events.register("after-call.s3.GetObject", lose)
+    lossy = ObjectStore(client, env.s3.bucket, env.s3.prefix)
+    with serve_in_thread(tmp_path / "fresh") as fresh:
+        targets = [ModelTarget(CANDIDATE, model, ProviderSettings(base_url=fresh.base_url))]
+        first = run_evaluation(lossy, targets, items, SETTINGS, run_id="lossy-1")
+        assert first.models[CANDIDATE].errors == 0 and len(first.results[CANDIDATE]) == 30
+        assert failed["PutObject"] == 10
+        assert stats(fresh.root_url)["chat_completions_by_model"][model] == 30
+
+        # The 10 lost writes did reach S3, but this run did not know it: they are read, not asked.
+        second = run_evaluation(lossy, targets, items, SETTINGS, run_id="lossy-2")
+        assert failed["GetObject"] == 7  # of 30 reads
+        assert sum(r.cached for r in second.results[CANDIDATE]) == 23
+        assert stats(fresh.root_url)["chat_completions_by_model"][model] == 37
+        assert [r.output for r in second.results[CANDIDATE]] == [r.output for r in first.results[CANDIDATE]]
 
 
 def test_rate_limits_are_retried_and_persistent_failures_fail_the_run(env: Env) -> None:
