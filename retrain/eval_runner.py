@@ -29,7 +29,13 @@ import openai
 import orjson
 
 from retrain.eval_sets import EvalItem, EvalSet, prompt_hash
-from retrain.exceptions import EvaluationError, ProviderError, ProviderUnavailable, StorageUnavailable
+from retrain.exceptions import (
+    EvaluationError,
+    ProviderError,
+    ProviderUnavailable,
+    StorageUnavailable,
+    TooManyItemErrors,
+)
 from retrain.gate import CANDIDATE, PRODUCTION
 from retrain.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
 from retrain.providers import make_async_client, provider_named
@@ -447,7 +453,7 @@ def _check_errors(report: EvalReport, settings: EvaluationSettings) -> None:
     for label, scores in report.models.items():
         if scores.errors > settings.max_error_rate * len(scores.scores):
             first = next(r.error for r in report.results[label] if r.error)
-            raise EvaluationError(
+            raise TooManyItemErrors(
                 f"{scores.errors} of {len(scores.scores)} answers of {label} ({scores.model_id}) failed "
                 f"(first: {first}); run again: answers already received are cached"
             )
@@ -465,7 +471,7 @@ def run_evaluation(
 ) -> EvalReport:
     """Ask every target every item, grade, store results and summary, and return the report.
 
-    Raises EvaluationError if more than ``settings.max_error_rate`` of a model's items failed
+    Raises TooManyItemErrors if more than ``settings.max_error_rate`` of a model's items failed
     (after its results are stored), so a retry re-runs with the cache filled.
     """
     labels = [t.label for t in targets]

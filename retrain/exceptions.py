@@ -20,6 +20,7 @@ module that calls them and re-raised ``from`` the original.
     │   ├── FineTuneFailed           the job failed, was cancelled or blocked
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
+    │   └── TooManyItemErrors        more eval items failed than allowed (transient: run again)
     └── RegistryError
         ├── UnknownAlias
         ├── UnknownModel
@@ -47,6 +48,7 @@ __all__ = [
     "RetrainError",
     "StorageError",
     "StorageUnavailable",
+    "TooManyItemErrors",
     "UnknownAlias",
     "UnknownModel",
 ]
@@ -113,6 +115,10 @@ class BudgetExceeded(ProviderError):
 
 
 class EvaluationError(RetrainError):
+    pass
+
+
+class TooManyItemErrors(EvaluationError):
     pass
 
 

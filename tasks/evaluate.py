@@ -8,7 +8,6 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
-from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from retrain.eval_runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, run_evaluation
@@ -16,11 +15,12 @@ from retrain.eval_sets import load_eval_set
 from retrain.settings import OrchestrationSettings, get_settings
 from retrain.storage import ObjectStore
 from tasks.finetune import provider_with_credentials
+from tasks.retry import IO_TASK
 
 __all__ = ["evaluate_models", "evaluate_sets", "evaluation_task_runner"]
 
 
-@task(name="evaluate-models", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@task(name="evaluate-models", **IO_TASK)
 def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: str) -> EvalReport:
     """Ask every target every item of the set; a retry reuses the answers already cached."""
     settings = get_settings()

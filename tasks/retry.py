@@ -7,15 +7,23 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
-from retrain.exceptions import ProviderUnavailable, RateLimited, StorageUnavailable
+from retrain.exceptions import ProviderUnavailable, RateLimited, StorageUnavailable, TooManyItemErrors
 
 __all__ = ["IO_TASK", "transient_only"]
 
-_TRANSIENT = (StorageUnavailable, ProviderUnavailable, RateLimited, ConnectionError, TimeoutError)
+_TRANSIENT = (
+    StorageUnavailable,
+    ProviderUnavailable,
+    RateLimited,
+    TooManyItemErrors,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 def transient_only(task: Any, task_run: Any, state: State[Any]) -> bool:
-    """Retry unreachable services and rate limits; fail at once on anything else."""
+    """Retry unreachable services, rate limits and evaluations with too many failed items (their
+    answers so far are cached); fail at once on anything else."""
     try:
         state.result(raise_on_failure=True)
     except _TRANSIENT:
