@@ -25,6 +25,7 @@ from tasks.finetune import (
     wait_for_fine_tuning,
 )
 from tasks.ingest import discover_new_objects, validate_and_curate
+from tasks.lease import nightly_lease_held, take_nightly_lease
 from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
 from tasks.registry import move_alias
 
@@ -43,10 +44,18 @@ def _run_name() -> str:
     on_cancellation=[cancel_fine_tuning_of_run],
 )
 def nightly_retrain(night: date | None = None) -> State[Any]:
-    """One night: new examples in, and `production` moves only if a better model came out."""
-    settings = get_settings()
+    """One night: new examples in, and `production` moves only if a better model came out.
+
+    The night holds the nightly lease throughout, so no other nightly run overlaps it.
+    """
     night = night or datetime.now(UTC).date()
     run_id = f"retrain-{night.isoformat()}"
+    with nightly_lease_held(take_nightly_lease(run_id)):
+        return _night(night, run_id)
+
+
+def _night(night: date, run_id: str) -> State[Any]:
+    settings = get_settings()
     logger = get_run_logger()
     eval_sets = [settings.evaluation.eval_set, *settings.evaluation.guardrails]
     prompts = eval_prompts(eval_sets)

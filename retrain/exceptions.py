@@ -21,6 +21,7 @@ module that calls them and re-raised ``from`` the original.
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
     │   └── TooManyItemErrors        more eval items failed than allowed (transient: run again)
+    ├── RunInProgress                another nightly run holds the lease (retrain.run_lease)
     └── RegistryError
         ├── UnknownAlias
         ├── UnknownModel
@@ -46,6 +47,7 @@ __all__ = [
     "RegistryConflict",
     "RegistryError",
     "RetrainError",
+    "RunInProgress",
     "StorageError",
     "StorageUnavailable",
     "TooManyItemErrors",
@@ -119,6 +121,10 @@ class EvaluationError(RetrainError):
 
 
 class TooManyItemErrors(EvaluationError):
+    pass
+
+
+class RunInProgress(RetrainError):
     pass
 
 

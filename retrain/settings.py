@@ -333,7 +333,8 @@ class LocalStackSettings(BaseModel):
 
 
 class OrchestrationSettings(BaseModel):
-    """How Prefect runs the flows: the schedule of `retrain serve` and the evaluation task runner."""
+    """How Prefect runs the flows: the schedule of `retrain serve`, the evaluation task runner and
+    the nightly lease."""
 
     cron: str = Field(default="0 2 * * *", description="Nightly schedule of `retrain serve` (cron).")
     timezone: str = Field(default="UTC", description="Time zone of the nightly cron schedule.")
@@ -347,6 +348,12 @@ class OrchestrationSettings(BaseModel):
     )
     dask_workers: int = Field(
         default=2, ge=1, le=256, description="Worker processes of the local Dask cluster (no dask_address)."
+    )
+    run_lease_seconds: float = Field(
+        default=900,
+        ge=10,
+        description="Lease that keeps nightly runs from overlapping: renewed every third of this while a "
+        "run lives; a run that died on another machine holds the next one off for at most this long.",
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -10,11 +11,15 @@ import pytest
 from retrain.decisions import load_decision
 from retrain.ingest import BATCH_PREFIX
 from retrain.registry import Registry
+from retrain.run_lease import Holder, acquire, lease_prefix, release
 from retrain.settings import get_settings
 from retrain.synthetic import make_dirty_lines, make_examples
+from tasks.lease import NIGHTLY
 from tests.pipeline.conftest import Stack, client, production_history, run
 
 pytestmark = pytest.mark.slow
+
+TTL = timedelta(minutes=15)
 
 
 def land(stack: Stack, key: str, n: int, *, seed: int, wrong: float = 0.0, dirty: int = 0) -> int:
@@ -77,6 +82,22 @@ def test_every_line_is_accepted_or_quarantined_and_a_second_ingest_adds_nothing(
     again = run("2026-11-01")
     assert "no new data" in again.message
     assert len(list(stack.store.list(BATCH_PREFIX))) == 1
+
+
+def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack: Stack) -> None:
+    land(stack, "incoming/2026-11-01/a.jsonl", 5, seed=1)  # too few to train on: a quick night
+    other = acquire(stack.store, NIGHTLY, Holder("retrain-2026-10-31", "f-1", "worker-b", 4242, ""), TTL)
+    refused = run("2026-11-01")
+    assert refused.is_failed()
+    assert "another nightly run is in progress: retrain-2026-10-31 (worker-b, pid 4242" in refused.message
+    assert not list(stack.store.list(BATCH_PREFIX))  # refused before anything was read
+
+    release(stack.store, other)
+    after = run("2026-11-01")
+    assert after.is_completed() and "only 5 new example(s)" in after.message, after.message
+    assert len(list(stack.store.list(BATCH_PREFIX))) == 1
+    newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
+    assert stack.store.get_json(newest.key)["released_by"]["run_id"] == "retrain-2026-11-01"
 
 
 def test_a_rerun_after_a_crash_resumes_the_job_and_never_promotes_twice(stack: Stack) -> None:

@@ -1,0 +1,250 @@
+"""One nightly run at a time over a bucket: a lease kept in S3 with create-only writes.
+
+Deployments limit their own runs, but `nightly`, `retrain-now`, `retrain run` and a worker on
+another machine are different doors into the same bucket; two nights at once could each start
+a fine-tuning job for the same dataset version. So a run takes the lease first.
+
+The lease is a sequence of records under ``state/leases/{name}/``, ``{seq:012d}.json``, each
+written create-only (``IfNoneMatch='*'``): of two runs that read the same newest record, exactly
+one writes the next (localbucket ignores ``IfMatch``, so no compare-and-swap of one object). A
+record names its holder (run id, Prefect flow run id, host, process) and when the lease lapses,
+or says it was released. A run may take the lease when the newest record is released, has
+lapsed, or names a process on this host that is gone, so a crashed run started again on the
+same machine does not wait. The holder renews the lease while it runs (``held``); each new
+record deletes the one before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from retrain.exceptions import AlreadyExists, RunInProgress, StorageError
+from retrain.storage import ObjectStore
+
+__all__ = ["Holder", "Lease", "LeaseLost", "acquire", "held", "lease_prefix", "release", "renew"]
+
+logger = logging.getLogger(__name__)
+
+_ATTEMPTS = 5  # create-only races lost in a row before giving up
+
+
+class LeaseLost(RunInProgress):
+    """Another run took the lease after it lapsed (it was not renewed in time)."""
+
+
+def _process_start(pid: int) -> str:
+    """When process ``pid`` started (Linux clock ticks since boot), or "" where /proc is absent.
+
+    With the pid it tells a live holder from a new process that reused a dead holder's pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the command name may hold spaces
+
+
+def _pid_namespace() -> str:
+    """The PID namespace of this process (Linux), so containers sharing a host name are told apart."""
+    try:
+        return str(Path("/proc/self/ns/pid").readlink())
+    except OSError:
+        return ""
+
+
+@dataclass(frozen=True)
+class Holder:
+    run_id: str
+    flow_run_id: str | None
+    host: str
+    pid: int
+    process_start: str
+    pid_namespace: str = ""
+
+    @classmethod
+    def this_process(cls, run_id: str, flow_run_id: str | None = None) -> Holder:
+        pid = os.getpid()
+        return cls(run_id, flow_run_id, socket.gethostname(), pid, _process_start(pid), _pid_namespace())
+
+    def describe(self) -> str:
+        flow = f", flow run {self.flow_run_id}" if self.flow_run_id else ""
+        return f"{self.run_id} ({self.host}, pid {self.pid}{flow})"
+
+    def is_gone(self) -> bool:
+        """True only if this holder is a process on this host (and PID namespace) that no longer runs."""
+        if self.host != socket.gethostname() or self.pid_namespace != _pid_namespace():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, someone else's
+            return False
+        return bool(self.process_start) and _process_start(self.pid) not in ("", self.process_start)
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    seq: int
+    holder: Holder
+    expires_at: datetime
+
+
+def lease_prefix(name: str) -> str:
+    return f"state/leases/{name}/"
+
+
+def _key(name: str, seq: int) -> str:
+    return f"{lease_prefix(name)}{seq:012d}.json"
+
+
+def _seq(key: str) -> int:
+    return int(key.rsplit("/", 1)[1].split(".")[0])
+
+
+def _newest(store: ObjectStore, name: str) -> tuple[int, dict[str, Any] | None]:
+    """(seq, record) of the newest record, or (0, None) for a lease never taken."""
+    for _ in range(_ATTEMPTS):
+        keys = [info.key for info in store.list(lease_prefix(name))]
+        if not keys:
+            return 0, None
+        record = store.get_json_or_none(keys[-1])
+        if record is not None:
+            return _seq(keys[-1]), record
+        # Deleted by the writer of a newer record since the listing: list again.
+    raise RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
+
+
+def _write(store: ObjectStore, name: str, seq: int, record: dict[str, Any]) -> None:
+    """Write record ``seq`` create-only, check that it is the newest, then drop the one before it.
+
+    Records are deleted as newer ones land, so a writer that read an old newest record could
+    create ``seq`` in the gap below a newer record; it then finds the newer one, withdraws its
+    record and loses (AlreadyExists), as if ``seq`` had been taken.
+    """
+    key = _key(name, seq)
+    store.put_json(key, record, create_only=True)
+    if any(info.key > key for info in store.list(lease_prefix(name), start_after=key)):
+        store.delete(key)
+        raise AlreadyExists(f"{store.uri(key)} was written below a newer lease record")
+    if seq > 1:
+        try:
+            store.delete(_key(name, seq - 1))
+        except StorageError as exc:
+            logger.warning("could not delete the old lease record %s: %s", _key(name, seq - 1), exc)
+
+
+def _lease_record(holder: Holder, expires_at: datetime) -> dict[str, Any]:
+    return {"holder": asdict(holder), "expires_at": expires_at.isoformat()}
+
+
+def acquire(
+    store: ObjectStore,
+    name: str,
+    holder: Holder,
+    ttl: timedelta,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Lease:
+    """Take the lease ``name`` for ``holder``, or raise RunInProgress naming who holds it."""
+    for _ in range(_ATTEMPTS):
+        seq, record = _newest(store, name)
+        if record is not None and "holder" in record:
+            current = Holder(**record["holder"])
+            expires_at = datetime.fromisoformat(record["expires_at"])
+            if current.is_gone():
+                logger.warning("taking the %s lease from %s: that process is gone", name, current.describe())
+            elif expires_at <= now():
+                logger.warning(
+                    "taking the %s lease from %s: it lapsed at %s", name, current.describe(), expires_at
+                )
+            else:
+                raise RunInProgress(
+                    f"another {name} run is in progress: {current.describe()} holds the lease until "
+                    f"{expires_at:%Y-%m-%d %H:%M:%S} UTC (renewed while it runs); wait for it to finish, or "
+                    "if it died on another machine, run again once the lease lapses"
+                )
+        lease = Lease(name, seq + 1, holder, now() + ttl)
+        try:
+            _write(store, name, lease.seq, _lease_record(holder, lease.expires_at))
+        except AlreadyExists:
+            continue  # another run wrote seq + 1 first: look again
+        logger.info("took the %s lease (record %d) until %s", name, lease.seq, lease.expires_at)
+        return lease
+    raise RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
+
+
+def _still_ours(store: ObjectStore, lease: Lease) -> bool:
+    seq, record = _newest(store, lease.name)
+    return seq == lease.seq and record is not None and record.get("holder") == asdict(lease.holder)
+
+
+def renew(
+    store: ObjectStore,
+    lease: Lease,
+    ttl: timedelta,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Lease:
+    """Extend the lease; LeaseLost if another run took it meanwhile.
+
+    Like ``acquire``, it writes the record after the newest one it has just read, so a renewal
+    that comes too late can never slip in below another run's newer record.
+    """
+    lost = LeaseLost(f"the {lease.name} lease of {lease.holder.describe()} lapsed and another run took it")
+    if not _still_ours(store, lease):
+        raise lost
+    renewed = replace(lease, seq=lease.seq + 1, expires_at=now() + ttl)
+    try:
+        _write(store, lease.name, renewed.seq, _lease_record(lease.holder, renewed.expires_at))
+    except AlreadyExists:
+        raise lost from None
+    return renewed
+
+
+def release(store: ObjectStore, lease: Lease) -> None:
+    """Give the lease up (a no-op, with a warning, if another run took it meanwhile)."""
+    try:
+        if not _still_ours(store, lease):
+            raise AlreadyExists(lease.name)
+        _write(store, lease.name, lease.seq + 1, {"released_by": asdict(lease.holder)})
+    except AlreadyExists:
+        logger.warning(
+            "the %s lease had passed to another run before %s released it", lease.name, lease.holder.run_id
+        )
+
+
+@contextmanager
+def held(store: ObjectStore, lease: Lease, ttl: timedelta) -> Iterator[None]:
+    """Renew ``lease`` every third of ``ttl`` on a daemon thread while the block runs, then release it."""
+    stop = threading.Event()
+    current = [lease]
+
+    def keep() -> None:
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                current[0] = renew(store, current[0], ttl)
+            except LeaseLost as exc:
+                logger.error("%s", exc)
+                return  # release() then finds the lease is not ours and leaves it alone
+            except StorageError as exc:  # transient: the next tick tries again, before the lease lapses
+                logger.warning("could not renew the %s lease: %s", lease.name, exc)
+
+    thread = threading.Thread(target=keep, name=f"lease-{lease.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        release(store, current[0])

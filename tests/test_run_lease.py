@@ -1,0 +1,168 @@
+"""The nightly lease (retrain.run_lease): one holder at a time, taken over only when it lapsed,
+was released or its process is gone, and never held by two."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from retrain.exceptions import RunInProgress
+from retrain.run_lease import Holder, LeaseLost, acquire, held, lease_prefix, release, renew
+from retrain.storage import ObjectStore
+from tests.s3_servers import localbucket_server
+
+TTL = timedelta(minutes=15)
+T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def elsewhere(run_id: str, host: str = "worker-b") -> Holder:
+    """A holder on another machine: this host cannot tell whether it is alive."""
+    return Holder(run_id, f"flow-{run_id}", host, 4242, "")
+
+
+def at(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
+def records(store: ObjectStore) -> list[str]:
+    return [info.key for info in store.list(lease_prefix("nightly"))]
+
+
+def test_a_second_run_is_refused_with_who_holds_the_lease_until_when(moto_store: ObjectStore) -> None:
+    first = acquire(moto_store, "nightly", elsewhere("retrain-2026-11-26"), TTL, now=at(T0))
+    assert first.seq == 1 and first.expires_at == T0 + TTL
+    with pytest.raises(RunInProgress) as refused:
+        acquire(moto_store, "nightly", elsewhere("retrain-2026-11-25", "laptop"), TTL, now=at(T0))
+    message = str(refused.value)
+    assert "retrain-2026-11-26 (worker-b, pid 4242, flow run flow-retrain-2026-11-26)" in message
+    assert "until 2026-11-26 02:15:00 UTC" in message and "wait for it to finish" in message
+    assert "\n" not in message
+
+
+def test_a_released_or_lapsed_lease_can_be_taken(moto_store: ObjectStore) -> None:
+    first = acquire(moto_store, "nightly", elsewhere("a"), TTL, now=at(T0))
+    release(moto_store, first)
+    second = acquire(moto_store, "nightly", elsewhere("b", "host-2"), TTL, now=at(T0))
+    assert second.seq == 3
+    with pytest.raises(RunInProgress):
+        acquire(moto_store, "nightly", elsewhere("c", "host-3"), TTL, now=at(T0 + TTL - timedelta(seconds=1)))
+    third = acquire(moto_store, "nightly", elsewhere("c", "host-3"), TTL, now=at(T0 + TTL))
+    assert third.seq == 4 and third.holder.run_id == "c"
+    assert records(moto_store) == [f"{lease_prefix('nightly')}{4:012d}.json"]  # older records deleted
+
+
+def test_a_holder_whose_process_is_gone_is_taken_over_at_once(moto_store: ObjectStore) -> None:
+    script = "import os; print(os.getpid())"
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, check=True)
+    dead = replace(Holder.this_process("crashed"), pid=int(finished.stdout))
+    acquire(moto_store, "nightly", dead, TTL, now=at(T0))
+    again = acquire(moto_store, "nightly", Holder.this_process("re-run"), TTL, now=at(T0))
+    assert again.holder.run_id == "re-run"
+
+
+def test_a_live_process_on_this_host_is_not_mistaken_for_gone() -> None:
+    me = Holder.this_process("me")
+    assert not me.is_gone()
+    if me.process_start:  # Linux: a new process that reused the pid started at another time
+        assert replace(me, process_start=str(int(me.process_start) - 1)).is_gone()
+    assert not elsewhere("other").is_gone()
+    in_another_container = replace(me, pid=999_999_999, pid_namespace="pid:[1]")  # same host name
+    assert not in_another_container.is_gone()
+    assert replace(in_another_container, pid_namespace=me.pid_namespace).is_gone()
+
+
+def test_renewal_extends_the_lease_and_a_late_one_never_slips_under_a_newer_holder(
+    moto_store: ObjectStore,
+) -> None:
+    lease = acquire(moto_store, "nightly", elsewhere("slow"), TTL, now=at(T0))
+    for minutes in (5, 10, 15):
+        lease = renew(moto_store, lease, TTL, now=at(T0 + timedelta(minutes=minutes)))
+    assert lease.seq == 4 and lease.expires_at == T0 + timedelta(minutes=30)
+    assert len(records(moto_store)) == 1
+
+    # The holder stalls past its lease; another run takes over and renews twice.
+    later = T0 + timedelta(minutes=31)
+    taker = acquire(moto_store, "nightly", elsewhere("taker", "host-2"), TTL, now=at(later))
+    taker = renew(moto_store, taker, TTL, now=at(later))
+    taker = renew(moto_store, taker, TTL, now=at(later))
+    with pytest.raises(LeaseLost, match=r"slow .* lapsed and another run took it"):
+        renew(moto_store, lease, TTL, now=at(later))
+    release(moto_store, lease)  # a no-op: the lease is the taker's
+    with pytest.raises(RunInProgress, match="taker"):
+        acquire(moto_store, "nightly", elsewhere("third", "host-3"), TTL, now=at(later))
+    assert [info.key for info in moto_store.list(lease_prefix("nightly"))][-1].endswith(
+        f"{taker.seq:012d}.json"
+    )
+
+
+@pytest.fixture
+def localbucket_store(tmp_path: Path) -> Iterator[ObjectStore]:
+    with localbucket_server(tmp_path / "bucket") as settings:
+        yield ObjectStore.from_settings(settings)
+
+
+@pytest.mark.slow
+def test_of_many_runs_starting_at_once_exactly_one_gets_the_lease(localbucket_store: ObjectStore) -> None:
+    start = threading.Barrier(12)
+    won: list[str] = []
+    refused: list[str] = []
+
+    def start_a_run(index: int) -> None:
+        start.wait()
+        try:
+            acquire(localbucket_store, "nightly", elsewhere(f"run-{index}", f"host-{index}"), TTL)
+            won.append(f"run-{index}")
+        except RunInProgress:
+            refused.append(f"run-{index}")
+
+    threads = [threading.Thread(target=start_a_run, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and len(refused) == 11
+
+
+def test_held_renews_while_the_block_runs_and_releases_after(moto_store: ObjectStore) -> None:
+    ttl = timedelta(seconds=0.6)
+    lease = acquire(moto_store, "nightly", Holder.this_process("night"), ttl)
+    with held(moto_store, lease, ttl):
+        time.sleep(1.5)  # past the first expiry: only renewals keep it
+        with pytest.raises(RunInProgress, match=f"pid {os.getpid()}"):
+            acquire(moto_store, "nightly", elsewhere("other"), ttl)
+    newest = moto_store.get_json(records(moto_store)[-1])
+    assert newest["released_by"]["run_id"] == "night"
+    assert acquire(moto_store, "nightly", elsewhere("other"), ttl).seq > lease.seq + 2
+
+
+def test_a_stale_writer_that_lands_below_a_newer_record_withdraws_and_loses(moto_store: ObjectStore) -> None:
+    """Between run B's read of the newest record and its write, run A takes the lease and renews
+    it, which deletes the record B is about to recreate: B must not end up holding the lease too."""
+    first = acquire(moto_store, "nightly", elsewhere("old"), TTL, now=at(T0))
+    release(moto_store, first)  # newest record: 2, released
+    s3 = moto_store._client  # the same bucket, through a store that lets A in at the worst moment
+
+    class RacedStore(ObjectStore):
+        raced = False
+
+        def put_json(self, key: str, value: Any, *, create_only: bool = False) -> str:
+            if not self.raced:
+                self.raced = True
+                lease = acquire(moto_store, "nightly", elsewhere("a", "host-a"), TTL, now=at(T0))
+                renew(moto_store, lease, TTL, now=at(T0))  # record 4; record 3 deleted
+            return super().put_json(key, value, create_only=create_only)
+
+    raced = RacedStore(s3, moto_store.bucket, moto_store.prefix)
+    with pytest.raises(RunInProgress, match=r"^another nightly run is in progress: a \(host-a"):
+        acquire(raced, "nightly", elsewhere("b", "host-b"), TTL, now=at(T0))
+    assert [key.rsplit("/", 1)[1] for key in records(moto_store)] == [f"{4:012d}.json"]
