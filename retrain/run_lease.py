@@ -22,7 +22,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,13 @@ class Holder:
     def this_process(cls, run_id: str, flow_run_id: str | None = None) -> Holder:
         pid = os.getpid()
         return cls(run_id, flow_run_id, socket.gethostname(), pid, _process_start(pid), _pid_namespace())
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Holder:
+        """The holder a lease record names; fields a newer retrain added are ignored (fields added
+        later must have defaults, so records of older versions still read)."""
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in record.items() if key in known})
 
     def describe(self) -> str:
         flow = f", flow run {self.flow_run_id}" if self.flow_run_id else ""
@@ -160,7 +167,7 @@ def acquire(
     for _ in range(_ATTEMPTS):
         seq, record = _newest(store, name)
         if record is not None and "holder" in record:
-            current = Holder(**record["holder"])
+            current = Holder.from_record(record["holder"])
             expires_at = datetime.fromisoformat(record["expires_at"])
             if current.is_gone():
                 logger.warning("taking the %s lease from %s: that process is gone", name, current.describe())

@@ -70,6 +70,15 @@ def test_a_holder_whose_process_is_gone_is_taken_over_at_once(moto_store: Object
     assert again.holder.run_id == "re-run"
 
 
+def test_a_record_from_another_version_of_retrain_still_names_its_holder(moto_store: ObjectStore) -> None:
+    newer = {"run_id": "retrain-2026-11-26", "flow_run_id": None, "host": "worker-b", "pid": 7}
+    newer |= {"process_start": "", "pid_namespace": "", "container": "abc"}
+    record = {"holder": newer, "expires_at": (T0 + TTL).isoformat()}
+    moto_store.put_json(f"{lease_prefix('nightly')}{1:012d}.json", record)
+    with pytest.raises(RunInProgress, match=r"retrain-2026-11-26 \(worker-b, pid 7\)"):
+        acquire(moto_store, "nightly", elsewhere("me"), TTL, now=at(T0))
+
+
 def test_a_live_process_on_this_host_is_not_mistaken_for_gone() -> None:
     me = Holder.this_process("me")
     assert not me.is_gone()
