@@ -241,7 +241,7 @@ def held(store: ObjectStore, lease: Lease, ttl: timedelta) -> Iterator[None]:
         while not stop.wait(ttl.total_seconds() / 3):
             try:
                 current[0] = renew(store, current[0], ttl)
-            except LeaseLost as exc:
+            except RunInProgress as exc:  # LeaseLost, or the records churning under a new holder
                 logger.error("%s", exc)
                 return  # release() then finds the lease is not ours and leaves it alone
             except StorageError as exc:  # transient: the next tick tries again, before the lease lapses
