@@ -1,7 +1,10 @@
 """The curated dataset: immutable shards and the version manifests that name them.
 
 A shard (``curated/shards/{batch_id}.jsonl``) holds the examples one ingest batch accepted,
-each with its content hash and its split. A dataset version
+each with its content hash and its split. Beside it, ``curated/keys/{batch_id}.keys`` holds
+only the example's two dedup keys (SHA-256 of the content and the near-duplicate key, 32 raw
+bytes each): a night checks new lines against every curated example by reading those, about
+3 % of the shards' bytes. A dataset version
 (``curated/versions/{version_id}.json``) lists shards and counts; it names exactly what a
 model is trained on. ``curated/LATEST.json`` points at the newest version.
 
@@ -33,7 +36,7 @@ import orjson
 
 from retrain.chat_format import near_duplicate_key
 from retrain.discovery import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
-from retrain.exceptions import AlreadyExists, DataError
+from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound
 from retrain.settings import DatasetSettings
 from retrain.storage import ObjectStore
 
@@ -46,6 +49,7 @@ __all__ = [
     "build_training_files",
     "is_validation",
     "iter_shard_rows",
+    "keys_key",
     "CuratedKeys",
     "curated_keys",
     "latest_version",
@@ -59,6 +63,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 SHARD_PREFIX = "curated/shards/"
+KEYS_PREFIX = "curated/keys/"
+_DIGEST = 32  # bytes of a SHA-256 digest; a keys file holds two per example
 VERSION_PREFIX = "curated/versions/"
 LATEST_KEY = "curated/LATEST.json"
 MIN_FILE_EXAMPLES = 10
@@ -118,6 +124,11 @@ def shard_key(batch_id: str) -> str:
     return f"{SHARD_PREFIX}{batch_id}.jsonl"
 
 
+def keys_key(shard: str) -> str:
+    """The dedup keys file beside the shard at key ``shard``."""
+    return f"{KEYS_PREFIX}{shard.removeprefix(SHARD_PREFIX).removesuffix('.jsonl')}.keys"
+
+
 def write_shard(
     store: ObjectStore,
     batch_id: str,
@@ -129,6 +140,7 @@ def write_shard(
     The key depends only on the batch, so a re-run after a crash rewrites the same shard.
     """
     lines = []
+    keys = []
     train = validation = 0
     for example_hash, example, source, line_no in rows:
         split = "validation" if is_validation(example_hash, validation_fraction) else "train"
@@ -136,9 +148,11 @@ def write_shard(
             train += 1
         else:
             validation += 1
+        near = near_duplicate_key(example)
+        keys.append(bytes.fromhex(example_hash) + bytes.fromhex(near))
         row = {
             "hash": example_hash,
-            "near": near_duplicate_key(example),
+            "near": near,
             "split": split,
             "source": source,
             "line_no": line_no,
@@ -148,6 +162,7 @@ def write_shard(
     body = b"".join(lines)
     key = shard_key(batch_id)
     store.put_bytes(key, body)
+    store.put_bytes(keys_key(key), b"".join(keys))
     return Shard(key, train + validation, train, validation, hashlib.sha256(body).hexdigest())
 
 
@@ -238,13 +253,28 @@ class CuratedKeys:
 
 
 def curated_keys(store: ObjectStore, version: DatasetVersion | None, *, skip_shard: str = "") -> CuratedKeys:
-    """The keys of every example already curated (except in skip_shard: a batch being redone)."""
+    """The keys of every example already curated (except in skip_shard: a batch being redone).
+
+    Each shard's keys come from its keys file; a shard without one (curated before keys files
+    existed) or with one that does not match its example count is read in full instead.
+    """
     keys = CuratedKeys(set(), set())
     if version is None:
         return keys
     for shard in version.shards:
         if shard.key == skip_shard:
             continue
+        try:
+            packed: bytes | None = store.get_bytes(keys_key(shard.key))
+        except ObjectNotFound:
+            packed = None
+        if packed is not None and len(packed) == 2 * _DIGEST * shard.examples:
+            for start in range(0, len(packed), 2 * _DIGEST):
+                keys.hashes.add(packed[start : start + _DIGEST].hex())
+                keys.near.add(packed[start + _DIGEST : start + 2 * _DIGEST].hex())
+            continue
+        if packed is not None:
+            logger.warning("%s does not match %s; reading the shard instead", keys_key(shard.key), shard.key)
         for row in iter_shard_rows(store, shard):
             keys.hashes.add(row["hash"])
             keys.near.add(row.get("near") or near_duplicate_key(row["example"]))

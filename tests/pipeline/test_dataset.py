@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.chat_format import example_hash, normalise_prompt
+from retrain.chat_format import example_hash, near_duplicate_key, normalise_prompt
 from retrain.dataset import (
     build_training_files,
     curated_keys,
     is_validation,
+    keys_key,
     latest_version,
     publish_version,
     write_shard,
@@ -50,6 +51,41 @@ def test_versions_accumulate_shards_and_are_idempotent(store: ObjectStore) -> No
         | {example_hash(ex) for ex in make_examples(70, seed=2)}
     )
     assert curated_keys(store, v2, skip_shard=second.key) == curated_keys(store, v1)
+
+
+def test_the_curated_keys_come_from_the_keys_files_and_from_the_shards_without_one(
+    store: ObjectStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = make_examples(60, seed=11), make_examples(40, seed=12)
+    v1 = publish_version(store, None, write_shard(store, "b-1", _rows(first), 0.1), "run-1")
+    v2 = publish_version(store, v1, write_shard(store, "b-2", _rows(second), 0.1), "run-2")
+    expected = curated_keys(store, v2)
+    assert expected.hashes == {example_hash(ex) for ex in first + second}
+    assert expected.near == {near_duplicate_key(ex) for ex in first + second}
+    assert (
+        store.get_bytes(keys_key(v2.shards[0].key))
+        and len(store.get_bytes(keys_key(v2.shards[0].key))) == 64 * 60
+    )
+
+    # The keys files alone: shards that cannot be read are not needed.
+    for shard in v2.shards:
+        store.put_bytes(shard.key, b"not read\n")
+    assert curated_keys(store, v2) == expected
+
+    # A shard curated before keys files existed, and one whose keys file is cut short, are read.
+    v3 = publish_version(
+        store, v2, write_shard(store, "b-3", _rows(make_examples(30, seed=13)), 0.1), "run-3"
+    )
+    v4 = publish_version(
+        store, v3, write_shard(store, "b-4", _rows(make_examples(20, seed=14)), 0.1), "run-4"
+    )
+    store.delete(keys_key(v4.shards[2].key))
+    store.put_bytes(keys_key(v4.shards[3].key), store.get_bytes(keys_key(v4.shards[3].key))[:-64])
+    keys = curated_keys(store, v4)
+    added = make_examples(30, seed=13) + make_examples(20, seed=14)
+    assert keys.hashes == expected.hashes | {example_hash(ex) for ex in added}
+    assert keys.near == expected.near | {near_duplicate_key(ex) for ex in added}
+    assert "curated/keys/b-4.keys does not match curated/shards/b-4.jsonl" in caplog.text
 
 
 def test_training_files_keep_the_split_and_leave_out_eval_items(store: ObjectStore) -> None:
