@@ -30,9 +30,12 @@ from typing import Any
 from retrain.exceptions import AlreadyExists, RunInProgress, StorageError
 from retrain.storage import ObjectStore
 
-__all__ = ["Holder", "Lease", "LeaseLost", "acquire", "held", "lease_prefix", "release", "renew"]
+__all__ = ["NIGHTLY", "Holder", "Lease", "LeaseLost", "acquire", "held", "lease_prefix", "release", "renew"]
 
 logger = logging.getLogger(__name__)
+
+NIGHTLY = "nightly"
+"""The lease of everything that ingests or trains: the nightly flow and `retrain ingest`."""
 
 _ATTEMPTS = 5  # create-only races lost in a row before giving up
 

@@ -8,6 +8,7 @@ the embedded local stack: a local S3 server and the local OpenAI-compatible serv
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -355,6 +356,10 @@ class OrchestrationSettings(BaseModel):
         description="Lease that keeps nightly runs from overlapping: renewed every third of this while a "
         "run lives; a run that died on another machine holds the next one off for at most this long.",
     )
+
+    @property
+    def run_lease(self) -> timedelta:
+        return timedelta(seconds=self.run_lease_seconds)
 
 
 class Settings(BaseSettings):

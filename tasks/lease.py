@@ -9,18 +9,16 @@ from datetime import timedelta
 from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 
-from retrain.run_lease import Holder, Lease, acquire, held
+from retrain.run_lease import NIGHTLY, Holder, Lease, acquire, held
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 from tasks.retry import IO_TASK
 
-__all__ = ["NIGHTLY", "nightly_lease_held", "take_nightly_lease"]
-
-NIGHTLY = "nightly"
+__all__ = ["nightly_lease_held", "take_nightly_lease"]
 
 
 def _ttl() -> timedelta:
-    return timedelta(seconds=get_settings().orchestration.run_lease_seconds)
+    return get_settings().orchestration.run_lease
 
 
 @task(name="take-nightly-lease", **IO_TASK)

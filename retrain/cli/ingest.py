@@ -2,7 +2,8 @@
 
 Without options it does what a night's ingest step does (list from the watermark on);
 ``--reconcile`` lists all of incoming/ to find stragglers written late under old date
-partitions; ``--dry-run`` only reports what would be ingested.
+partitions; ``--dry-run`` only reports what would be ingested. It holds the nightly lease
+while it ingests, so it never runs beside a night.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def ingest_command(
     from retrain.discovery import discover, read_watermark
     from retrain.eval_sets import load_eval_set
     from retrain.ingest import ingest_objects
+    from retrain.run_lease import NIGHTLY, Holder, acquire, held
     from retrain.storage import ObjectStore
 
     settings = get_settings()
@@ -52,7 +54,9 @@ def ingest_command(
     for name in [settings.evaluation.eval_set, *settings.evaluation.guardrails]:
         prompts.update(normalise_prompt(item.prompt_messages) for item in load_eval_set(store, name).items)
     run_id = f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    report = ingest_objects(store, found.new, settings, run_id=run_id, eval_prompts=prompts)
+    ttl = settings.orchestration.run_lease
+    with held(store, acquire(store, NIGHTLY, Holder.this_process(run_id), ttl), ttl):
+        report = ingest_objects(store, found.new, settings, run_id=run_id, eval_prompts=prompts)
     _console.print(
         f"batch {report.batch_id}: {report.lines_read} lines read = {report.accepted} accepted + "
         f"{report.quarantined} quarantined; dataset version {report.version_id or '-'}; "

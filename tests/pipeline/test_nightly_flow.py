@@ -11,10 +11,9 @@ import pytest
 from retrain.decisions import load_decision
 from retrain.ingest import BATCH_PREFIX
 from retrain.registry import Registry
-from retrain.run_lease import Holder, acquire, lease_prefix, release
+from retrain.run_lease import NIGHTLY, Holder, acquire, lease_prefix, release
 from retrain.settings import get_settings
 from retrain.synthetic import make_dirty_lines, make_examples
-from tasks.lease import NIGHTLY
 from tests.pipeline.conftest import Stack, client, production_history, run
 
 pytestmark = pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import orjson
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 from retrain.cli.main import app as root
 from retrain.discovery import read_watermark
 from retrain.eval_sets import put_eval_set
+from retrain.run_lease import NIGHTLY, Holder, acquire, lease_prefix, release
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 from retrain.synthetic import make_eval_set, make_examples
@@ -57,3 +59,22 @@ def test_ingest_then_reconcile_a_straggler(store: ObjectStore) -> None:
     assert "incoming/2026-11-02/late.jsonl" in dry
     assert "1 new object(s)" in ingest("--reconcile")
     assert "0 new object(s)" in ingest("--reconcile")
+
+
+def test_ingest_waits_its_turn_while_a_night_holds_the_lease(store: ObjectStore) -> None:
+    land(store, "incoming/2026-11-01/app.jsonl", seed=1)
+    night = Holder("retrain-2026-11-01", "flow-1", "worker-b", 4242, "")
+    lease = acquire(store, NIGHTLY, night, timedelta(minutes=15))
+    refused = CliRunner().invoke(root, ["ingest"])
+    assert refused.exit_code == 1
+    assert (
+        "error: another nightly run is in progress: retrain-2026-11-01 (worker-b, pid 4242" in refused.output
+    )
+    assert "Traceback" not in refused.output
+    assert read_watermark(store) is None
+    assert "1 new object(s)" in ingest("--dry-run")  # only looks: no lease needed
+
+    release(store, lease)
+    assert "watermark 2026-11-01" in ingest()
+    newest = list(store.list(lease_prefix(NIGHTLY)))[-1]
+    assert store.get_json(newest.key)["released_by"]["run_id"].startswith("ingest-")
