@@ -169,6 +169,8 @@ def acquire(
     """Take the lease ``name`` for ``holder``, or raise RunInProgress naming who holds it."""
     for _ in range(_ATTEMPTS):
         seq, record = _newest(store, name)
+        if record is not None and _is_mine(record, holder):  # a retry after a write whose answer was lost
+            return Lease(name, seq, holder, datetime.fromisoformat(record["expires_at"]))
         if record is not None and "holder" in record:
             current = Holder.from_record(record["holder"])
             expires_at = datetime.fromisoformat(record["expires_at"])
@@ -194,9 +196,15 @@ def acquire(
     raise RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
 
 
-def _still_ours(store: ObjectStore, lease: Lease) -> bool:
+def _is_mine(record: dict[str, Any], holder: Holder) -> bool:
+    return record.get("holder") == asdict(holder)
+
+
+def _newest_if_mine(store: ObjectStore, lease: Lease) -> int | None:
+    """The seq of the newest record if it is still this holder's (it may be newer than
+    ``lease.seq``: a renewal whose answer was lost can have landed), else None."""
     seq, record = _newest(store, lease.name)
-    return seq == lease.seq and record is not None and record.get("holder") == asdict(lease.holder)
+    return seq if record is not None and seq >= lease.seq and _is_mine(record, lease.holder) else None
 
 
 def renew(
@@ -212,9 +220,10 @@ def renew(
     that comes too late can never slip in below another run's newer record.
     """
     lost = LeaseLost(f"the {lease.name} lease of {lease.holder.describe()} lapsed and another run took it")
-    if not _still_ours(store, lease):
+    seq = _newest_if_mine(store, lease)
+    if seq is None:
         raise lost
-    renewed = replace(lease, seq=lease.seq + 1, expires_at=now() + ttl)
+    renewed = replace(lease, seq=seq + 1, expires_at=now() + ttl)
     try:
         _write(store, lease.name, renewed.seq, _lease_record(lease.holder, renewed.expires_at))
     except AlreadyExists:
@@ -224,10 +233,11 @@ def renew(
 
 def release(store: ObjectStore, lease: Lease) -> None:
     """Give the lease up (a no-op, with a warning, if another run took it meanwhile)."""
+    seq = _newest_if_mine(store, lease)
     try:
-        if not _still_ours(store, lease):
+        if seq is None:
             raise AlreadyExists(lease.name)
-        _write(store, lease.name, lease.seq + 1, {"released_by": asdict(lease.holder)})
+        _write(store, lease.name, seq + 1, {"released_by": asdict(lease.holder)})
     except AlreadyExists:
         logger.warning(
             "the %s lease had passed to another run before %s released it", lease.name, lease.holder.run_id
@@ -257,4 +267,9 @@ def held(store: ObjectStore, lease: Lease, ttl: timedelta) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-        release(store, current[0])
+        try:
+            release(store, current[0])
+        except StorageError as exc:  # the work is done: the lease lapses on its own
+            logger.warning(
+                "could not release the %s lease (it lapses at %s): %s", lease.name, current[0].expires_at, exc
+            )

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from retrain.exceptions import RunInProgress
+from retrain.exceptions import RunInProgress, StorageUnavailable
 from retrain.run_lease import Holder, LeaseLost, acquire, held, lease_prefix, release, renew
 from retrain.storage import ObjectStore
 from tests.s3_servers import localbucket_server
@@ -175,3 +175,40 @@ def test_a_stale_writer_that_lands_below_a_newer_record_withdraws_and_loses(moto
     with pytest.raises(RunInProgress, match=r"^another nightly run is in progress: a \(host-a"):
         acquire(raced, "nightly", elsewhere("b", "host-b"), TTL, now=at(T0))
     assert [key.rsplit("/", 1)[1] for key in records(moto_store)] == [f"{4:012d}.json"]
+
+
+class LosingStore(ObjectStore):
+    """S3 applies the next lease write, but its answer is lost (as in the chaos soak)."""
+
+    lose_next = False
+
+    def put_bytes(self, key: str, data: bytes, **kwargs: Any) -> str:
+        etag = super().put_bytes(key, data, **kwargs)
+        if self.lose_next and key.startswith(lease_prefix("nightly")):
+            self.lose_next = False
+            raise StorageUnavailable(f"S3 request for {key} failed: connection closed")
+        return etag
+
+
+def test_a_lease_write_whose_answer_was_lost_is_recognised_as_ours(moto_store: ObjectStore) -> None:
+    store = LosingStore(moto_store._client, moto_store.bucket, moto_store.prefix)
+    me = Holder.this_process("night")
+    store.lose_next = True
+    with pytest.raises(StorageUnavailable):
+        acquire(store, "nightly", me, TTL, now=at(T0))
+    lease = acquire(store, "nightly", me, TTL, now=at(T0))  # the task's retry
+    assert (lease.seq, lease.expires_at) == (1, T0 + TTL)
+    with pytest.raises(RunInProgress, match="night"):
+        acquire(store, "nightly", elsewhere("other"), TTL, now=at(T0))
+
+    store.lose_next = True
+    with pytest.raises(StorageUnavailable):
+        renew(store, lease, TTL, now=at(T0 + timedelta(minutes=5)))
+    lease = renew(store, lease, TTL, now=at(T0 + timedelta(minutes=10)))  # the next tick
+    assert (lease.seq, lease.expires_at) == (3, T0 + timedelta(minutes=25))
+
+    store.lose_next = True
+    with held(store, lease, TTL):
+        pass  # the release's answer is lost: the block still ends normally
+    newest = store.get_json(records(store)[-1])
+    assert newest["released_by"]["run_id"] == "night"
