@@ -36,7 +36,7 @@ import orjson
 
 from retrain.chat_format import near_duplicate_key
 from retrain.discovery import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
-from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound
+from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound, StorageError
 from retrain.settings import DatasetSettings
 from retrain.storage import ObjectStore
 
@@ -256,7 +256,8 @@ def curated_keys(store: ObjectStore, version: DatasetVersion | None, *, skip_sha
     """The keys of every example already curated (except in skip_shard: a batch being redone).
 
     Each shard's keys come from its keys file; a shard without one (curated before keys files
-    existed) or with one that does not match its example count is read in full instead.
+    existed) or with one that does not match its example count is read in full instead, and
+    its keys file is written then, so the next night reads that instead.
     """
     keys = CuratedKeys(set(), set())
     if version is None:
@@ -275,9 +276,18 @@ def curated_keys(store: ObjectStore, version: DatasetVersion | None, *, skip_sha
             continue
         if packed is not None:
             logger.warning("%s does not match %s; reading the shard instead", keys_key(shard.key), shard.key)
+        rebuilt = []
         for row in iter_shard_rows(store, shard):
+            near = row.get("near") or near_duplicate_key(row["example"])
             keys.hashes.add(row["hash"])
-            keys.near.add(row.get("near") or near_duplicate_key(row["example"]))
+            keys.near.add(near)
+            rebuilt.append(bytes.fromhex(row["hash"]) + bytes.fromhex(near))
+        try:
+            store.put_bytes(keys_key(shard.key), b"".join(rebuilt))
+        except StorageError as exc:  # only an optimisation: the next night reads the shard again
+            logger.warning("could not write %s: %s", keys_key(shard.key), exc)
+        else:
+            logger.info("wrote %s (%d examples) from its shard", keys_key(shard.key), len(rebuilt))
     return keys
 
 

@@ -87,6 +87,11 @@ def test_the_curated_keys_come_from_the_keys_files_and_from_the_shards_without_o
     assert keys.near == expected.near | {near_duplicate_key(ex) for ex in added}
     assert "curated/keys/b-4.keys does not match curated/shards/b-4.jsonl" in caplog.text
 
+    # Reading those two shards wrote their keys files: from now on the shards are not needed.
+    for shard in v4.shards:
+        store.put_bytes(shard.key, b"not read\n")
+    assert curated_keys(store, v4) == keys
+
 
 def test_training_files_keep_the_split_and_leave_out_eval_items(store: ObjectStore) -> None:
     examples = make_examples(200, seed=3)
