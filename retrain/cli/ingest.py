@@ -3,11 +3,12 @@
 Without options it does what a night's ingest step does (list from the watermark on);
 ``--reconcile`` lists all of incoming/ to find stragglers written late under old date
 partitions; ``--dry-run`` only reports what would be ingested. It holds the nightly lease
-while it ingests, so it never runs beside a night.
+while it looks for and ingests new objects, so it never runs beside a night.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -39,23 +40,31 @@ def ingest_command(
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
     store.check_bucket()
-    found = discover(
-        store, reconcile=reconcile or settings.ingest.reconcile, overlap_days=settings.ingest.overlap_days
-    )
-    scope = "all of incoming/" if found.reconciled else f"keys after {found.start_after}"
-    _console.print(f"listed {found.listed} key(s) ({scope}): {len(found.new)} new object(s)")
-    for info in found.new[:50]:
-        _console.print(f"  {info.key}  {info.size} bytes")
-    if len(found.new) > 50:
-        _console.print(f"  ... and {len(found.new) - 50} more")
-    if dry_run or not found.new:
-        return
-    prompts: set[str] = set()
-    for name in [settings.evaluation.eval_set, *settings.evaluation.guardrails]:
-        prompts.update(normalise_prompt(item.prompt_messages) for item in load_eval_set(store, name).items)
     run_id = f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     ttl = settings.orchestration.run_lease
-    with held(store, acquire(store, NIGHTLY, Holder.this_process(run_id), ttl), ttl):
+    # Discovery and ingest under the nightly lease: a night in between would ingest the same objects.
+    lease: AbstractContextManager[None] = (
+        nullcontext()
+        if dry_run
+        else held(store, acquire(store, NIGHTLY, Holder.this_process(run_id), ttl), ttl)
+    )
+    with lease:
+        found = discover(
+            store, reconcile=reconcile or settings.ingest.reconcile, overlap_days=settings.ingest.overlap_days
+        )
+        scope = "all of incoming/" if found.reconciled else f"keys after {found.start_after}"
+        _console.print(f"listed {found.listed} key(s) ({scope}): {len(found.new)} new object(s)")
+        for info in found.new[:50]:
+            _console.print(f"  {info.key}  {info.size} bytes")
+        if len(found.new) > 50:
+            _console.print(f"  ... and {len(found.new) - 50} more")
+        if dry_run or not found.new:
+            return
+        prompts: set[str] = set()
+        for name in [settings.evaluation.eval_set, *settings.evaluation.guardrails]:
+            prompts.update(
+                normalise_prompt(item.prompt_messages) for item in load_eval_set(store, name).items
+            )
         report = ingest_objects(store, found.new, settings, run_id=run_id, eval_prompts=prompts)
     _console.print(
         f"batch {report.batch_id}: {report.lines_read} lines read = {report.accepted} accepted + "
