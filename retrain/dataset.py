@@ -6,7 +6,8 @@ only the example's two dedup keys (SHA-256 of the content and the near-duplicate
 bytes each): a night checks new lines against every curated example by reading those,
 64 bytes an example instead of the whole example (100,000 synthetic examples: 6.4 MB, not
 51.5 MB). A dataset version (``curated/versions/{version_id}.json``) lists shards and
-counts; it names exactly what a model is trained on. ``curated/LATEST.json`` points at the newest version.
+counts; it names exactly what a model is trained on. ``curated/LATEST.json`` points at the
+newest version.
 
 The train/validation split is a pure function of an example's hash, so an example never
 changes sides between versions.
@@ -129,6 +130,11 @@ def keys_key(shard: str) -> str:
     return f"{KEYS_PREFIX}{shard.removeprefix(SHARD_PREFIX).removesuffix('.jsonl')}.keys"
 
 
+def _packed_keys(example_hash: str, near: str) -> bytes:
+    """One example's entry in a keys file: its two hex SHA-256 keys as raw bytes."""
+    return bytes.fromhex(example_hash) + bytes.fromhex(near)
+
+
 def write_shard(
     store: ObjectStore,
     batch_id: str,
@@ -149,7 +155,7 @@ def write_shard(
         else:
             validation += 1
         near = near_duplicate_key(example)
-        keys.append(bytes.fromhex(example_hash) + bytes.fromhex(near))
+        keys.append(_packed_keys(example_hash, near))
         row = {
             "hash": example_hash,
             "near": near,
@@ -281,7 +287,7 @@ def curated_keys(store: ObjectStore, version: DatasetVersion | None, *, skip_sha
             near = row.get("near") or near_duplicate_key(row["example"])
             keys.hashes.add(row["hash"])
             keys.near.add(near)
-            rebuilt.append(bytes.fromhex(row["hash"]) + bytes.fromhex(near))
+            rebuilt.append(_packed_keys(row["hash"], near))
         try:
             store.put_bytes(keys_key(shard.key), b"".join(rebuilt))
         except StorageError as exc:  # only an optimisation: the next night reads the shard again

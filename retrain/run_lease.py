@@ -122,6 +122,10 @@ def _seq(key: str) -> int:
     return int(key.rsplit("/", 1)[1].split(".")[0])
 
 
+def _churning(name: str) -> RunInProgress:
+    return RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
+
+
 def _newest(store: ObjectStore, name: str) -> tuple[int, dict[str, Any] | None]:
     """(seq, record) of the newest record, or (0, None) for a lease never taken."""
     for _ in range(_ATTEMPTS):
@@ -132,7 +136,7 @@ def _newest(store: ObjectStore, name: str) -> tuple[int, dict[str, Any] | None]:
         if record is not None:
             return _seq(keys[-1]), record
         # Deleted by the writer of a newer record since the listing: list again.
-    raise RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
+    raise _churning(name)
 
 
 def _write(store: ObjectStore, name: str, seq: int, record: dict[str, Any]) -> None:
@@ -193,7 +197,7 @@ def acquire(
             continue  # another run wrote seq + 1 first: look again
         logger.info("took the %s lease (record %d) until %s", name, lease.seq, lease.expires_at)
         return lease
-    raise RunInProgress(f"the {name} lease kept changing hands: another run is starting; try again")
+    raise _churning(name)
 
 
 def _is_mine(record: dict[str, Any], holder: Holder) -> bool:
@@ -234,14 +238,15 @@ def renew(
 def release(store: ObjectStore, lease: Lease) -> None:
     """Give the lease up (a no-op, with a warning, if another run took it meanwhile)."""
     seq = _newest_if_mine(store, lease)
-    try:
-        if seq is None:
-            raise AlreadyExists(lease.name)
-        _write(store, lease.name, seq + 1, {"released_by": asdict(lease.holder)})
-    except AlreadyExists:
-        logger.warning(
-            "the %s lease had passed to another run before %s released it", lease.name, lease.holder.run_id
-        )
+    if seq is not None:
+        try:
+            _write(store, lease.name, seq + 1, {"released_by": asdict(lease.holder)})
+            return
+        except AlreadyExists:
+            pass
+    logger.warning(
+        "the %s lease had passed to another run before %s released it", lease.name, lease.holder.run_id
+    )
 
 
 @contextmanager
