@@ -43,6 +43,13 @@ def moto_store() -> Iterator[ObjectStore]:
         yield ObjectStore(client, "test-bucket")
 
 
+@pytest.fixture
+def localbucket_store(tmp_path: Path) -> Iterator[ObjectStore]:
+    """localbucket only: its create-only writes are atomic (moto checks, then writes)."""
+    with localbucket_server(tmp_path / "s3") as settings:
+        yield ObjectStore.from_settings(settings)
+
+
 @pytest.fixture(
     params=[
         "moto-inprocess",

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,6 @@ import pytest
 from retrain.exceptions import RunInProgress, StorageUnavailable
 from retrain.run_lease import Holder, LeaseLost, acquire, held, lease_prefix, release, renew
 from retrain.storage import ObjectStore
-from tests.s3_servers import localbucket_server
 
 TTL = timedelta(minutes=15)
 T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
@@ -112,12 +110,6 @@ def test_renewal_extends_the_lease_and_a_late_one_never_slips_under_a_newer_hold
     assert [info.key for info in moto_store.list(lease_prefix("nightly"))][-1].endswith(
         f"{taker.seq:012d}.json"
     )
-
-
-@pytest.fixture
-def localbucket_store(tmp_path: Path) -> Iterator[ObjectStore]:
-    with localbucket_server(tmp_path / "bucket") as settings:
-        yield ObjectStore.from_settings(settings)
 
 
 @pytest.mark.slow

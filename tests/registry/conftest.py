@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from retrain.registry_records import ModelRecord
 from retrain.settings import S3Settings, get_settings
 from retrain.storage import ObjectStore
-from tests.s3_servers import localbucket_server, moto_server
+from tests.s3_servers import moto_server
 
 
 @pytest.fixture
 def store(any_s3_store: ObjectStore) -> ObjectStore:
     return any_s3_store
-
-
-@pytest.fixture
-def localbucket_store(tmp_path: Path) -> Iterator[ObjectStore]:
-    """localbucket only: its create-only writes are atomic (moto checks, then writes)."""
-    with localbucket_server(tmp_path / "s3") as settings:
-        yield ObjectStore.from_settings(settings)
 
 
 def record(model_id: str, **fields: object) -> ModelRecord:
