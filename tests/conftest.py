@@ -21,6 +21,7 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from retrain.settings import S3Settings, get_settings  # noqa: E402
 from retrain.storage import ObjectStore  # noqa: E402
 from tests.s3_servers import localbucket_server, moto_server  # noqa: E402
 
@@ -68,3 +69,21 @@ def any_s3_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Obj
     server = moto_server() if request.param == "moto-server" else localbucket_server(tmp_path / "s3")
     with server as settings:
         yield ObjectStore.from_settings(settings.model_copy(update={"prefix": "team/"}))
+
+
+@pytest.fixture
+def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Settings]:
+    """A moto server, and RETRAIN_S3__* pointing the settings at it."""
+    with moto_server() as settings:
+        assert settings.access_key_id and settings.secret_access_key
+        env = {
+            "RETRAIN_S3__ENDPOINT_URL": str(settings.endpoint_url),
+            "RETRAIN_S3__BUCKET": settings.bucket,
+            "RETRAIN_S3__ACCESS_KEY_ID": settings.access_key_id.get_secret_value(),
+            "RETRAIN_S3__SECRET_ACCESS_KEY": settings.secret_access_key.get_secret_value(),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        yield settings
+        get_settings.cache_clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import orjson
@@ -13,25 +12,19 @@ from retrain.cli.main import app as root
 from retrain.discovery import read_watermark
 from retrain.eval_sets import put_eval_set
 from retrain.run_lease import NIGHTLY, Holder, acquire, lease_prefix, release
-from retrain.settings import get_settings
+from retrain.settings import S3Settings
 from retrain.storage import ObjectStore
 from retrain.synthetic import make_eval_set, make_examples
-from tests.s3_servers import moto_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
-    with moto_server() as s3:
-        monkeypatch.setenv("RETRAIN_S3__ENDPOINT_URL", str(s3.endpoint_url))
-        monkeypatch.setenv("RETRAIN_S3__BUCKET", s3.bucket)
-        monkeypatch.setenv("COLUMNS", "200")
-        get_settings.cache_clear()
-        store = ObjectStore.from_settings(get_settings().s3)
-        put_eval_set(store, "main", make_eval_set(20, seed=99))
-        yield store
-        get_settings.cache_clear()
+def store(s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
+    monkeypatch.setenv("COLUMNS", "200")
+    store = ObjectStore.from_settings(s3_env)
+    put_eval_set(store, "main", make_eval_set(20, seed=99))
+    return store
 
 
 def land(store: ObjectStore, key: str, seed: int) -> None:
