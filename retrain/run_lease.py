@@ -8,10 +8,12 @@ The lease is a sequence of records under ``state/leases/{name}/``, ``{seq:012d}.
 written create-only (``IfNoneMatch='*'``): of two runs that read the same newest record, exactly
 one writes the next (localbucket ignores ``IfMatch``, so no compare-and-swap of one object). A
 record names its holder (run id, Prefect flow run id, host, process) and when the lease lapses,
-or says it was released. A run may take the lease when the newest record is released, has
-lapsed, or names a process on this host that is gone, so a crashed run started again on the
-same machine does not wait. The holder renews the lease while it runs (``held``); each new
-record deletes the one before it.
+or says it was released or broken. A run may take the lease when the newest record is released
+or broken, has lapsed, names a process on this host that is gone, or names a holder the caller
+knows has stopped (the nightly task asks Prefect whether the holder's flow run has ended), so a
+crashed run started again does not wait. The holder renews the lease while it runs (``held``);
+each new record deletes the one before it. An operator frees the lease of a holder that died
+unnoticed with ``break_lease`` (`retrain lease break`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,20 @@ from typing import Any
 from retrain.exceptions import AlreadyExists, RunInProgress, StorageError
 from retrain.storage import ObjectStore
 
-__all__ = ["NIGHTLY", "Holder", "Lease", "LeaseLost", "acquire", "held", "lease_prefix", "release", "renew"]
+__all__ = [
+    "NIGHTLY",
+    "Holder",
+    "Lease",
+    "LeaseLost",
+    "StoppedCheck",
+    "acquire",
+    "break_lease",
+    "current",
+    "held",
+    "lease_prefix",
+    "release",
+    "renew",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +56,7 @@ _ATTEMPTS = 5  # create-only races lost in a row before giving up
 
 
 class LeaseLost(RunInProgress):
-    """Another run took the lease after it lapsed (it was not renewed in time)."""
+    """Another run took the lease after it lapsed (it was not renewed in time), or it was broken."""
 
 
 def _process_start(pid: int) -> str:
@@ -91,15 +106,31 @@ class Holder:
 
     def is_gone(self) -> bool:
         """True only if this holder is a process on this host (and PID namespace) that no longer runs."""
-        if self.host != socket.gethostname() or self.pid_namespace != _pid_namespace():
-            return False
+        return self._is_local() and not self._process_runs()
+
+    def runs_here(self) -> bool:
+        """True if this holder is a process on this host (and PID namespace) that still runs."""
+        return self._is_local() and self._process_runs()
+
+    def _is_local(self) -> bool:
+        return self.host == socket.gethostname() and self.pid_namespace == _pid_namespace()
+
+    def _process_runs(self) -> bool:
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, someone else's
             return False
-        return bool(self.process_start) and _process_start(self.pid) not in ("", self.process_start)
+        except PermissionError:  # alive, someone else's
+            return True
+        return not self.process_start or _process_start(self.pid) in ("", self.process_start)
+
+
+StoppedCheck = Callable[[Holder], str | None]
+"""Why a holder is known to have stopped although its lease has not lapsed, or None if not known."""
+
+
+def _not_known(holder: Holder) -> str | None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -169,27 +200,33 @@ def acquire(
     ttl: timedelta,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stopped: StoppedCheck = _not_known,
 ) -> Lease:
-    """Take the lease ``name`` for ``holder``, or raise RunInProgress naming who holds it."""
+    """Take the lease ``name`` for ``holder``, or raise RunInProgress naming who holds it.
+
+    ``stopped`` says why the current holder is known to have stopped (see ``StoppedCheck``).
+    """
     for _ in range(_ATTEMPTS):
         seq, record = _newest(store, name)
         if record is not None and _is_mine(record, holder):  # a retry after a write whose answer was lost
             return Lease(name, seq, holder, datetime.fromisoformat(record["expires_at"]))
-        if record is not None and "holder" in record:
-            current = Holder.from_record(record["holder"])
-            expires_at = datetime.fromisoformat(record["expires_at"])
-            if current.is_gone():
-                logger.warning("taking the %s lease from %s: that process is gone", name, current.describe())
-            elif expires_at <= now():
-                logger.warning(
-                    "taking the %s lease from %s: it lapsed at %s", name, current.describe(), expires_at
-                )
-            else:
+        granted = _granted(name, seq, record)
+        if granted is not None:
+            other = granted.holder
+            why = (
+                "that process is gone"
+                if other.is_gone()
+                else f"it lapsed at {granted.expires_at}"
+                if granted.expires_at <= now()
+                else stopped(other)
+            )
+            if why is None:
                 raise RunInProgress(
-                    f"another {name} run is in progress: {current.describe()} holds the lease until "
-                    f"{expires_at:%Y-%m-%d %H:%M:%S} UTC (renewed while it runs); wait for it to finish, or "
-                    "if it died on another machine, run again once the lease lapses"
+                    f"another {name} run is in progress: {other.describe()} holds the lease until "
+                    f"{granted.expires_at:%Y-%m-%d %H:%M:%S} UTC (renewed while it runs); wait for it to "
+                    "finish, or if it died unnoticed, free the lease with `retrain lease break`"
                 )
+            logger.warning("taking the %s lease from %s: %s", name, other.describe(), why)
         lease = Lease(name, seq + 1, holder, now() + ttl)
         try:
             _write(store, name, lease.seq, _lease_record(holder, lease.expires_at))
@@ -223,7 +260,10 @@ def renew(
     Like ``acquire``, it writes the record after the newest one it has just read, so a renewal
     that comes too late can never slip in below another run's newer record.
     """
-    lost = LeaseLost(f"the {lease.name} lease of {lease.holder.describe()} lapsed and another run took it")
+    lost = LeaseLost(
+        f"the {lease.name} lease of {lease.holder.describe()} passed to another run: it lapsed, "
+        "or an operator broke it"
+    )
     seq = _newest_if_mine(store, lease)
     if seq is None:
         raise lost
@@ -247,6 +287,43 @@ def release(store: ObjectStore, lease: Lease) -> None:
     logger.warning(
         "the %s lease had passed to another run before %s released it", lease.name, lease.holder.run_id
     )
+
+
+def current(store: ObjectStore, name: str) -> Lease | None:
+    """The lease the newest record grants (lapsed or not), or None when it is free."""
+    seq, record = _newest(store, name)
+    return _granted(name, seq, record)
+
+
+def _granted(name: str, seq: int, record: dict[str, Any] | None) -> Lease | None:
+    if record is None or "holder" not in record:
+        return None  # never taken, released or broken
+    holder = Holder.from_record(record["holder"])
+    return Lease(name, seq, holder, datetime.fromisoformat(record["expires_at"]))
+
+
+def break_lease(store: ObjectStore, lease: Lease, actor: str) -> None:
+    """Free ``lease`` for the next run: ``actor``, an operator, knows its holder died unnoticed.
+
+    Breaks it only while ``lease.holder`` still holds it (renewed or not); if that holder is
+    alive after all, its next renewal fails with LeaseLost. RunInProgress if the lease changed
+    hands since ``lease`` was read.
+    """
+    by = {"actor": actor, "host": socket.gethostname(), "at": datetime.now(UTC).isoformat()}
+    for _ in range(_ATTEMPTS):
+        seq = _newest_if_mine(store, lease)
+        if seq is None:
+            raise RunInProgress(
+                f"the {lease.name} lease is no longer held by {lease.holder.describe()}: "
+                "look again with `retrain lease show`"
+            )
+        try:
+            _write(store, lease.name, seq + 1, {"broken_by": by, "was": asdict(lease.holder)})
+        except AlreadyExists:
+            continue  # the holder renewed meanwhile: break the renewed lease
+        logger.warning("%s broke the %s lease of %s", actor, lease.name, lease.holder.describe())
+        return
+    raise _churning(lease.name)
 
 
 @contextmanager

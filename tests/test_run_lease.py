@@ -1,5 +1,5 @@
 """The nightly lease (retrain.run_lease): one holder at a time, taken over only when it lapsed,
-was released or its process is gone, and never held by two."""
+was released or broken, or its holder is known to have stopped, and never held by two."""
 
 from __future__ import annotations
 
@@ -16,7 +16,17 @@ from typing import Any
 import pytest
 
 from retrain.exceptions import RunInProgress, StorageUnavailable
-from retrain.run_lease import Holder, LeaseLost, acquire, held, lease_prefix, release, renew
+from retrain.run_lease import (
+    Holder,
+    LeaseLost,
+    acquire,
+    break_lease,
+    current,
+    held,
+    lease_prefix,
+    release,
+    renew,
+)
 from retrain.storage import ObjectStore
 
 TTL = timedelta(minutes=15)
@@ -77,15 +87,64 @@ def test_a_record_from_another_version_of_retrain_still_names_its_holder(moto_st
         acquire(moto_store, "nightly", elsewhere("me"), TTL, now=at(T0))
 
 
+def test_a_holder_the_caller_knows_has_stopped_is_taken_over_before_its_lease_lapses(
+    moto_store: ObjectStore,
+) -> None:
+    acquire(moto_store, "nightly", elsewhere("crashed-pod"), TTL, now=at(T0))
+    asked: list[str] = []
+
+    def not_known(holder: Holder) -> str | None:
+        asked.append(holder.run_id)
+        return None
+
+    with pytest.raises(RunInProgress, match="crashed-pod"):
+        acquire(moto_store, "nightly", elsewhere("re-run"), TTL, now=at(T0), stopped=not_known)
+    assert asked == ["crashed-pod"]
+    lease = acquire(
+        moto_store, "nightly", elsewhere("re-run"), TTL, now=at(T0), stopped=lambda _: "its flow run crashed"
+    )
+    assert lease.holder.run_id == "re-run" and lease.seq == 2
+
+
+def test_current_names_the_holder_until_the_lease_is_released(moto_store: ObjectStore) -> None:
+    assert current(moto_store, "nightly") is None
+    lease = acquire(moto_store, "nightly", elsewhere("night"), TTL, now=at(T0))
+    assert current(moto_store, "nightly") == lease
+    lease = renew(moto_store, lease, TTL, now=at(T0 + timedelta(minutes=5)))
+    assert current(moto_store, "nightly") == lease
+    release(moto_store, lease)
+    assert current(moto_store, "nightly") is None
+
+
+def test_an_operator_breaks_a_dead_holders_lease_and_a_live_one_finds_out_at_its_renewal(
+    moto_store: ObjectStore,
+) -> None:
+    seen = acquire(moto_store, "nightly", elsewhere("vanished"), TTL, now=at(T0))
+    renewed = renew(moto_store, seen, TTL, now=at(T0 + timedelta(minutes=5)))  # after the operator looked
+    break_lease(moto_store, seen, "cli:alice")
+    assert current(moto_store, "nightly") is None
+    newest = moto_store.get_json(records(moto_store)[-1])
+    assert newest["broken_by"]["actor"] == "cli:alice" and newest["was"]["run_id"] == "vanished"
+    with pytest.raises(LeaseLost, match="an operator broke it"):
+        renew(moto_store, renewed, TTL, now=at(T0 + timedelta(minutes=10)))
+    taker = acquire(moto_store, "nightly", elsewhere("next"), TTL, now=at(T0 + timedelta(minutes=10)))
+    assert taker.holder.run_id == "next"
+
+    with pytest.raises(RunInProgress, match=r"no longer held by vanished .* `retrain lease show`"):
+        break_lease(moto_store, seen, "cli:alice")  # the lease changed hands since it was read
+    assert current(moto_store, "nightly") == taker
+
+
 def test_a_live_process_on_this_host_is_not_mistaken_for_gone() -> None:
     me = Holder.this_process("me")
-    assert not me.is_gone()
+    assert not me.is_gone() and me.runs_here()
     if me.process_start:  # Linux: a new process that reused the pid started at another time
         assert replace(me, process_start=str(int(me.process_start) - 1)).is_gone()
-    assert not elsewhere("other").is_gone()
+    assert not elsewhere("other").is_gone() and not elsewhere("other").runs_here()
     in_another_container = replace(me, pid=999_999_999, pid_namespace="pid:[1]")  # same host name
     assert not in_another_container.is_gone()
     assert replace(in_another_container, pid_namespace=me.pid_namespace).is_gone()
+    assert not replace(in_another_container, pid_namespace=me.pid_namespace).runs_here()
 
 
 def test_renewal_extends_the_lease_and_a_late_one_never_slips_under_a_newer_holder(
@@ -102,7 +161,7 @@ def test_renewal_extends_the_lease_and_a_late_one_never_slips_under_a_newer_hold
     taker = acquire(moto_store, "nightly", elsewhere("taker", "host-2"), TTL, now=at(later))
     taker = renew(moto_store, taker, TTL, now=at(later))
     taker = renew(moto_store, taker, TTL, now=at(later))
-    with pytest.raises(LeaseLost, match=r"slow .* lapsed and another run took it"):
+    with pytest.raises(LeaseLost, match=r"slow .* passed to another run: it lapsed, or an operator broke it"):
         renew(moto_store, lease, TTL, now=at(later))
     release(moto_store, lease)  # a no-op: the lease is the taker's
     with pytest.raises(RunInProgress, match="taker"):
