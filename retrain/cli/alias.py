@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from retrain.cli.actor import cli_actor
 from retrain.registry import ModelRecord, Registry, RegistryEvent
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
@@ -25,13 +25,6 @@ AliasName = Annotated[str, typer.Argument(help="The alias, e.g. production.", sh
 
 def _registry() -> Registry:
     return Registry(ObjectStore.from_settings(get_settings().s3))
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _console() -> Console:
@@ -145,7 +138,7 @@ def set_alias(
     else:
         record = known.model_copy(update={"provider": provider or known.provider})
     before = registry.get(name)
-    event = registry.set(name, record, actor=_actor(), reason=reason)
+    event = registry.set(name, record, actor=cli_actor(), reason=reason)
     _changed(before.model_id if before else None, event)
 
 
@@ -161,7 +154,7 @@ def rollback(
         raise typer.BadParameter("use either --to or --steps, not both")
     registry = _registry()
     before = registry.current(name).model.model_id
-    event = registry.rollback(name, to=to, steps=steps, actor=_actor(), reason=reason)
+    event = registry.rollback(name, to=to, steps=steps, actor=cli_actor(), reason=reason)
     _changed(before, event)
 
 
