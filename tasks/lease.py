@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from uuid import UUID
 
-from prefect import get_run_logger, task
+import httpx
+from prefect import get_client, get_run_logger, task
+from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
 from retrain.run_lease import NIGHTLY, Holder, Lease, acquire, held
@@ -21,11 +24,40 @@ def _ttl() -> timedelta:
     return get_settings().orchestration.run_lease
 
 
+def _flow_run_ended(holder: Holder) -> str | None:
+    """Why ``holder`` has stopped, as Prefect knows it: its flow run is in a final state, or is
+    this very flow run (which Prefect runs in one process at a time, so the holder was an earlier
+    attempt of it, e.g. on a pod that died). None if Prefect does not know the holder's flow run.
+
+    A pod or container that died takes its host name with it, so without this a re-run on a new
+    one would wait for the dead holder's lease to lapse.
+    """
+    if not holder.flow_run_id:
+        return None
+    if holder.flow_run_id == flow_run.id:
+        return "it was an earlier attempt of this flow run"
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(holder.flow_run_id)).state
+    except (ObjectNotFound, ValueError):  # another Prefect server's run, or not a flow run id
+        return None
+    except httpx.HTTPError as exc:  # not known, then: the lease stands
+        get_run_logger().warning("could not read the lease holder's flow run from Prefect: %s", exc)
+        return None
+    if state is None or not state.is_final():
+        return None
+    return f"its flow run {holder.flow_run_id} ended {state.name}"
+
+
 @task(name="take-nightly-lease", **IO_TASK)
 def take_nightly_lease(run_id: str) -> Lease:
-    """Fails at once (RunInProgress, not retried) while another nightly run holds the lease."""
+    """Fails at once (RunInProgress, not retried) while another nightly run holds the lease.
+
+    A holder whose Prefect flow run has ended is taken over at once (``_flow_run_ended``).
+    """
     store = ObjectStore.from_settings(get_settings().s3)
-    lease = acquire(store, NIGHTLY, Holder.this_process(run_id, flow_run.id), _ttl())
+    holder = Holder.this_process(run_id, flow_run.id)
+    lease = acquire(store, NIGHTLY, holder, _ttl(), stopped=_flow_run_ended)
     get_run_logger().info("%s holds the nightly lease until %s", run_id, f"{lease.expires_at:%H:%M:%S} UTC")
     return lease
 

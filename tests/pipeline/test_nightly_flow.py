@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 import orjson
 import pytest
@@ -97,6 +97,49 @@ def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack:
     assert len(list(stack.store.list(BATCH_PREFIX))) == 1
     newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
     assert stack.store.get_json(newest.key)["released_by"]["run_id"] == "retrain-2026-11-01"
+
+
+def test_a_holder_whose_flow_run_ended_is_taken_over_without_waiting_for_the_lease_to_lapse(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run on a pod that died: its host name is gone with it, but Prefect knows it crashed."""
+    from prefect import get_client
+    from prefect.states import Crashed, Running
+
+    from flows.nightly import nightly_retrain
+
+    land(stack, "incoming/2026-11-01/a.jsonl", 5, seed=1)
+    with get_client(sync_client=True) as prefect:
+        running = prefect.create_flow_run(nightly_retrain, name="on-another-pod", state=Running())
+        pod = Holder("retrain-2026-10-31", str(running.id), "pod-7f9c", 1, "")
+        acquire(stack.store, NIGHTLY, pod, TTL)
+        refused = run("2026-11-01")
+        assert refused.is_failed() and "retrain-2026-10-31 (pod-7f9c, pid 1" in refused.message
+
+        prefect.set_flow_run_state(running.id, Crashed(message="pod evicted"), force=True)
+        with caplog.at_level(logging.WARNING):
+            after = run("2026-11-01")
+    assert after.is_completed(), after.message
+    assert f"its flow run {running.id} ended Crashed" in caplog.text
+    newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
+    assert stack.store.get_json(newest.key)["released_by"]["run_id"] == "retrain-2026-11-01"
+
+
+def test_a_flow_run_started_again_takes_over_the_lease_of_its_own_earlier_attempt(stack: Stack) -> None:
+    """Prefect runs a flow run in one process at a time: a holder with this flow run's id on
+    another host is an attempt that died (e.g. retried from the UI after its pod was lost)."""
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.nightly import nightly_retrain
+
+    land(stack, "incoming/2026-11-01/a.jsonl", 5, seed=1)
+    parameters = {"night": date(2026, 11, 1)}
+    with get_client(sync_client=True) as prefect:
+        attempt = prefect.create_flow_run(nightly_retrain, parameters=parameters)
+    acquire(stack.store, NIGHTLY, Holder("retrain-2026-11-01", str(attempt.id), "pod-dead", 1, ""), TTL)
+    state = run_flow(nightly_retrain, flow_run=attempt, parameters=parameters, return_type="state")
+    assert state.is_completed(), state.message
 
 
 def test_a_rerun_after_a_crash_resumes_the_job_and_never_promotes_twice(stack: Stack) -> None:
