@@ -354,7 +354,9 @@ class OrchestrationSettings(BaseModel):
         default=900,
         ge=10,
         description="Lease that keeps nightly runs from overlapping: renewed every third of this while a "
-        "run lives; a run that died on another machine holds the next one off for at most this long.",
+        "run lives; a run that died unnoticed (neither its process on this machine nor its Prefect flow "
+        "run is known to have ended) holds the next one off for at most this long, or until "
+        "`retrain lease break`.",
     )
 
     @property
