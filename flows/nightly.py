@@ -13,6 +13,7 @@ from prefect.states import Completed, Failed
 from retrain.eval_runner import ModelTarget
 from retrain.providers import provider_named
 from retrain.registry import ModelRecord
+from retrain.run_lease import HeldLease
 from retrain.settings import get_settings
 from tasks.approval import review_promotion
 from tasks.dataset import eval_prompts, prepare_training_files
@@ -25,7 +26,7 @@ from tasks.finetune import (
     wait_for_fine_tuning,
 )
 from tasks.ingest import discover_new_objects, validate_and_curate
-from tasks.lease import nightly_lease_held, take_nightly_lease
+from tasks.lease import confirm_nightly_lease, nightly_lease_held, take_nightly_lease
 from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
 from tasks.registry import move_alias
 
@@ -50,11 +51,11 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     """
     night = night or datetime.now(UTC).date()
     run_id = f"retrain-{night.isoformat()}"
-    with nightly_lease_held(take_nightly_lease(run_id)):
-        return _night(night, run_id)
+    with nightly_lease_held(take_nightly_lease(run_id)) as lease:
+        return _night(night, run_id, lease)
 
 
-def _night(night: date, run_id: str) -> State[Any]:
+def _night(night: date, run_id: str, lease: HeldLease) -> State[Any]:
     settings = get_settings()
     logger = get_run_logger()
     eval_sets = [settings.evaluation.eval_set, *settings.evaluation.guardrails]
@@ -77,6 +78,7 @@ def _night(night: date, run_id: str) -> State[Any]:
     files = prepare_training_files(version_id, prompts)
     budget = check_training_budget(version_id, files)
     file_ids = upload_training_files(files)
+    confirm_nightly_lease(lease, before="starting a fine-tuning job")
     training = start_fine_tuning(version_id, file_ids, run_id, night, budget.estimated_usd)
     job = wait_for_fine_tuning(training)
     if job.status != "succeeded" or not job.fine_tuned_model:

@@ -34,6 +34,7 @@ from retrain.storage import ObjectStore
 
 __all__ = [
     "NIGHTLY",
+    "HeldLease",
     "Holder",
     "Lease",
     "LeaseLost",
@@ -326,32 +327,59 @@ def break_lease(store: ObjectStore, lease: Lease, actor: str) -> None:
     raise _churning(lease.name)
 
 
+class HeldLease:
+    """A lease that ``held`` keeps renewed; ``confirm`` it right before a step that must not run
+    twice, such as creating a fine-tuning job."""
+
+    def __init__(self, store: ObjectStore, lease: Lease, ttl: timedelta) -> None:
+        self.lease = lease
+        self._store = store
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._lost: RunInProgress | None = None
+
+    def confirm(self) -> None:
+        """Renew the lease now: RunInProgress (LeaseLost) if it has passed to another run, so the
+        caller stops before doing what that run may be doing too."""
+        with self._lock:
+            if self._lost is not None:
+                raise self._lost
+            try:
+                self.lease = renew(self._store, self.lease, self._ttl)
+            except RunInProgress as exc:
+                self._lost = exc
+                raise
+
+
 @contextmanager
-def held(store: ObjectStore, lease: Lease, ttl: timedelta) -> Iterator[None]:
+def held(store: ObjectStore, lease: Lease, ttl: timedelta) -> Iterator[HeldLease]:
     """Renew ``lease`` every third of ``ttl`` on a daemon thread while the block runs, then release it."""
     stop = threading.Event()
-    current = [lease]
+    keeper = HeldLease(store, lease, ttl)
 
     def keep() -> None:
         while not stop.wait(ttl.total_seconds() / 3):
             try:
-                current[0] = renew(store, current[0], ttl)
+                keeper.confirm()
             except RunInProgress as exc:  # LeaseLost, or the records churning under a new holder
                 logger.error("%s", exc)
-                return  # release() then finds the lease is not ours and leaves it alone
+                return  # confirm() now fails, and release() finds the lease is not ours
             except StorageError as exc:  # transient: the next tick tries again, before the lease lapses
                 logger.warning("could not renew the %s lease: %s", lease.name, exc)
 
     thread = threading.Thread(target=keep, name=f"lease-{lease.name}", daemon=True)
     thread.start()
     try:
-        yield
+        yield keeper
     finally:
         stop.set()
         thread.join()
         try:
-            release(store, current[0])
+            release(store, keeper.lease)
         except StorageError as exc:  # the work is done: the lease lapses on its own
             logger.warning(
-                "could not release the %s lease (it lapses at %s): %s", lease.name, current[0].expires_at, exc
+                "could not release the %s lease (it lapses at %s): %s",
+                lease.name,
+                keeper.lease.expires_at,
+                exc,
             )

@@ -12,12 +12,13 @@ from prefect import get_client, get_run_logger, task
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
-from retrain.run_lease import NIGHTLY, Holder, Lease, acquire, held
+from retrain.exceptions import RunInProgress
+from retrain.run_lease import NIGHTLY, HeldLease, Holder, Lease, LeaseLost, acquire, held
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 from tasks.retry import IO_TASK
 
-__all__ = ["nightly_lease_held", "take_nightly_lease"]
+__all__ = ["confirm_nightly_lease", "nightly_lease_held", "take_nightly_lease"]
 
 
 def _ttl() -> timedelta:
@@ -63,7 +64,18 @@ def take_nightly_lease(run_id: str) -> Lease:
 
 
 @contextmanager
-def nightly_lease_held(lease: Lease) -> Iterator[None]:
+def nightly_lease_held(lease: Lease) -> Iterator[HeldLease]:
     """Renew the lease while the block runs; release it after, however the block ends."""
-    with held(ObjectStore.from_settings(get_settings().s3), lease, _ttl()):
-        yield
+    with held(ObjectStore.from_settings(get_settings().s3), lease, _ttl()) as keeper:
+        yield keeper
+
+
+@task(name="confirm-nightly-lease", **IO_TASK)
+def confirm_nightly_lease(lease: HeldLease, before: str) -> None:
+    """Fails (LeaseLost, not retried) if the lease passed to another run: it lapsed while this run
+    stalled, or an operator broke it. Then this run stops ``before`` what the other may do too."""
+    try:
+        lease.confirm()
+    except RunInProgress as exc:
+        raise LeaseLost(f"{exc}; stopped before {before}") from exc
+    get_run_logger().info("still holds the nightly lease, until %s", f"{lease.lease.expires_at:%H:%M:%S} UTC")

@@ -205,6 +205,20 @@ def test_held_renews_while_the_block_runs_and_releases_after(moto_store: ObjectS
     assert acquire(moto_store, "nightly", elsewhere("other"), ttl).seq > lease.seq + 2
 
 
+def test_confirm_renews_now_and_fails_for_good_once_the_lease_has_passed_on(moto_store: ObjectStore) -> None:
+    lease = acquire(moto_store, "nightly", Holder.this_process("night"), TTL)
+    with held(moto_store, lease, TTL) as keeper:  # TTL: the thread never renews during the test
+        keeper.confirm()
+        assert keeper.lease.seq == lease.seq + 1 and keeper.lease.expires_at > lease.expires_at
+        seen = current(moto_store, "nightly")
+        assert seen is not None
+        break_lease(moto_store, seen, "cli:alice")
+        for _ in range(2):  # the second time from what the first found, without asking S3
+            with pytest.raises(LeaseLost, match="an operator broke it"):
+                keeper.confirm()
+    assert "broken_by" in moto_store.get_json(records(moto_store)[-1])  # not released over the break
+
+
 def test_a_stale_writer_that_lands_below_a_newer_record_withdraws_and_loses(moto_store: ObjectStore) -> None:
     """Between run B's read of the newest record and its write, run A takes the lease and renews
     it, which deletes the record B is about to recreate: B must not end up holding the lease too."""

@@ -43,7 +43,7 @@ def ingest_command(
     run_id = f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     ttl = settings.orchestration.run_lease
     # Discovery and ingest under the nightly lease: a night in between would ingest the same objects.
-    lease: AbstractContextManager[None] = (
+    lease: AbstractContextManager[object] = (
         nullcontext()
         if dry_run
         else held(store, acquire(store, NIGHTLY, Holder.this_process(run_id), ttl), ttl)

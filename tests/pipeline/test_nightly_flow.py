@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from retrain.decisions import load_decision
 from retrain.ingest import BATCH_PREFIX
 from retrain.registry import Registry
-from retrain.run_lease import NIGHTLY, Holder, acquire, lease_prefix, release
+from retrain.run_lease import NIGHTLY, Holder, acquire, break_lease, current, lease_prefix, release
 from retrain.settings import get_settings
 from retrain.synthetic import make_dirty_lines, make_examples
 from tests.pipeline.conftest import Stack, client, production_history, run
@@ -140,6 +141,32 @@ def test_a_flow_run_started_again_takes_over_the_lease_of_its_own_earlier_attemp
     acquire(stack.store, NIGHTLY, Holder("retrain-2026-11-01", str(attempt.id), "pod-dead", 1, ""), TTL)
     state = run_flow(nightly_retrain, flow_run=attempt, parameters=parameters, return_type="state")
     assert state.is_completed(), state.message
+
+
+def test_a_night_whose_lease_was_broken_stops_before_starting_a_fine_tuning_job(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator broke the lease while the night ran (or it lapsed while the night stalled):
+    another run may be training the same version, so this one must not create a job too."""
+    import flows.nightly
+
+    upload = flows.nightly.upload_training_files
+
+    def upload_then_lose_the_lease(files: Any) -> Any:
+        file_ids = upload(files)
+        lease = current(stack.store, NIGHTLY)
+        assert lease is not None and lease.holder.run_id == "retrain-2026-11-01"
+        break_lease(stack.store, lease, "cli:operator")
+        return file_ids
+
+    monkeypatch.setattr(flows.nightly, "upload_training_files", upload_then_lose_the_lease)
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    state = run("2026-11-01")
+    assert state.is_failed()
+    assert "an operator broke it; stopped before starting a fine-tuning job" in state.message
+    assert client(stack).fine_tuning.jobs.list(limit=100).data == []
+    newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
+    assert "broken_by" in stack.store.get_json(newest.key)  # left as the operator left it
 
 
 def test_a_rerun_after_a_crash_resumes_the_job_and_never_promotes_twice(stack: Stack) -> None:
