@@ -161,7 +161,7 @@ def upload_training_file(
         existing = _listed_file(client, name, len(content))
         if existing is not None:
             file_id = existing.id
-            logger.info("found %s file %s uploaded before a crash", role, file_id)
+            logger.info("found %s file %s already on the provider (same name and size)", role, file_id)
         elif len(content) > threshold:
             upload = client.uploads.upload_file_chunked(
                 file=content,

@@ -99,6 +99,21 @@ def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack:
     newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
     assert stack.store.get_json(newest.key)["released_by"]["run_id"] == "retrain-2026-11-01"
 
+    # What the domain modules log shows in the run's log in the UI, beside the tasks' own lines.
+    logs = {(log.name, log.message.split(" (")[0]) for log in run_logs(after.state_details.flow_run_id)}
+    assert ("retrain.run_lease", "took the nightly lease") in logs
+    assert ("retrain.discovery", "discovery: listed 1 key(s)") in logs
+
+
+def run_logs(flow_run_id: Any) -> list[Any]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30)
+    with get_client(sync_client=True) as prefect:
+        return prefect.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+
 
 def test_a_holder_whose_flow_run_ended_is_taken_over_without_waiting_for_the_lease_to_lapse(
     stack: Stack, caplog: pytest.LogCaptureFixture
