@@ -3,7 +3,8 @@
 Night 1 promotes a first model over the base model; night 2 adds data and promotes a
 better one; night 3 brings data with wrong answers and its candidate is rejected; night 4
 has no new data and finishes without any upload or job. The data is synthetic and
-deterministic (``retrain.synthetic``); the flow that runs each night is the real one.
+deterministic (``retrain.synthetic``); the flow that runs each night is the real one. Each demo
+starts over on an empty bucket, on the local stack only (it moves `production`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from retrain import synthetic
 from retrain.eval_sets import put_eval_set
 from retrain.storage import ObjectStore
 
-__all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set"]
+__all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set", "start_over"]
 
 EVAL_ITEMS = 300
 
@@ -41,6 +42,15 @@ NIGHTS: tuple[Night, ...] = (
     ),
     Night(date(2026, 11, 4), "nothing new landed", expect="no new data"),
 )
+
+
+def start_over(store: ObjectStore) -> int:
+    """Delete every object in the demo's bucket (under its prefix), so each demo tells the story
+    from night 1 instead of finding its nights already ingested; returns how many were deleted."""
+    keys = [info.key for info in store.list()]
+    for key in keys:
+        store.delete(key)
+    return len(keys)
 
 
 def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -> int:

@@ -42,6 +42,7 @@ __all__ = [
     "prefect_api_url",
     "prefect_env",
     "running_prefect_api_url",
+    "settings_off_the_stack",
     "status",
     "up",
 ]
@@ -214,6 +215,19 @@ def _pool_ready(pool_url: str) -> bool:
             return bool(json.load(response).get("status") == "READY")
     except (OSError, ValueError):
         return False
+
+
+def settings_off_the_stack(settings: Settings) -> list[str]:
+    """The settings that point retrain somewhere other than the local stack (empty if none do)."""
+    local = _env(settings)
+    off = []
+    if settings.s3.endpoint_url != local["RETRAIN_S3__ENDPOINT_URL"]:
+        off.append(f"RETRAIN_S3__ENDPOINT_URL={settings.s3.endpoint_url or '(AWS)'}")
+    if settings.provider.kind != "compatible":
+        off.append(f"RETRAIN_PROVIDER__KIND={settings.provider.kind}")
+    elif settings.provider.base_url != local["RETRAIN_PROVIDER__BASE_URL"]:
+        off.append(f"RETRAIN_PROVIDER__BASE_URL={settings.provider.base_url}")
+    return off
 
 
 def local_s3_settings(settings: Settings) -> S3Settings:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.console import Console
 
+from retrain.exceptions import ConfigError
 from retrain.settings import Settings, get_settings
 
 __all__ = ["register"]
@@ -54,8 +55,6 @@ def _run_night(night: date | None, via_deployment: bool = False) -> Any:
     if via_deployment:
         from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
-
-        from retrain.exceptions import ConfigError
 
         if "PREFECT_API_URL" not in os.environ:
             raise ConfigError(
@@ -99,17 +98,30 @@ def run(
 
 
 def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
-    """Start the local stack and tell the story of several nights (no credentials, no internet)."""
+    """Start the local stack and tell the story of several nights (no credentials, no internet).
+
+    The demo starts over each time: it empties the local bucket first. It runs only on the local
+    stack, since it lands synthetic examples and moves `production`.
+    """
     from retrain import local_stack
-    from retrain.demo import NIGHTS, land_night, seed_eval_set
+    from retrain.demo import NIGHTS, land_night, seed_eval_set, start_over
     from retrain.registry import Registry
     from retrain.storage import ObjectStore
 
     settings = get_settings()
+    off = local_stack.settings_off_the_stack(settings)
+    if off:
+        raise ConfigError(
+            f"retrain demo lands synthetic examples and moves `production`, so it runs on the local stack "
+            f"only, but {', '.join(off)}: unset it (or run the demo from a checkout without that .env)"
+        )
     console.rule("retrain demo: the local stack")
     local_stack.up(settings, with_prefect=via_deployment)
     _prepare_prefect(settings)
     store = ObjectStore.from_settings(settings.s3)
+    cleared = start_over(store)
+    if cleared:
+        console.print(f"starting over: deleted {cleared} object(s) a previous demo left in {store.uri('')}")
     seeded = seed_eval_set(store, settings.evaluation.eval_set)
     if seeded:
         console.print(f"seeded the held-out eval set: {seeded} items under {store.uri('eval/')}")

@@ -26,6 +26,6 @@ def test_readme_names_only_commands_that_exist() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     commands = ("demo", "run", "local", "serve", "ingest", "validate", "eval", "alias", "chat", "jobs")
-    for command in (*commands, "automations", "config-reference"):
+    for command in (*commands, "lease", "automations", "config-reference"):
         assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
         assert command in result.output
