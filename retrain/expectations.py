@@ -232,5 +232,5 @@ class SuiteRunner:
         context.validation_results_store.store_validation_results(result, identifier)
         context.build_data_docs(site_names=["retrain"])
         index = directory / "index.html"
-        logger.info("Data Docs written to %s", index)
+        logger.debug("Data Docs written to %s", index)
         return index

@@ -211,7 +211,9 @@ def _upload_data_docs(store: ObjectStore, index: Path | None, prefix: str) -> st
         store.put_bytes(
             prefix + path.relative_to(site).as_posix(), path.read_bytes(), content_type=content_type
         )
-    return prefix + index.relative_to(site).as_posix()
+    key = prefix + index.relative_to(site).as_posix()
+    logger.info("Data Docs of the batch stored at %s", store.uri(key))
+    return key
 
 
 def _reject_accepted(result: BatchResult) -> list[QuarantinedLine]:
