@@ -149,7 +149,7 @@ def discover(store: ObjectStore, *, reconcile: bool = False, overlap_days: int =
     partitions = {partition_of(info.key) for info in candidates}
     processed = processed_etags(store, partitions)
     new = [info for info in candidates if processed.get(info.key) != info.etag]
-    logger.info(
+    logger.debug(
         "discovery: listed %d key(s) %s, %d new",
         listed,
         "(full reconciliation)" if watermark is None else f"after {start_after}",

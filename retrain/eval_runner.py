@@ -500,7 +500,7 @@ def run_evaluation(
         "finished_at": datetime.now(UTC).isoformat(),
     }
     store.put_json(f"evals/{run_id}/summary.json", summary)
-    logger.info(
+    logger.debug(
         "eval run %s on %s: %s",
         run_id,
         eval_set.name,

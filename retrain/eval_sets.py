@@ -122,7 +122,7 @@ def load_eval_set(store: ObjectStore, name: str) -> EvalSet:
             f"eval set {name!r} not found at {store.uri(key)}: seed it with put_eval_set or fix the name"
         ) from exc
     eval_set = parse_eval_set(name, content, where=store.uri(key))
-    logger.info("loaded eval set %s: %d items, version %s", name, len(eval_set.items), eval_set.version[:12])
+    logger.debug("loaded eval set %s: %d items, version %s", name, len(eval_set.items), eval_set.version[:12])
     return eval_set
 
 

@@ -208,7 +208,7 @@ def ensure_job(
         previous = _known_job(client, store, spec)
     blocked = previous is not None and previous.status == "succeeded" and not previous.fine_tuned_model
     if previous is not None and previous.status not in _RETRYABLE_AFTER_END and not blocked:
-        logger.info("resuming fine-tuning job %s (%s)", previous.id, previous.status)
+        logger.debug("resuming fine-tuning job %s (%s)", previous.id, previous.status)
         _record_job(store, spec, previous, provider, owner)
         return TrainingJob(previous, resumed=True)
     if previous is not None:
@@ -228,7 +228,7 @@ def ensure_job(
             lambda: _alive_listed_job(client, spec),
             provider,
         )
-    logger.info("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
+    logger.debug("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
     _record_job(store, spec, job, provider, owner)
     return TrainingJob(job, resumed=False)
 

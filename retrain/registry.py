@@ -154,7 +154,7 @@ class Registry:
                     time.sleep(random.uniform(0, 0.005 * min(attempt + 1, 10)))
                     continue
                 self._record(state, event)
-                logger.info(
+                logger.debug(
                     "registry: %s %s -> %s (event %d, %s)",
                     alias,
                     current_id,

@@ -233,7 +233,7 @@ def acquire(
             _write(store, name, lease.seq, _lease_record(holder, lease.expires_at))
         except AlreadyExists:
             continue  # another run wrote seq + 1 first: look again
-        logger.info("took the %s lease (record %d) until %s", name, lease.seq, lease.expires_at)
+        logger.debug("took the %s lease (record %d) until %s", name, lease.seq, lease.expires_at)
         return lease
     raise _churning(name)
 

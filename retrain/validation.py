@@ -609,7 +609,7 @@ def validate_batch(
         cost=asdict(estimate),
         data_docs_index=docs_index,
     )
-    logger.info(
+    logger.debug(
         "validated %d lines: %d accepted, %d quarantined, gates %s",
         lines_read,
         accepted,
