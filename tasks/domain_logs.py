@@ -2,7 +2,7 @@
 
 The domain modules (``retrain.*``) log through ``logging`` and know nothing of Prefect. Inside a
 flow or task run their records also go to that run's log, so what they report (a lease taken
-over, a job resumed, an eval item that failed) shows in the UI beside the tasks' own lines.
+over, a failed job replaced, an eval item that failed) shows in the UI beside the tasks' own lines.
 Outside a run (the CLI, the lease-renewal thread) they reach only the console.
 """
 
