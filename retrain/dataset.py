@@ -245,7 +245,7 @@ def publish_version(
         version = load_version(store, version.version_id)
     store.put_json(LATEST_KEY, {"version_id": version.version_id})
     logger.info(
-        "dataset version %s: %d examples in %d shards", version.version_id, version.examples, len(shards)
+        "dataset version %s: %d examples in %d shard(s)", version.version_id, version.examples, len(shards)
     )
     return version
 
