@@ -21,7 +21,7 @@ import logging
 import mimetypes
 import tempfile
 from collections import deque
-from collections.abc import Container, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -117,8 +117,13 @@ def ingest_objects(
     *,
     run_id: str,
     eval_prompts: Container[str] = frozenset(),
+    progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> IngestReport:
-    """Validate a batch of new objects and curate what passes; idempotent per batch."""
+    """Validate a batch of new objects and curate what passes; idempotent per batch.
+
+    ``progress(bytes_read, total_bytes)`` follows the reading of the objects (as stored, so a
+    gzipped object counts its compressed bytes), after each chunk is validated.
+    """
     batch_id = batch_id_for(objects)
     done = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
     if done is not None:
@@ -134,7 +139,7 @@ def ingest_objects(
     nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
     with tempfile.TemporaryDirectory(prefix="retrain-data-docs-") as docs_dir:
         result = validate_batch(
-            _sources(store, objects),
+            _sources(store, objects, progress),
             nightly_validation,
             base_model=settings.training.base_model,
             known_hashes=seen.hashes,
@@ -176,12 +181,24 @@ def ingest_objects(
     return report
 
 
-def _sources(store: ObjectStore, objects: Sequence[ObjectInfo]) -> Iterator[tuple[str, Iterator[bytes]]]:
+def _sources(
+    store: ObjectStore, objects: Sequence[ObjectInfo], progress: Callable[[int, int], None]
+) -> Iterator[tuple[str, Iterator[bytes]]]:
     """(key, chunks) per object, in order; small objects are fetched a few ahead, in parallel.
 
     Objects above _WHOLE_OBJECT_BYTES are streamed when their turn comes, so memory stays
-    bounded by the read-ahead window.
+    bounded by the read-ahead window. ``progress`` gets the bytes read so far and in all.
     """
+    total = sum(info.size for info in objects)
+    read = 0
+
+    def counted(chunks: Iterable[bytes]) -> Iterator[bytes]:
+        nonlocal read
+        for chunk in chunks:
+            yield chunk  # the caller asks for the next chunk once it has validated this one
+            read += len(chunk)
+            progress(read, total)
+
     remaining = iter(objects)
     window: deque[tuple[ObjectInfo, Future[bytes] | None]] = deque()
     with ThreadPoolExecutor(max_workers=_READ_AHEAD) as pool:
@@ -198,7 +215,8 @@ def _sources(store: ObjectStore, objects: Sequence[ObjectInfo]) -> Iterator[tupl
         while window:
             info, body = window.popleft()
             fill()
-            yield info.key, (iter((body.result(),)) if body is not None else store.iter_chunks(info.key))
+            chunks = (body.result(),) if body is not None else store.iter_chunks(info.key)
+            yield info.key, counted(chunks)
 
 
 def _upload_data_docs(store: ObjectStore, index: Path | None, prefix: str) -> str | None:

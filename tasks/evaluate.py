@@ -15,6 +15,7 @@ from retrain.eval_sets import load_eval_set
 from retrain.settings import OrchestrationSettings, get_settings
 from retrain.storage import ObjectStore
 from tasks.finetune import provider_with_credentials
+from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = ["evaluate_models", "evaluate_sets", "evaluation_task_runner"]
@@ -28,13 +29,15 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
     store = ObjectStore.from_settings(settings.s3)
     logger = get_run_logger()
     eval_set = load_eval_set(store, eval_set_name)
-    step = max(1, len(targets) * len(eval_set.items) // 10)
-
-    def progress(done: int, total: int) -> None:
-        if done % step == 0 or done == total:
-            logger.info("%s: %d/%d answers graded", eval_set_name, done, total)
-
-    report = run_evaluation(store, targets, eval_set, settings.evaluation, run_id=run_id, progress=progress)
+    progress = TaskProgress(f"evaluating {len(targets)} model(s) on {eval_set_name}")
+    report = run_evaluation(
+        store,
+        targets,
+        eval_set,
+        settings.evaluation,
+        run_id=run_id,
+        progress=lambda done, total: progress.update(done, total, f"{done}/{total} answers graded"),
+    )
     labels = set(report.models)
     if {CANDIDATE, PRODUCTION} <= labels:
         create_table_artifact(

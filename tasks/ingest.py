@@ -12,6 +12,7 @@ from retrain.ingest import IngestReport, ingest_objects
 from retrain.reports import validation_markdown
 from retrain.settings import get_settings
 from retrain.storage import ObjectInfo, ObjectStore
+from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = ["discover_new_objects", "validate_and_curate"]
@@ -37,12 +38,24 @@ def discover_new_objects(reconcile: bool = False) -> list[ObjectInfo]:
     return found.new
 
 
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 1e6:,.1f} MB"
+
+
 @task(name="validate-and-curate", **IO_TASK)
 def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Container[str]) -> IngestReport:
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
     logger = get_run_logger()
-    report = ingest_objects(store, objects, settings, run_id=run_id, eval_prompts=eval_prompts)
+    progress = TaskProgress(f"validating {len(objects)} new object(s)")
+    report = ingest_objects(
+        store,
+        objects,
+        settings,
+        run_id=run_id,
+        eval_prompts=eval_prompts,
+        progress=lambda done, total: progress.update(done, total, f"{_mb(done)} of {_mb(total)} read"),
+    )
     logger.info(
         "batch %s: %d lines read = %d accepted + %d quarantined %s",
         report.batch_id,

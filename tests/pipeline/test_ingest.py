@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 
+import retrain.ingest
 from retrain.ingest import find_new_objects, ingest_objects
 from retrain.settings import load_settings
 from retrain.storage import ObjectStore
@@ -29,3 +31,23 @@ def test_exact_and_near_duplicates_of_curated_examples_are_quarantined(moto_stor
     assert night2.by_reason.get("duplicate", 0) >= 1
     assert night2.by_reason.get("near_duplicate", 0) >= 1
     assert find_new_objects(moto_store) == []
+
+
+def test_progress_follows_the_bytes_read_up_to_every_byte_of_the_batch(
+    moto_store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retrain.ingest, "_WHOLE_OBJECT_BYTES", 1 << 20)  # stream the big one in chunks
+    _land(moto_store, "incoming/2026-11-01/small.jsonl", make_examples(20, seed=1))
+    _land(moto_store, "incoming/2026-11-01/big.jsonl", make_examples(8000, seed=2))
+    objects = find_new_objects(moto_store)
+    total = sum(info.size for info in objects)
+    assert total > 2 << 20
+    seen: list[tuple[int, int]] = []
+    report = ingest_objects(
+        moto_store, objects, load_settings(), run_id="r", progress=lambda done, of: seen.append((done, of))
+    )
+    assert report.lines_read == 8020
+    assert len(seen) >= 4  # the small object, then the big one chunk by chunk
+    assert {of for _, of in seen} == {total}
+    assert [done for done, _ in seen] == sorted({done for done, _ in seen})  # only ever forward
+    assert seen[-1] == (total, total)

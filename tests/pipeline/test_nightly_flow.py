@@ -102,7 +102,8 @@ def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack:
     # What the domain modules log shows in the run's log in the UI, beside the tasks' own lines.
     domain = [(log.name, log.message) for log in run_logs(after.state_details.flow_run_id)]
     assert any(
-        name == "retrain.dataset" and message.endswith(": 5 examples in 1 shard(s)") for name, message in domain
+        name == "retrain.dataset" and message.endswith(": 5 examples in 1 shard(s)")
+        for name, message in domain
     ), domain
 
 
