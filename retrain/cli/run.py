@@ -113,7 +113,8 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     if off:
         raise ConfigError(
             f"retrain demo lands synthetic examples and moves `production`, so it runs on the local stack "
-            f"only, but {', '.join(off)}: unset it (or run the demo from a checkout without that .env)"
+            f"only, but {', '.join(off)}: unset {'them' if len(off) > 1 else 'it'} (or run the demo from a "
+            "checkout without that .env)"
         )
     console.rule("retrain demo: the local stack")
     local_stack.up(settings, with_prefect=via_deployment)
