@@ -6,7 +6,8 @@ the data checks. Each expectation says in ``meta.level`` what it is:
 * ``row``: a per-row check; each failing row is quarantined with the reason code
   ``expectation:<type>:<column>``.
 * ``batch``: a gate over the whole batch (token-length distribution, duplicate rate, share of
-  examples with a system prompt, ...); a failure stops the run.
+  examples with a system prompt, ...); a failure stops the run. ``meta.gate`` names it in
+  reports (default ``expectation:<type>:<column>``).
 
 ``great_expectations`` takes 5-7 s to import, so it is imported lazily, on first use. Frames use
 a plain 0..n-1 index: index columns make COMPLETE results very slow.
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,18 +38,30 @@ _LEVELS = ("row", "batch")
 
 @dataclass
 class GateCheck:
-    """One batch-level gate: its outcome, what was seen, the bound it was held to, one line why."""
+    """One batch-level gate: its outcome, what was seen, the bound it was held to, and what that
+    means in a few words (``detail``; ``message`` adds the gate's name)."""
 
     name: str
     passed: bool
     observed: float | int
     threshold: float | int
-    message: str
+    detail: str
+
+    @property
+    def message(self) -> str:
+        return f"{self.name}: {self.detail}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "message": self.message}
 
 
 def _label(expectation: dict[str, Any]) -> str:
     column = expectation.get("kwargs", {}).get("column")
     return f"expectation:{expectation['type']}" + (f":{column}" if column else "")
+
+
+def _gate_name(expectation: dict[str, Any]) -> str:
+    return str(expectation.get("meta", {}).get("gate") or _label(expectation))
 
 
 def _number(value: Any) -> float | int:
@@ -61,10 +75,8 @@ def _number(value: Any) -> float | int:
         return float("nan")
 
 
-def _describe_batch_result(
-    label: str, kwargs: dict[str, Any], observed: Any
-) -> tuple[float | int, float | int, str]:
-    """(observed, threshold, message) for a failed or passed batch-level expectation."""
+def _describe_batch_result(kwargs: dict[str, Any], observed: Any) -> tuple[float | int, float | int, str]:
+    """(observed, threshold, detail) for a failed or passed batch-level expectation."""
     if isinstance(observed, dict) and "values" in observed:
         ranges = kwargs["quantile_ranges"]
         parts = []
@@ -76,11 +88,17 @@ def _describe_batch_result(
             parts.append(f"q{quantile:g}={value:g} in [{low}, {high}]" + ("" if ok else " (out)"))
             if not ok:
                 worst = (_number(value), _number(high if high is not None and value > high else low))
-        return worst[0], worst[1], f"{label}: " + ", ".join(parts)
+        return worst[0], worst[1], ", ".join(parts)
     value = _number(observed)
     low, high = kwargs.get("min_value"), kwargs.get("max_value")
     threshold = high if high is not None and value > high else low if low is not None else high
-    return value, _number(threshold), f"{label}: observed {value:.4g}, allowed [{low}, {high}]"
+    if low is None:
+        allowed = f"at most {high:g}"
+    elif high is None:
+        allowed = f"at least {low:g}"
+    else:
+        allowed = f"allowed [{low:g}, {high:g}]"
+    return value, _number(threshold), f"observed {value:.4g}, {allowed}"
 
 
 class SuiteRunner:
@@ -119,6 +137,16 @@ class SuiteRunner:
     def columns(self) -> set[str]:
         """Every column the suite reads."""
         return {e["kwargs"]["column"] for e in self._raw["expectations"] if "column" in e.get("kwargs", {})}
+
+    def require_columns(self, level: str, available: Sequence[str]) -> None:
+        """Refuse, at start-up, a level's expectation that reads a column its frames lack."""
+        for expectation in self.expectations(level):
+            column = expectation.get("kwargs", {}).get("column")
+            if column is not None and column not in available:
+                raise ConfigError(
+                    f"expectation {_label(expectation)} in {self.path} reads column {column!r}, which "
+                    f"{level}-level expectations cannot: use one of {', '.join(available)}"
+                )
 
     def _suite(self, level: str) -> Any:
         if level not in self._suites:
@@ -185,7 +213,7 @@ class SuiteRunner:
             return [], None
         if frame.empty:
             skipped = [
-                GateCheck(_label(e), True, 0, 0, f"{_label(e)}: skipped, no examples to measure")
+                GateCheck(_gate_name(e), True, 0, 0, "skipped, no examples to measure")
                 for e in self.expectations("batch")
             ]
             return skipped, None
@@ -193,11 +221,10 @@ class SuiteRunner:
         checks = []
         for item in result.results:
             config = item.expectation_config.to_json_dict()
-            label = _label(config)
-            observed, threshold, message = _describe_batch_result(
-                label, config["kwargs"], item.result.get("observed_value")
+            observed, threshold, detail = _describe_batch_result(
+                config["kwargs"], item.result.get("observed_value")
             )
-            checks.append(GateCheck(label, bool(item.success), observed, threshold, message))
+            checks.append(GateCheck(_gate_name(config), bool(item.success), observed, threshold, detail))
         index = self.build_data_docs(result, data_docs_dir) if data_docs_dir is not None else None
         return checks, index
 

@@ -291,7 +291,7 @@ def _report(
         accepted=accepted,
         quarantined=len(quarantined),
         by_reason=by_reason,
-        gates=[asdict(gate) for gate in result.gates],
+        gates=[gate.to_json() for gate in result.gates],
         passed=result.passed,
         version_id=version.version_id if version else None,
         quarantine_key=quarantine_key,

@@ -40,10 +40,11 @@ def validation_markdown(report: IngestReport) -> str:
     lines += ["| object | lines | accepted | quarantined |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| `{o.key}` | {o.lines_read} | {o.accepted} | {o.quarantined} |" for o in report.objects]
     if report.gates:
-        lines += ["", "| gate | result | observed | threshold |", "| --- | --- | ---: | ---: |"]
+        lines += ["", "| gate | result | detail |", "| --- | --- | --- |"]
         for gate in report.gates:
-            result = "pass" if gate["passed"] else "FAIL"
-            lines.append(f"| {gate['name']} | {result} | {gate['observed']} | {gate['threshold']} |")
+            result = "pass" if gate["passed"] else "**FAIL**"
+            # reports stored before gates had a detail carry only the message
+            lines.append(f"| {gate['name']} | {result} | {gate.get('detail') or gate['message']} |")
     if report.cost_estimate_usd is not None:
         lines += ["", f"Estimated training cost of this batch: ${report.cost_estimate_usd:.2f}"]
     return "\n".join(lines)

@@ -73,6 +73,7 @@ from retrain.settings import TrainingSettings, ValidationSettings
 from retrain.tokens import estimate_cost, example_token_limit
 
 __all__ = [
+    "BATCH_COLUMNS",
     "AcceptedExample",
     "BatchResult",
     "GateCheck",
@@ -87,6 +88,8 @@ logger = logging.getLogger(__name__)
 
 _DUPLICATE_CODES = frozenset({"duplicate", "near_duplicate"})
 _MAX_WORKERS = 8
+# The columns batch-level expectations can read (kept for every accepted example of the batch).
+BATCH_COLUMNS = ("n_tokens", "has_system", "is_duplicate")
 
 
 @dataclass
@@ -168,7 +171,7 @@ class BatchResult:
             "token_stats": self.token_stats,
             "cost_estimate_usd": self.cost_estimate_usd,
             "cost": self.cost,
-            "gates": [asdict(gate) for gate in self.gates],
+            "gates": [gate.to_json() for gate in self.gates],
             "data_docs_index": str(self.data_docs_index) if self.data_docs_index else None,
         }
 
@@ -375,6 +378,8 @@ class _BatchValidator:
         self.chunk_rows = settings.chunk_rows
         suite_path = settings.suite_path if settings.format == "chat" else settings.preference_suite_path
         self.runner = SuiteRunner(suite_path)
+        self.runner.require_columns("row", feature_row_columns())
+        self.runner.require_columns("batch", BATCH_COLUMNS)
         row_columns = {
             e["kwargs"]["column"] for e in self.runner.expectations("row") if "column" in e.get("kwargs", {})
         }
@@ -391,11 +396,7 @@ class _BatchValidator:
         self.by_reason: Counter[str] = Counter()
         self.accepted: list[AcceptedExample] = []
         self.quarantined: list[QuarantinedLine] = []
-        self.batch_columns: dict[str, list[np.ndarray[Any, Any]]] = {
-            "n_tokens": [],
-            "has_system": [],
-            "is_duplicate": [],
-        }
+        self.batch_columns: dict[str, list[np.ndarray[Any, Any]]] = {name: [] for name in BATCH_COLUMNS}
         self.accepted_tokens: list[np.ndarray[Any, Any]] = []
         self.duplicates = 0
 
@@ -514,7 +515,7 @@ class _BatchValidator:
                 accepted >= minimum,
                 accepted,
                 minimum,
-                f"min_new_examples: {accepted} accepted, at least {minimum} needed",
+                f"{accepted} accepted, at least {minimum} needed",
             )
         ]
         counted = lines_read - self.duplicates
@@ -527,7 +528,7 @@ class _BatchValidator:
                 rate <= ceiling,
                 round(rate, 6),
                 ceiling,
-                f"max_quarantine_rate: {bad} of {counted} non-duplicate lines quarantined ({rate:.1%}), "
+                f"{bad} of {counted} non-duplicate lines quarantined ({rate:.1%}), "
                 f"at most {ceiling:.1%} allowed",
             )
         )

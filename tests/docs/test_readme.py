@@ -8,6 +8,8 @@ from typer.testing import CliRunner
 
 from retrain.cli.main import app
 from retrain.config_docs import configuration_reference
+from retrain.line_checks import feature_row_columns
+from retrain.validation import BATCH_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,3 +31,9 @@ def test_readme_names_only_commands_that_exist() -> None:
     for command in (*commands, "lease", "automations", "config-reference"):
         assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
         assert command in result.output
+
+
+def test_readme_names_the_columns_suite_expectations_can_read() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for column in (*feature_row_columns(), *BATCH_COLUMNS):
+        assert f"`{column}`" in readme, column

@@ -56,7 +56,12 @@ def test_dirty_file_exits_1_and_writes_the_quarantine(app: typer.Typer, tmp_path
     assert "FAIL" in result.output and "max_quarantine_rate" in result.output
     lines = [json.loads(line) for line in quarantine.read_text().splitlines()]
     assert len(lines) == 10 and lines[0]["reasons"][0]["code"] == "not_json" and lines[0]["raw"] == "nope"
-    assert json.loads(report.read_text())["by_reason"] == {"not_json": 10}
+    summary = json.loads(report.read_text())
+    assert summary["by_reason"] == {"not_json": 10}
+    (failed,) = [gate for gate in summary["gates"] if not gate["passed"]]
+    assert failed["name"] == "max_quarantine_rate" and failed["threshold"] == 0.2
+    assert failed["detail"] == "10 of 30 non-duplicate lines quarantined (33.3%), at most 20.0% allowed"
+    assert failed["message"] == f"max_quarantine_rate: {failed['detail']}"
 
 
 @pytest.mark.parametrize(

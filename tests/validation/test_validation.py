@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from retrain.chat_format import example_hash, normalise_prompt
+from retrain.exceptions import ConfigError
 from retrain.settings import TrainingSettings, ValidationSettings
 from retrain.validation import validate_batch
 
@@ -184,10 +185,11 @@ def test_duplicates_do_not_count_towards_the_quarantine_rate_but_towards_the_dup
     examples = clean_examples(20)
     result = _run(jsonl(*examples, *examples, *examples[:5]), settings)
     names = [g.name for g in result.failed_gates()]
-    assert names == ["expectation:expect_column_mean_to_be_between:is_duplicate"]
+    assert names == ["duplicate_rate"]  # meta.gate in the suite file
     gate = result.failed_gates()[0]
     assert gate.observed == pytest.approx(25 / 45)
     assert gate.threshold == 0.5
+    assert gate.message == "duplicate_rate: observed 0.5556, at most 0.5"
     quarantine_gate = next(g for g in result.gates if g.name == "max_quarantine_rate")
     assert quarantine_gate.passed and quarantine_gate.observed == 0
 
@@ -207,8 +209,48 @@ def test_editing_a_threshold_in_the_suite_file_changes_the_outcome(
     edited.write_text(json.dumps(suite))
     result = _run(data, settings.model_copy(update={"suite_path": edited}))
     (gate,) = result.failed_gates()
-    assert gate.name == "expectation:expect_column_mean_to_be_between:has_system"
+    assert gate.name == "system_prompt_share"
     assert gate.observed == 0.5 and gate.threshold == 0.9
+    assert gate.detail == "observed 0.5, at least 0.9"
+
+
+def test_a_batch_expectation_without_a_gate_name_is_named_by_its_type_and_column(
+    tmp_path: Path, settings: ValidationSettings
+) -> None:
+    suite = json.loads(CHAT_SUITE.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_mean_to_be_between",
+            "kwargs": {"column": "n_tokens", "min_value": 40, "max_value": 100},
+            "meta": {"level": "batch"},
+        }
+    )
+    edited = tmp_path / "suite.json"
+    edited.write_text(json.dumps(suite))
+    result = _run(jsonl(*clean_examples(20)), settings.model_copy(update={"suite_path": edited}))
+    (gate,) = result.failed_gates()
+    assert gate.name == "expectation:expect_column_mean_to_be_between:n_tokens"
+    assert gate.detail.startswith("observed ") and gate.detail.endswith(", allowed [40, 100]")
+    assert gate.observed < 40 and gate.threshold == 40
+
+
+@pytest.mark.parametrize(("level", "column"), [("batch", "n_messages"), ("row", "n_mesages")])
+def test_an_expectation_on_a_column_its_level_lacks_is_refused_at_start_up(
+    tmp_path: Path, settings: ValidationSettings, level: str, column: str
+) -> None:
+    suite = json.loads(CHAT_SUITE.read_text())
+    suite["expectations"].append(
+        {
+            "type": "expect_column_mean_to_be_between",
+            "kwargs": {"column": column, "min_value": 1},
+            "meta": {"level": level},
+        }
+    )
+    edited = tmp_path / "suite.json"
+    edited.write_text(json.dumps(suite))
+    refused = f"reads column '{column}', which {level}-level expectations cannot"
+    with pytest.raises(ConfigError, match=refused):
+        _run(jsonl(*clean_examples(20)), settings.model_copy(update={"suite_path": edited}))
 
 
 def test_row_expectations_from_the_file_quarantine_rows(tmp_path: Path, settings: ValidationSettings) -> None:
