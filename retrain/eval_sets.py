@@ -119,7 +119,9 @@ def load_eval_set(store: ObjectStore, name: str) -> EvalSet:
         content = store.get_bytes(key)
     except ObjectNotFound as exc:
         raise EvaluationError(
-            f"eval set {name!r} not found at {store.uri(key)}: seed it with put_eval_set or fix the name"
+            f"eval set {name!r} not found at {store.uri(key)}: upload it there (JSONL, one chat "
+            "example per line, its last assistant message the reference) or fix the name "
+            "(RETRAIN_EVALUATION__EVAL_SET, RETRAIN_EVALUATION__GUARDRAILS, `retrain eval --set`)"
         ) from exc
     eval_set = parse_eval_set(name, content, where=store.uri(key))
     logger.debug("loaded eval set %s: %d items, version %s", name, len(eval_set.items), eval_set.version[:12])

@@ -56,11 +56,12 @@ def test_version_and_item_hash_follow_content(store: ObjectStore) -> None:
     assert put_eval_set(store, "main", [example("Q", "A", id="x")]).version == one.version
 
 
-def test_missing_set_names_the_key(store: ObjectStore) -> None:
+def test_missing_set_names_the_key_and_how_to_fix_it(store: ObjectStore) -> None:
     with pytest.raises(
         EvaluationError, match=r"eval set 'guardrail' not found at s3://test-bucket/eval/guardrail/"
-    ):
+    ) as raised:
         load_eval_set(store, "guardrail")
+    assert "upload it there" in str(raised.value) and "RETRAIN_EVALUATION__EVAL_SET" in str(raised.value)
 
 
 @pytest.mark.parametrize(
