@@ -151,10 +151,18 @@ class SuiteRunner:
     def _suite(self, level: str) -> Any:
         if level not in self._suites:
             import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
 
             if self._context is None:
-                self._context = gx.get_context(mode="ephemeral")
+                # No default docs site in a temporary folder: Data Docs go to our own site only.
+                in_memory = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+                self._context = gx.get_context(
+                    mode="ephemeral", project_config=DataContextConfig(store_backend_defaults=in_memory)
+                )
                 self._context.enable_analytics(False)
                 self._context.variables.progress_bars = ProgressBarsConfig(globally=False)
                 source = self._context.data_sources.add_pandas("retrain")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -306,8 +307,13 @@ def test_preference_batches_use_the_preference_suite(settings: ValidationSetting
     assert result.passed
 
 
-def test_data_docs_are_built(tmp_path: Path, settings: ValidationSettings) -> None:
+def test_data_docs_are_built_only_where_asked(
+    tmp_path: Path, settings: ValidationSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="great_expectations")
     result = _run(jsonl(*clean_examples(12)), settings, data_docs_dir=tmp_path / "docs")
     assert result.passed
     assert (tmp_path / "docs" / "index.html").is_file()
+    # GX's default ephemeral context announces a docs site in a temporary folder it never uses
+    assert not [r for r in caplog.records if "temporary directory" in r.getMessage()]
     shutil.rmtree(tmp_path / "docs")
