@@ -185,8 +185,11 @@ def provider_named(settings: Settings, name: str) -> ProviderSettings:
     for key, provider in settings.providers.items():
         if name in (key, provider.name):
             return provider
-    known = ", ".join(sorted({settings.provider.name, *settings.providers})) or "none"
+    known = ", ".join(sorted({settings.provider.name, *(p.name for p in settings.providers.values())}))
+    key = re.sub(r"[^a-z0-9_]", "_", name.lower())  # env keys come lower-cased; no '-' in shells
+    prefix = f"RETRAIN_PROVIDERS__{key.upper()}"
+    named = "" if key == name else f"{prefix}__NAME={name}, "
     raise ConfigError(
         f"provider {name!r} is not configured (known: {known}): "
-        f"add it with RETRAIN_PROVIDERS__{name.upper()}__KIND / __BASE_URL / __API_KEY"
+        f"add it with {named}{prefix}__KIND / __BASE_URL / __API_KEY"
     )

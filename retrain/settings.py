@@ -377,7 +377,8 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderSettings] = Field(
         default_factory=dict,
         description="More named providers, for models served elsewhere than `provider` "
-        "(RETRAIN_PROVIDERS__<NAME>__BASE_URL, ...); the registry names each model's provider.",
+        "(RETRAIN_PROVIDERS__<NAME>__KIND, __BASE_URL, ...; the name is the key unless __NAME is "
+        "set); the registry names each model's provider.",
     )
     validation: ValidationSettings = ValidationSettings()
     ingest: IngestSettings = IngestSettings()
@@ -386,6 +387,13 @@ class Settings(BaseSettings):
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
+
+    @model_validator(mode="after")
+    def _providers_named_by_their_key(self) -> Settings:
+        for key, provider in self.providers.items():
+            if "name" not in provider.model_fields_set:
+                self.providers[key] = provider.model_copy(update={"name": key})
+        return self
 
 
 def _describe(exc: ValidationError) -> str:

@@ -15,9 +15,11 @@ from retrain.decisions import (
 )
 from retrain.eval_runner import EvalReport
 from retrain.gate import decide
+from retrain.providers import provider_named
 from retrain.registry import ModelRecord, Registry
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
+from tasks.finetune import provider_with_credentials
 from tasks.registry import announce_alias_change
 from tasks.retry import IO_TASK
 
@@ -35,8 +37,11 @@ def plan_tonight() -> TrainingPlan:
 
 @task(name="current-production", **IO_TASK)
 def current_production() -> ModelRecord:
+    """The model `production` points to; fails (ConfigError) unless its provider is configured
+    with its key, since it is evaluated there."""
     settings = get_settings()
     record = production_or_base(Registry(ObjectStore.from_settings(settings.s3)), settings)
+    provider_with_credentials(provider_named(settings, record.provider))
     get_run_logger().info("production is %s (provider %s)", record.model_id, record.provider)
     return record
 

@@ -9,6 +9,7 @@ from openai import OpenAI
 
 from flows.nightly import nightly_retrain
 from retrain.budget import ledger_key
+from retrain.exceptions import ConfigError
 from retrain.registry import Registry
 from retrain.settings import get_settings
 from tests.pipeline.conftest import Stack
@@ -45,6 +46,47 @@ def test_the_nightly_flow_runs_unchanged_on_an_azure_provider(
     assert routes.get("POST /chat/completions", 0) == 0
     assert routes.get("POST /fine_tuning/jobs", 0) == 1
     assert AZURE_KEY.encode() not in _all_objects(stack)
+
+
+def test_moving_to_another_provider_compares_against_production_where_it_is_served(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    assert "promoted" in (nightly_retrain(night=date(2026, 11, 1), return_state=True).message or "")
+    first = Registry(stack.store).get("production")
+    assert first is not None and first.provider == "local"
+
+    # Training moves to another provider (Azure's API here, on the same local server).
+    monkeypatch.setenv("RETRAIN_PROVIDER__KIND", "azure")
+    monkeypatch.setenv("RETRAIN_PROVIDER__NAME", "azure-local")
+    monkeypatch.setenv("RETRAIN_PROVIDER__AZURE_ENDPOINT", stack.api_root)
+    monkeypatch.setenv("RETRAIN_PROVIDER__API_KEY", AZURE_KEY)
+    get_settings.cache_clear()
+    land(stack, "incoming/2026-11-02/a.jsonl", 2000, seed=2)
+    routes = stack.admin("GET", "/admin/stats").json()["routes"]
+
+    # Production still lives on 'local', which is no longer configured: refused before paying.
+    refused = nightly_retrain(night=date(2026, 11, 2), return_state=True)
+    assert refused.is_failed()
+    with pytest.raises(ConfigError, match="RETRAIN_PROVIDERS__LOCAL__KIND"):
+        refused.result()
+    after = stack.admin("GET", "/admin/stats").json()["routes"]
+    for route in ("POST /files", "POST /uploads", "POST /fine_tuning/jobs"):
+        assert after.get(route, 0) == routes.get(route, 0), route
+
+    monkeypatch.setenv("RETRAIN_PROVIDERS__LOCAL__BASE_URL", str(stack.settings.provider.base_url))
+    get_settings.cache_clear()
+    for cached in stack.store.list("state/eval-cache/"):  # so production is asked again, not read back
+        stack.store.delete(cached.key)
+    state = nightly_retrain(night=date(2026, 11, 2), return_state=True)
+    assert state.is_completed() and "promoted" in (state.message or ""), state.message
+    second = Registry(stack.store).get("production")
+    assert second is not None and second.provider == "azure-local" and second.model_id != first.model_id
+    done = stack.admin("GET", "/admin/stats").json()["routes"]
+    # The candidate answered through Azure's paths, production through the compatible API.
+    azure = "POST /deployments/{deployment}/chat/completions"
+    assert done.get(azure, 0) - after.get(azure, 0) >= 120
+    assert done.get("POST /chat/completions", 0) - after.get("POST /chat/completions", 0) >= 120
 
 
 def test_a_job_over_budget_is_refused_before_any_upload(
