@@ -75,7 +75,7 @@ def _night(night: date, run_id: str, lease: HeldLease) -> State[Any]:
         return Completed(message=plan.reason)
     version_id = plan.version.version_id
 
-    current_production()  # before anything is paid for: production must be reachable to compare with
+    current_production()  # before anything is paid for: its provider must be configured to compare
     files = prepare_training_files(version_id, prompts)
     budget = check_training_budget(version_id, files)
     file_ids = upload_training_files(files)
