@@ -10,6 +10,7 @@ from rich.table import Table
 
 from retrain.cli.actor import cli_actor
 from retrain.registry import ModelRecord, Registry, RegistryEvent
+from retrain.resolver import AliasReader
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 
@@ -160,5 +161,5 @@ def rollback(
 
 @app.command()
 def resolve(name: AliasName) -> None:
-    """Print just the model id the alias points to (for scripts)."""
-    typer.echo(_registry().resolve(name).model_id)
+    """Print just the model id the alias points to, read as serving code reads it (for scripts)."""
+    typer.echo(AliasReader(ObjectStore.from_settings(get_settings().s3)).resolve(name).model_id)

@@ -59,6 +59,7 @@ def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
 
     code, out = run("rollback", "production")
     assert (code, "production: ft:b -> ft:a (event 4)" in out) == (0, True)
+    assert run("resolve", "production") == (0, "ft:a\n")
     assert run("rollback", "production", "--to", "ft:b", "--reason", "a was worse")[0] == 0
     assert run("resolve", "production") == (0, "ft:b\n")
     record = Registry(ObjectStore.from_settings(s3)).resolve("staging")
