@@ -13,7 +13,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
 from retrain.ingest import IngestReport
 
-__all__ = ["metrics_rows", "training_job_markdown", "validation_markdown"]
+__all__ = ["metrics_rows", "training_job_markdown", "training_progress", "validation_markdown"]
 
 
 def validation_markdown(report: IngestReport) -> str:
@@ -48,6 +48,18 @@ def validation_markdown(report: IngestReport) -> str:
     if report.cost_estimate_usd is not None:
         lines += ["", f"Estimated training cost of this batch: ${report.cost_estimate_usd:.2f}"]
     return "\n".join(lines)
+
+
+def training_progress(event: FineTuningJobEvent) -> tuple[float, float, str] | None:
+    """(step, total steps, a line saying so) of a `metrics` event that counts its steps."""
+    data = event.data if event.type == "metrics" and isinstance(event.data, dict) else {}
+    step, total, loss = data.get("step"), data.get("total_steps"), data.get("train_loss")
+    if not isinstance(step, int | float) or not isinstance(total, int | float) or total <= 0:
+        return None
+    line = f"step {step:g} of {total:g}"
+    if isinstance(loss, int | float):
+        line += f", training loss {loss:.4g}"
+    return float(step), float(total), line
 
 
 def metrics_rows(events: Iterable[FineTuningJobEvent]) -> list[dict[str, Any]]:

@@ -32,9 +32,10 @@ from retrain.finetune import (
     wait_for_job,
 )
 from retrain.providers import api_errors, make_client, with_api_key
-from retrain.reports import metrics_rows, training_job_markdown
+from retrain.reports import metrics_rows, training_job_markdown, training_progress
 from retrain.settings import ProviderSettings, Settings, get_settings
 from retrain.storage import ObjectStore
+from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = [
@@ -173,11 +174,17 @@ def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
     logger = get_run_logger()
     events: list[FineTuningJobEvent] = []
     status = {"last": training.job.status}
+    progress: list[TaskProgress] = []  # created on the first metrics event that counts steps
 
     def log_event(event: FineTuningJobEvent) -> None:
         events.append(event)
         if event.type != "metrics":
             logger.info("[%s] %s", training.job.id, event.message)
+        steps = training_progress(event)
+        if steps is not None:
+            if not progress:
+                progress.append(TaskProgress(f"fine-tuning job {training.job.id}"))
+            progress[0].update(*steps)
 
     def log_status(job: FineTuningJob) -> None:
         if job.status != status["last"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -37,6 +38,15 @@ def test_promote_improve_reject_idle_and_rollback(stack: Stack) -> None:
     history = production_history(stack)
     assert [action for action, _ in history] == ["promote"]
     night1_model = history[-1][1]
+    # Training showed its progress: a bar that ends full, and a line with the last step.
+    (job,) = client(stack).fine_tuning.jobs.list().data
+    steps = [
+        log.message
+        for log in run_logs(first.state_details.flow_run_id)
+        if log.message.startswith(f"fine-tuning job {job.id}: step ")
+    ]
+    assert steps and re.fullmatch(r".*: step (\d+) of \1, training loss [\d.e+-]+", steps[-1]), steps
+    assert progress_bars(first.state_details.flow_run_id)[f"fine-tuning job {job.id}"] == 100.0
 
     land(stack, "incoming/2026-11-02/a.jsonl", 2000, seed=2)
     second = run("2026-11-02")
@@ -105,6 +115,17 @@ def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack:
         name == "retrain.dataset" and message.endswith(": 5 examples in 1 shard(s)")
         for name, message in domain
     ), domain
+
+
+def progress_bars(flow_run_id: Any) -> dict[str, float]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as prefect:
+        artifacts = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {str(a.description): float(a.data) for a in artifacts if a.type == "progress"}
 
 
 def run_logs(flow_run_id: Any) -> list[Any]:
