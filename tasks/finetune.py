@@ -60,7 +60,8 @@ def provider_with_credentials(provider: ProviderSettings) -> ProviderSettings:
     except ValueError:
         raise ConfigError(
             f"provider {provider.name!r}: Prefect Secret block {name!r} not found: create it "
-            f"(Secret(value=...).save({name!r})) or unset RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK"
+            f"(Secret(value=...).save({name!r})) or unset RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK "
+            "(RETRAIN_PROVIDERS__<KEY>__API_KEY_SECRET_BLOCK for a further provider)"
         ) from None
     return with_api_key(provider, str(secret.get()))
 
