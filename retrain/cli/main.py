@@ -15,10 +15,15 @@ from typer.core import TyperGroup
 
 from retrain.exceptions import RetrainError
 
-__all__ = ["app", "err_console"]
+__all__ = ["app", "debugging", "err_console"]
 
 err_console = Console(stderr=True)
 _state = {"debug": False}
+
+
+def debugging() -> bool:
+    """Whether `--debug` was given: show tracebacks."""
+    return _state["debug"]
 
 
 class _RetrainGroup(TyperGroup):
@@ -28,7 +33,7 @@ class _RetrainGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except RetrainError as exc:
-            if _state["debug"]:
+            if debugging():
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None

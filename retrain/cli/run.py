@@ -10,6 +10,7 @@ database lives under the local data directory.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import date
 from typing import Annotated, Any, cast
@@ -17,8 +18,9 @@ from typing import Annotated, Any, cast
 import typer
 from rich.console import Console
 
-from retrain.exceptions import ConfigError
+from retrain.exceptions import ConfigError, RetrainError
 from retrain.settings import Settings, get_settings
+from retrain.storage import ObjectStore
 
 __all__ = ["register"]
 
@@ -38,6 +40,40 @@ def _prepare_prefect(settings: Settings) -> None:
     local_api = running_prefect_api_url(settings)
     if local_api and "PREFECT_API_URL" not in os.environ:
         os.environ["PREFECT_API_URL"] = local_api
+
+
+class _WithoutOurTracebacks(logging.Formatter):
+    """Prefect's console format, minus the traceback of an error retrain raises on purpose: its
+    message says what is wrong and what to do. The run's log in the UI keeps the traceback, and
+    `retrain --debug` shows it here too."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not (record.exc_info and isinstance(record.exc_info[1], RetrainError)):
+            return self._inner.format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return self._inner.format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
+def _one_line_errors_on_the_console() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from retrain.cli.main import debugging
+
+    if debugging():
+        return
+    for handler in logging.getLogger().handlers:
+        formatter = handler.formatter
+        wrapped = isinstance(formatter, _WithoutOurTracebacks)
+        if isinstance(handler, PrefectConsoleHandler) and formatter is not None and not wrapped:
+            handler.setFormatter(_WithoutOurTracebacks(formatter))
 
 
 _VIA_DEPLOYMENT = Annotated[
@@ -71,6 +107,7 @@ def _run_night(night: date | None, via_deployment: bool = False) -> Any:
         return flow_run.state
     from flows.nightly import nightly_retrain
 
+    _one_line_errors_on_the_console()
     return nightly_retrain(night=night, return_state=True)
 
 
@@ -82,6 +119,8 @@ def run(
 ) -> None:
     """Run the nightly retraining flow once, now."""
     settings = get_settings()
+    if not via_deployment:  # the worker has its own settings
+        ObjectStore.from_settings(settings.s3).check_bucket()
     _prepare_prefect(settings)
     parsed = None
     if night:

@@ -1,0 +1,69 @@
+"""`retrain run` from a shell: wrong settings and failed runs end in one line, not a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from retrain.settings import S3Settings
+from tests.pipeline.conftest import Stack
+
+pytestmark = pytest.mark.slow
+
+RETRAIN = Path(sys.executable).parent / "retrain"
+
+
+def retrain(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(RETRAIN), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_missing_bucket_is_one_line_before_any_flow_starts(s3_env: S3Settings, tmp_path: Path) -> None:
+    done = retrain("run", RETRAIN_S3__BUCKET="no-such-bucket", RETRAIN_LOCAL__DATA_DIR=str(tmp_path))
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: bucket 'no-such-bucket' does not exist: create it or set RETRAIN_S3__BUCKET"
+    ]
+
+
+def test_a_night_that_fails_on_our_error_says_so_in_one_line_and_the_ui_keeps_the_traceback(
+    stack: Stack,
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL
+
+    api = str(PREFECT_API_URL.value())
+    # No eval set under this prefix: the night stops at load-eval-prompts.
+    done = retrain("run", "--night", "2031-01-01", RETRAIN_S3__PREFIX="empty", PREFECT_API_URL=api)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "Traceback" not in output
+    assert (
+        "Failed: Flow run encountered an exception: EvaluationError: eval set 'main' not found"
+        in " ".join(done.stdout.split())
+    )
+
+    with get_client(sync_client=True) as prefect:
+        (flow_run,) = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["retrain-2031-01-01"]))
+        )
+        logs = prefect.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+    assert any("Traceback" in log.message and "EvaluationError" in log.message for log in logs)
+
+    debugged = retrain(
+        "--debug", "run", "--night", "2031-01-02", RETRAIN_S3__PREFIX="empty", PREFECT_API_URL=api
+    )
+    assert debugged.returncode == 1
+    assert "Traceback" in debugged.stdout + debugged.stderr
