@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from retrain.settings import Settings, get_settings
+from retrain.storage import ObjectStore
 
 __all__ = ["build_deployments", "register", "serve"]
 
@@ -70,9 +71,10 @@ def serve(
     limit: Annotated[int, typer.Option(min=1, help="Flow runs this process executes at the same time.")] = 1,
 ) -> None:
     """Serve the nightly (on its schedule), retrain-now, rollback and evaluate flows until stopped."""
+    settings = get_settings()
+    ObjectStore.from_settings(settings.s3).check_bucket()  # not every night, in the log, much later
     import prefect
 
-    settings = get_settings()
     deployments = build_deployments(settings)
     console.print(
         f"Serving {len(deployments)} deployments; nightly at `{settings.orchestration.cron}` "

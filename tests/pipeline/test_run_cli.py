@@ -1,4 +1,5 @@
-"""`retrain run` from a shell: wrong settings and failed runs end in one line, not a traceback."""
+"""`retrain run` and `retrain serve` from a shell: wrong settings and failed runs end in one line,
+not a traceback."""
 
 from __future__ import annotations
 
@@ -28,8 +29,11 @@ def retrain(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_missing_bucket_is_one_line_before_any_flow_starts(s3_env: S3Settings, tmp_path: Path) -> None:
-    done = retrain("run", RETRAIN_S3__BUCKET="no-such-bucket", RETRAIN_LOCAL__DATA_DIR=str(tmp_path))
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_missing_bucket_is_one_line_before_any_flow_starts(
+    s3_env: S3Settings, tmp_path: Path, command: str
+) -> None:
+    done = retrain(command, RETRAIN_S3__BUCKET="no-such-bucket", RETRAIN_LOCAL__DATA_DIR=str(tmp_path))
     assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
