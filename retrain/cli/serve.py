@@ -72,7 +72,7 @@ def serve(
 ) -> None:
     """Serve the nightly (on its schedule), retrain-now, rollback and evaluate flows until stopped."""
     settings = get_settings()
-    ObjectStore.from_settings(settings.s3).check_bucket()  # not every night, in the log, much later
+    ObjectStore.from_settings(settings.s3).check_bucket()  # fail now, not in every night's log
     import prefect
 
     deployments = build_deployments(settings)
