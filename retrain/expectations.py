@@ -133,20 +133,21 @@ class SuiteRunner:
     def expectations(self, level: str) -> list[dict[str, Any]]:
         return [e for e in self._raw["expectations"] if e.get("meta", {}).get("level") == level]
 
-    @property
-    def columns(self) -> set[str]:
-        """Every column the suite reads."""
-        return {e["kwargs"]["column"] for e in self._raw["expectations"] if "column" in e.get("kwargs", {})}
-
-    def require_columns(self, level: str, available: Sequence[str]) -> None:
-        """Refuse, at start-up, a level's expectation that reads a column its frames lack."""
+    def columns(self, level: str, available: Sequence[str]) -> list[str]:
+        """The columns of ``available`` that a level's expectations read, in that order; refuses
+        (ConfigError, at start-up) an expectation that reads a column its frames lack."""
+        read: set[str] = set()
         for expectation in self.expectations(level):
             column = expectation.get("kwargs", {}).get("column")
-            if column is not None and column not in available:
+            if column is None:
+                continue
+            if column not in available:
                 raise ConfigError(
                     f"expectation {_label(expectation)} in {self.path} reads column {column!r}, which "
                     f"{level}-level expectations cannot: use one of {', '.join(available)}"
                 )
+            read.add(column)
+        return [name for name in available if name in read]
 
     def _suite(self, level: str) -> Any:
         if level not in self._suites:

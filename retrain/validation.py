@@ -378,12 +378,8 @@ class _BatchValidator:
         self.chunk_rows = settings.chunk_rows
         suite_path = settings.suite_path if settings.format == "chat" else settings.preference_suite_path
         self.runner = SuiteRunner(suite_path)
-        self.runner.require_columns("row", feature_row_columns())
-        self.runner.require_columns("batch", BATCH_COLUMNS)
-        row_columns = {
-            e["kwargs"]["column"] for e in self.runner.expectations("row") if "column" in e.get("kwargs", {})
-        }
-        self.row_columns = [name for name in feature_row_columns() if name in row_columns]
+        self.row_columns = self.runner.columns("row", feature_row_columns())
+        self.runner.columns("batch", BATCH_COLUMNS)  # refuses a batch expectation on any other column
         self.known_hashes = known_hashes
         self.known_near_keys = known_near_keys
         self.check_known_near = not (isinstance(known_near_keys, Sized) and len(known_near_keys) == 0)
