@@ -175,17 +175,17 @@ def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
     logger = get_run_logger()
     events: list[FineTuningJobEvent] = []
     status = {"last": training.job.status}
-    progress: list[TaskProgress] = []  # created on the first metrics event that counts steps
+    progress: TaskProgress | None = None  # created on the first metrics event that counts steps
 
     def log_event(event: FineTuningJobEvent) -> None:
+        nonlocal progress
         events.append(event)
         if event.type != "metrics":
             logger.info("[%s] %s", training.job.id, event.message)
         steps = training_progress(event)
         if steps is not None:
-            if not progress:
-                progress.append(TaskProgress(f"fine-tuning job {training.job.id}"))
-            progress[0].update(*steps)
+            progress = progress or TaskProgress(f"fine-tuning job {training.job.id}")
+            progress.update(*steps)
 
     def log_status(job: FineTuningJob) -> None:
         if job.status != status["last"]:
