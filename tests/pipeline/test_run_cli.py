@@ -12,6 +12,7 @@ import pytest
 
 from retrain.settings import S3Settings
 from tests.pipeline.conftest import Stack
+from tests.pipeline.test_nightly_flow import run_logs
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def test_a_night_that_fails_on_our_error_says_so_in_one_line_and_the_ui_keeps_th
     stack: Stack,
 ) -> None:
     from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
     from prefect.settings import PREFECT_API_URL
 
     api = str(PREFECT_API_URL.value())
@@ -63,7 +64,7 @@ def test_a_night_that_fails_on_our_error_says_so_in_one_line_and_the_ui_keeps_th
         (flow_run,) = prefect.read_flow_runs(
             flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["retrain-2031-01-01"]))
         )
-        logs = prefect.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])))
+    logs = run_logs(flow_run.id)
     assert any("Traceback" in log.message and "EvaluationError" in log.message for log in logs)
 
     debugged = retrain(
