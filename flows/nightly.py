@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from retrain.eval_runner import ModelTarget
-from retrain.providers import provider_named
+from retrain.providers import provider_named, wind_down_notice
 from retrain.registry import ModelRecord
 from retrain.run_lease import HeldLease
 from retrain.settings import get_settings
@@ -76,6 +76,8 @@ def _night(night: date, run_id: str, lease: HeldLease) -> State[Any]:
     version_id = plan.version.version_id
 
     current_production()  # before anything is paid for: its provider must be configured to compare
+    if notice := wind_down_notice(settings.provider, datetime.now(UTC).date()):
+        logger.warning(notice)
     files = prepare_training_files(version_id, prompts)
     budget = check_training_budget(version_id, files)
     file_ids = upload_training_files(files)

@@ -39,7 +39,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from retrain.exceptions import FineTuneFailed, ProviderError
-from retrain.providers import api_errors, create_once
+from retrain.providers import api_errors, create_once, job_refused_hint
 from retrain.settings import ProviderSettings, TrainingSettings
 from retrain.storage import ObjectStore
 
@@ -213,7 +213,8 @@ def ensure_job(
         return TrainingJob(previous, resumed=True)
     if previous is not None:
         logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
-    with api_errors("creating the fine-tuning job", provider):
+    refused_hint = job_refused_hint(provider, datetime.now(UTC).date())
+    with api_errors("creating the fine-tuning job", provider, refused_hint=refused_hint):
         job = create_once(
             client,
             lambda once: once.fine_tuning.jobs.create(

@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from typing import Any, TypeVar
 
 import openai
@@ -23,14 +24,25 @@ from retrain.settings import ProviderSettings, Settings
 T = TypeVar("T")
 
 __all__ = [
+    "OPENAI_NO_NEW_JOBS_FROM",
     "api_errors",
     "create_once",
     "is_quota_error",
+    "job_refused_hint",
     "make_async_client",
     "make_client",
     "provider_named",
+    "wind_down_notice",
     "with_api_key",
 ]
+
+# OpenAI is winding down self-serve fine-tuning: no new jobs for organisations created since
+# May 2026, and none for anyone from this day on. Azure OpenAI and other providers are unaffected.
+OPENAI_NO_NEW_JOBS_FROM = date(2027, 1, 6)
+_NO_NEW_JOBS_DAY = f"{OPENAI_NO_NEW_JOBS_FROM.day} {OPENAI_NO_NEW_JOBS_FROM:%B %Y}"
+_MOVE_TRAINING = (
+    "move training to another OpenAI-compatible provider (README, 'Move training to another provider')"
+)
 
 
 def _options(settings: ProviderSettings, max_retries: int | None) -> dict[str, Any]:
@@ -79,9 +91,41 @@ _LIMIT_MESSAGE = re.compile(
 )
 
 
+def wind_down_notice(settings: ProviderSettings, today: date) -> str | None:
+    """A warning for a night that trains on OpenAI's own API, which stops taking new jobs."""
+    if settings.kind != "openai":
+        return None
+    if today < OPENAI_NO_NEW_JOBS_FROM:
+        days = (OPENAI_NO_NEW_JOBS_FROM - today).days
+        left = f"{days} day{'s' if days != 1 else ''} from now"
+        return (
+            f"training provider {settings.name!r} is OpenAI's API, which takes no new fine-tuning jobs "
+            f"from {_NO_NEW_JOBS_DAY} ({left}): {_MOVE_TRAINING} before then"
+        )
+    return (
+        f"training provider {settings.name!r} is OpenAI's API, which takes no new fine-tuning jobs "
+        f"since {_NO_NEW_JOBS_DAY}, so tonight's job will be refused: {_MOVE_TRAINING}"
+    )
+
+
+def job_refused_hint(settings: ProviderSettings, today: date) -> str:
+    """What to add when OpenAI's own API refuses to create a fine-tuning job ('' elsewhere)."""
+    if settings.kind != "openai":
+        return ""
+    since = "since" if today >= OPENAI_NO_NEW_JOBS_FROM else "from"
+    return (
+        "OpenAI is winding down self-serve fine-tuning (no new jobs for organisations created since "
+        f"May 2026, none for anyone {since} {_NO_NEW_JOBS_DAY}); if that is why, {_MOVE_TRAINING}"
+    )
+
+
 @contextmanager
-def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
-    """Translate openai SDK errors into retrain's, with messages free of credentials."""
+def api_errors(what: str, settings: ProviderSettings, *, refused_hint: str = "") -> Iterator[None]:
+    """Translate openai SDK errors into retrain's, with messages free of credentials.
+
+    ``refused_hint`` is added to the message of a request the provider refused (a 4xx other
+    than 401 and 429, which have their own advice).
+    """
     secret = settings.api_key.get_secret_value()
     try:
         yield
@@ -111,8 +155,9 @@ def api_errors(what: str, settings: ProviderSettings) -> Iterator[None]:
         ) from None
     except openai.APIStatusError as exc:
         detail = redact(_error_message(exc), secret)
+        hint = f" {refused_hint}" if refused_hint and 400 <= exc.status_code < 500 else ""
         raise ProviderError(
-            f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}"
+            f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}{hint}"
         ) from None
 
 

@@ -18,7 +18,7 @@ from local_openai import (
     routes_uploads,
 )
 from local_openai.errors import error_response, install_error_handlers
-from local_openai.faults import RATE_LIMIT_KINDS, FaultConfig, Faults, api_path, limit_error
+from local_openai.faults import RATE_LIMIT_KINDS, REFUSED_MESSAGE, FaultConfig, Faults, api_path, limit_error
 from local_openai.state import ServerState
 from local_openai.store import Store
 from local_openai.worker import Worker
@@ -80,6 +80,9 @@ def create_app(
             state.count_route(f"{request.method} {path} (429 injected)")
             code, message = limit_error(rule)
             return error_response(429, message, code=code, headers={"Retry-After": f"{rule.retry_after:g}"})
+        elif rule is not None and rule.kind == "403":
+            state.count_route(f"{request.method} {path} (403 injected)")
+            return error_response(403, REFUSED_MESSAGE, code="permission_denied")
         elif rule is not None:
             state.count_route(f"{request.method} {path} (500 injected)")
             return error_response(500, "The server had an error while processing your request (injected).")

@@ -6,7 +6,8 @@ glob over the path without its ``/v1`` or ``/openai`` prefix (``/fine_tuning/job
 Rule kinds: ``429`` (a rate limit, ``rate_limit_exceeded``, with ``Retry-After``),
 ``daily_limit`` (the service's per-day fine-tuning job limit, ``daily_rate_limit_exceeded``),
 ``job_limit`` (too many active fine-tuning jobs), ``quota`` (``insufficient_quota``: out of
-credit), ``500`` and ``slow``. ``next_job`` shapes the next job created: ``fail`` (fails
+credit), ``403`` (refused, as OpenAI refuses new fine-tuning jobs to organisations it no longer
+serves), ``500`` and ``slow``. ``next_job`` shapes the next job created: ``fail`` (fails
 halfway), ``hang`` (stays running until cancelled), ``cancel`` (cancelled halfway, as if by an
 operator), ``blocked`` (trains, then fails its post-training safety checks) and ``no_model``
 (succeeds without a model). ``hold_jobs`` pauses the progress of every running job while set.
@@ -24,7 +25,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-__all__ = ["RATE_LIMIT_KINDS", "FaultConfig", "FaultRule", "Faults", "NextJob", "api_path", "limit_error"]
+__all__ = [
+    "RATE_LIMIT_KINDS",
+    "REFUSED_MESSAGE",
+    "FaultConfig",
+    "FaultRule",
+    "Faults",
+    "NextJob",
+    "api_path",
+    "limit_error",
+]
 
 NextJob = Literal["fail", "hang", "cancel", "blocked", "no_model"]
 
@@ -49,6 +59,10 @@ _LIMIT_ERRORS: dict[str, tuple[str, str]] = {
     ),
 }
 
+REFUSED_MESSAGE = (
+    "Your organization does not have access to create fine-tuning jobs (injected by the local server)."
+)
+
 _ALIASES: dict[str, Callable[[str], bool]] = {
     "chat": lambda path: path.endswith("/chat/completions"),
     "files": lambda path: path.startswith("/files"),
@@ -69,7 +83,7 @@ def api_path(path: str) -> str | None:
 class FaultRule(BaseModel):
     route: str = Field(default="*", description="Alias (chat, files, jobs, models, *) or a path glob.")
     method: str | None = Field(default=None, description="Only requests with this HTTP method; empty: any.")
-    kind: Literal["429", "daily_limit", "job_limit", "quota", "500", "slow"]
+    kind: Literal["429", "daily_limit", "job_limit", "quota", "403", "500", "slow"]
     rate: float = Field(default=1.0, ge=0, le=1)
     retry_after: float = Field(default=1.0, ge=0)
     delay: float = Field(default=1.0, ge=0)

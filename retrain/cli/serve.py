@@ -10,11 +10,13 @@ Prefect is imported inside the functions (it is slow to import).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
+from retrain.providers import wind_down_notice
 from retrain.settings import Settings, get_settings
 from retrain.storage import ObjectStore
 
@@ -73,6 +75,9 @@ def serve(
     """Serve the nightly (on its schedule), retrain-now, rollback and evaluate flows until stopped."""
     settings = get_settings()
     ObjectStore.from_settings(settings.s3).check_bucket()  # fail now, not in every night's log
+    notice = wind_down_notice(settings.provider, datetime.now(UTC).date())
+    if notice:
+        console.print(f"warning: {notice}", highlight=False, soft_wrap=True)
     import prefect
 
     deployments = build_deployments(settings)
