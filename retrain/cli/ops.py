@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from retrain.cli.prefect_api import require_prefect_api
+
 __all__ = ["register"]
 
 _console = Console()
@@ -36,6 +38,7 @@ def apply(
     """Create or update the `retrain-alerts` webhook block and every automation in the file."""
     from retrain.automations import apply_automations
 
+    require_prefect_api()
     for applied in apply_automations(file, webhook_url):
         _console.print(f"{applied.outcome:>8}  {applied.name}  [dim]{applied.id}[/]", highlight=False)
 

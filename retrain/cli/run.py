@@ -18,6 +18,7 @@ from typing import Annotated, Any, cast
 import typer
 from rich.console import Console
 
+from retrain.cli.prefect_api import require_prefect_api
 from retrain.exceptions import ConfigError, RetrainError
 from retrain.settings import Settings, get_settings
 from retrain.storage import ObjectStore
@@ -40,6 +41,7 @@ def _prepare_prefect(settings: Settings) -> None:
     local_api = running_prefect_api_url(settings)
     if local_api and "PREFECT_API_URL" not in os.environ:
         os.environ["PREFECT_API_URL"] = local_api
+    require_prefect_api()
 
 
 class _WithoutOurTracebacks(logging.Formatter):

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from retrain.cli.prefect_api import require_prefect_api
 from retrain.providers import wind_down_notice
 from retrain.settings import Settings, get_settings
 from retrain.storage import ObjectStore
@@ -78,6 +79,7 @@ def serve(
     notice = wind_down_notice(settings.provider, datetime.now(UTC).date())
     if notice:
         console.print(f"warning: {notice}", highlight=False, soft_wrap=True)
+    require_prefect_api()
     import prefect
 
     deployments = build_deployments(settings)

@@ -4,6 +4,7 @@ not a traceback."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,50 @@ def test_a_missing_bucket_is_one_line_before_any_flow_starts(
     assert done.stderr.splitlines() == [
         "error: bucket 'no-such-bucket' does not exist: create it or set RETRAIN_S3__BUCKET"
     ]
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command", [["run"], ["serve"], ["automations", "apply", "--webhook-url", "http://x"]]
+)
+def test_a_prefect_api_that_does_not_answer_is_one_line_without_its_credentials(
+    s3_env: S3Settings, tmp_path: Path, command: list[str]
+) -> None:
+    port = _closed_port()
+    done = retrain(
+        *command,
+        PREFECT_API_URL=f"http://ops:hunter2-pw@127.0.0.1:{port}/api",
+        RETRAIN_LOCAL__DATA_DIR=str(tmp_path),
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: cannot use the Prefect API at http://127.0.0.1:{port}/api (ConnectError: [Errno 111] "
+        "Connection refused): start that Prefect server (`retrain local up --with-prefect` starts one "
+        "on this machine) or fix PREFECT_API_URL"
+    ]
+
+
+def test_serve_warns_at_start_up_when_training_on_openai(s3_env: S3Settings, tmp_path: Path) -> None:
+    done = retrain(
+        "serve",
+        PREFECT_API_URL=f"http://127.0.0.1:{_closed_port()}/api",
+        RETRAIN_LOCAL__DATA_DIR=str(tmp_path),
+        RETRAIN_PROVIDER__KIND="openai",
+        RETRAIN_PROVIDER__NAME="openai",
+        RETRAIN_PROVIDER__API_KEY="sk-test-3f9a7c1e5b2d4f60a8e1",
+    )
+    [warning] = done.stdout.splitlines()
+    assert warning.startswith(
+        "warning: training provider 'openai' is OpenAI's API, which takes no new fine-tuning jobs"
+    )
+    assert "sk-test" not in done.stdout + done.stderr
+    assert done.returncode == 1 and "cannot use the Prefect API" in done.stderr
 
 
 def test_a_night_that_fails_on_our_error_says_so_in_one_line_and_the_ui_keeps_the_traceback(
