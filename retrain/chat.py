@@ -12,7 +12,7 @@ import logging
 from retrain.exceptions import ProviderError
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.resolver import resolve_record
-from retrain.settings import Settings, get_settings
+from retrain.settings import ProviderSettings, Settings, get_settings
 
 __all__ = ["Answer", "ask", "ask_model"]
 
@@ -44,34 +44,38 @@ def ask(
     settings = settings or get_settings()
     record = resolve_record(alias, settings)
     return ask_model(
-        question, record.model_id, record.provider, system=system, max_tokens=max_tokens, settings=settings
+        question,
+        record.model_id,
+        provider_named(settings, record.provider),
+        system=system,
+        max_tokens=max_tokens,
+        settings=settings,
     )
 
 
 def ask_model(
     question: str,
     model_id: str,
-    provider: str,
+    provider: ProviderSettings,
     *,
     system: str | None = None,
     max_tokens: int | None = None,
     settings: Settings | None = None,
 ) -> Answer:
-    """One chat completion from a named model of a named provider."""
+    """One chat completion from a model of a provider (``settings`` give the default max_tokens)."""
     settings = settings or get_settings()
-    provider_settings = provider_named(settings, provider)
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": question})
-    client = make_client(provider_settings)
-    with api_errors(f"asking {model_id}", provider_settings):
+    client = make_client(provider)
+    with api_errors(f"asking {model_id}", provider):
         response = client.chat.completions.create(
             model=model_id,
             messages=messages,  # type: ignore[arg-type]
             max_tokens=max_tokens or settings.evaluation.max_tokens,
         )
     if not response.choices or response.choices[0].message.content is None:
-        raise ProviderError(f"model {model_id} of provider {provider!r} returned no answer: try again")
+        raise ProviderError(f"model {model_id} of provider {provider.name!r} returned no answer: try again")
     logger.info(
-        "asked %s (%s): %d characters back", model_id, provider, len(response.choices[0].message.content)
+        "asked %s (%s): %d characters back", model_id, provider.name, len(response.choices[0].message.content)
     )
-    return Answer(response.choices[0].message.content, model=model_id, provider=provider)
+    return Answer(response.choices[0].message.content, model=model_id, provider=provider.name)

@@ -38,7 +38,7 @@ from retrain.exceptions import (
 )
 from retrain.gate import CANDIDATE, PRODUCTION
 from retrain.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
-from retrain.providers import make_async_client, provider_named
+from retrain.providers import api_key_source, make_async_client, provider_named
 from retrain.rate_limit import RateLimiter
 from retrain.registry import Registry
 from retrain.settings import EvaluationSettings, ProviderSettings, Settings
@@ -324,7 +324,7 @@ class _Asker:
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise ProviderError(
                     f"provider {target.provider.name!r} refused the API key ({_describe(exc)}): "
-                    "check RETRAIN_PROVIDER__API_KEY"
+                    f"check {api_key_source(target.provider)}"
                 ) from exc
             except openai.NotFoundError as exc:
                 raise EvaluationError(

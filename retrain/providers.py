@@ -26,6 +26,7 @@ T = TypeVar("T")
 __all__ = [
     "OPENAI_NO_NEW_JOBS_FROM",
     "api_errors",
+    "api_key_source",
     "create_once",
     "is_quota_error",
     "job_refused_hint",
@@ -131,7 +132,7 @@ def api_errors(what: str, settings: ProviderSettings, *, refused_hint: str = "")
         yield
     except openai.AuthenticationError:
         raise ProviderError(
-            f"{what}: provider {settings.name!r} rejected the API key: set RETRAIN_PROVIDER__API_KEY"
+            f"{what}: provider {settings.name!r} rejected the API key: check {api_key_source(settings)}"
         ) from None
     except openai.RateLimitError as exc:
         code = _error_code(exc)
@@ -159,6 +160,13 @@ def api_errors(what: str, settings: ProviderSettings, *, refused_hint: str = "")
         raise ProviderError(
             f"{what}: provider {settings.name!r} answered {exc.status_code}: {detail}{hint}"
         ) from None
+
+
+def api_key_source(settings: ProviderSettings) -> str:
+    """Where this provider's API key comes from, for an error that says to check it."""
+    if settings.api_key_secret_block:
+        return f"the value of the Prefect Secret block {settings.api_key_secret_block!r}"
+    return "RETRAIN_PROVIDER__API_KEY (RETRAIN_PROVIDERS__<KEY>__API_KEY for a further provider)"
 
 
 def create_once(

@@ -87,8 +87,8 @@ class ProviderSettings(BaseModel):
     api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
     api_key_secret_block: str | None = Field(
         default=None,
-        description="Name of a Prefect Secret block holding the API key; when set, flows read the key "
-        "from it instead of api_key.",
+        description="Name of a Prefect Secret block holding the API key; when set, flows and `retrain "
+        "jobs`, `eval` and `chat` read the key from it instead of api_key.",
     )
     azure_endpoint: str | None = Field(
         default=None, description="https://NAME.openai.azure.com for kind azure."

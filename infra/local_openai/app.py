@@ -33,6 +33,11 @@ def _api_router() -> APIRouter:
     return router
 
 
+def _presented_keys(request: Request) -> set[str]:
+    bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return {bearer, request.headers.get("api-key", "").strip()} - {""}
+
+
 def create_app(
     data_dir: Path,
     *,
@@ -40,8 +45,13 @@ def create_app(
     faults: FaultConfig | None = None,
     org: str = "retrain-local",
     seed: int = 0,
+    api_key: str | None = None,
 ) -> FastAPI:
-    """The server over ``data_dir`` (created if missing); the training worker runs while the app is up."""
+    """The server over ``data_dir`` (created if missing); the training worker runs while the app is up.
+
+    With ``api_key`` set, API requests must carry it (``Authorization: Bearer``, or Azure's
+    ``api-key`` header) or get OpenAI's 401; without it, any key is accepted.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     state = ServerState(
         store=Store(data_dir), faults=Faults(faults, seed=seed), org=org, step_delay=step_delay
@@ -73,6 +83,9 @@ def create_app(
         path = api_path(request.url.path)
         if path is None:
             return await call_next(request)
+        if api_key is not None and api_key not in _presented_keys(request):
+            state.count_route(f"{request.method} {path} (401)")
+            return error_response(401, "Incorrect API key provided (local server).", code="invalid_api_key")
         rule = state.faults.pick(path, request.method)
         if rule is not None and rule.kind == "slow":
             await asyncio.sleep(rule.delay)

@@ -11,6 +11,7 @@ __all__ = ["ApiError", "error_response", "install_error_handlers", "not_found"]
 
 _TYPES = {
     400: "invalid_request_error",
+    401: "invalid_request_error",
     403: "permission_error",
     404: "invalid_request_error",
     409: "invalid_request_error",

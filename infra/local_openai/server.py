@@ -43,7 +43,7 @@ def serve_in_thread(
 ) -> Iterator[ServerHandle]:
     """Start uvicorn on ``host:port`` (0 = a free port) in a thread; yield once it accepts requests.
 
-    ``options`` go to ``create_app`` (step_delay, faults, org, seed).
+    ``options`` go to ``create_app`` (step_delay, faults, org, seed, api_key).
     """
     app = create_app(data_dir, **options)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))

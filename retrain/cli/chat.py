@@ -19,9 +19,18 @@ def chat_command(
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Longest answer.")] = None,
 ) -> None:
     """Resolve the alias and print the answer of its model (the model id goes to stderr)."""
-    from retrain.chat import ask
+    from retrain.chat import ask_model
+    from retrain.cli.credentials import with_credentials
+    from retrain.providers import provider_named
+    from retrain.resolver import resolve_record
+    from retrain.settings import get_settings
 
-    answer = ask(question, alias, system=system, max_tokens=max_tokens)
+    settings = get_settings()
+    record = resolve_record(alias, settings)
+    provider = with_credentials(provider_named(settings, record.provider))
+    answer = ask_model(
+        question, record.model_id, provider, system=system, max_tokens=max_tokens, settings=settings
+    )
     _err.print(f"[dim]{alias} -> {answer.model} ({answer.provider})[/]")
     typer.echo(str(answer))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from retrain.cli.credentials import with_credentials
 from retrain.eval_runner import EvalReport, resolve_target, run_evaluation
 from retrain.eval_sets import load_eval_set
 from retrain.gate import CANDIDATE, PRODUCTION, GateDecision, decide_reports
@@ -75,8 +77,11 @@ def evaluate_command(
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
     targets = [
-        resolve_target(store, model[0], CANDIDATE, settings),
-        resolve_target(store, model[1], PRODUCTION, settings),
+        replace(target, provider=with_credentials(target.provider))
+        for target in (
+            resolve_target(store, model[0], CANDIDATE, settings),
+            resolve_target(store, model[1], PRODUCTION, settings),
+        )
     ]
     primary = eval_set or settings.evaluation.eval_set
     run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"

@@ -10,6 +10,7 @@ from openai import OpenAI
 from rich.console import Console
 from rich.table import Table
 
+from retrain.cli.credentials import with_credentials
 from retrain.finetune import ACTIVE_STATUSES, cancel_job
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.settings import ProviderSettings, get_settings
@@ -28,11 +29,7 @@ ProviderName = Annotated[
 
 def _provider(name: str | None) -> tuple[OpenAI, ProviderSettings]:
     settings = get_settings()
-    provider = settings.provider if name is None else provider_named(settings, name)
-    if provider.api_key_secret_block:
-        from tasks.finetune import provider_with_credentials
-
-        provider = provider_with_credentials(provider)
+    provider = with_credentials(settings.provider if name is None else provider_named(settings, name))
     return make_client(provider), provider
 
 

@@ -91,3 +91,17 @@ def test_faults_configured_at_start_up(tmp_path: Path) -> None:
         with pytest.raises(openai.RateLimitError):
             sdk.files.list()
         assert sdk.models.list().data
+
+
+def test_with_an_api_key_set_only_that_key_is_served_as_bearer_or_azure_header(tmp_path: Path) -> None:
+    key = "sk-local-guarded-5b8e"
+    with serve_in_thread(tmp_path / "guarded", api_key=key) as guarded:
+        assert OpenAI(base_url=guarded.base_url, api_key=key, max_retries=0).models.list().data
+        with pytest.raises(openai.AuthenticationError) as wrong:
+            OpenAI(base_url=guarded.base_url, api_key="sk-other", max_retries=0).models.list()
+        assert wrong.value.code == "invalid_api_key"
+        azure = openai.AzureOpenAI(
+            azure_endpoint=guarded.root_url, api_key=key, api_version="2025-04-01-preview", max_retries=0
+        )
+        assert azure.chat.completions.create(model=BASE, messages=HELLO).choices
+        assert httpx.get(f"{guarded.root_url}/admin/stats").json()["routes"]["GET /models (401)"] == 1
