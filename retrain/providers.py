@@ -17,7 +17,14 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 from pydantic import SecretStr
 
-from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable, QuotaExceeded, RateLimited
+from retrain.exceptions import (
+    ConfigError,
+    ProviderError,
+    ProviderUnavailable,
+    QuotaExceeded,
+    RateLimited,
+    UnknownModel,
+)
 from retrain.redact import redact
 from retrain.settings import ProviderSettings, Settings
 
@@ -33,6 +40,7 @@ __all__ = [
     "make_async_client",
     "make_client",
     "provider_named",
+    "require_model",
     "wind_down_notice",
     "with_api_key",
 ]
@@ -167,6 +175,19 @@ def api_key_source(settings: ProviderSettings) -> str:
     if settings.api_key_secret_block:
         return f"the value of the Prefect Secret block {settings.api_key_secret_block!r}"
     return "RETRAIN_PROVIDER__API_KEY (RETRAIN_PROVIDERS__<KEY>__API_KEY for a further provider)"
+
+
+def require_model(settings: ProviderSettings, model_id: str) -> None:
+    """Raise UnknownModel unless the provider knows ``model_id`` (one GET /models/{id})."""
+    client = make_client(settings)
+    with api_errors(f"looking up model {model_id}", settings):
+        try:
+            client.models.retrieve(model_id)
+        except openai.NotFoundError:
+            raise UnknownModel(
+                f"provider {settings.name!r} does not know model {model_id!r}: check the model id "
+                f"(`retrain jobs list --provider {settings.name}` shows the fine-tuned ones) and the provider"
+            ) from None
 
 
 def create_once(

@@ -9,6 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from retrain.cli.actor import cli_actor
+from retrain.cli.credentials import with_credentials
+from retrain.exceptions import UnknownModel
+from retrain.providers import provider_named, require_model
 from retrain.registry import ModelRecord, Registry, RegistryEvent
 from retrain.resolver import AliasReader
 from retrain.settings import get_settings
@@ -125,8 +128,11 @@ def set_alias(
     ] = None,
     base_model: Annotated[str | None, typer.Option(help="Base model of a model new to the registry.")] = None,
     reason: Annotated[str, typer.Option(help="Why; kept in the history.")] = "set from the CLI",
+    verify: Annotated[
+        bool, typer.Option("--verify/--no-verify", help="First check that the provider knows the model.")
+    ] = True,
 ) -> None:
-    """Point an alias to a model (known to the registry or not)."""
+    """Point an alias to a model (known to the registry or not), once its provider confirms it."""
     settings = get_settings()
     registry = _registry()
     known = registry.model(model)
@@ -138,6 +144,11 @@ def set_alias(
         )
     else:
         record = known.model_copy(update={"provider": provider or known.provider})
+    if verify:
+        try:
+            require_model(with_credentials(provider_named(settings, record.provider)), model)
+        except UnknownModel as exc:
+            raise UnknownModel(f"{exc}, or pass --no-verify to point {name!r} there anyway") from None
     before = registry.get(name)
     event = registry.set(name, record, actor=cli_actor(), reason=reason)
     _changed(before.model_id if before else None, event)

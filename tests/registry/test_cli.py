@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -30,18 +32,23 @@ def s3(s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch) -> S3Settings:
     return s3_env
 
 
+def run_unverified(*args: str) -> tuple[int, str]:
+    """`alias set` without asking the provider: these tests' OpenAI provider is unreachable."""
+    return run(*args, "--no-verify")
+
+
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(root, ["alias", *args])
     return result.exit_code, result.output
 
 
 def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
-    assert run("set", "production", "ft:a", "--reason", "first")[0] == 0
-    code, out = run("set", "production", "ft:b", "--provider", "azure-eu")
+    assert run_unverified("set", "production", "ft:a", "--reason", "first")[0] == 0
+    code, out = run_unverified("set", "production", "ft:b", "--provider", "azure-eu")
     assert code == 0
     assert "production: ft:a -> ft:b (event 2)" in out
-    assert "nothing written" in run("set", "production", "ft:b")[1]
-    assert run("set", "staging", "ft:a")[0] == 0
+    assert "nothing written" in run_unverified("set", "production", "ft:b")[1]
+    assert run_unverified("set", "staging", "ft:a")[0] == 0
 
     assert run("resolve", "production") == (0, "ft:b\n")
     code, out = run("show", "production")
@@ -74,7 +81,7 @@ def test_errors_are_one_line_and_exit_1(s3: S3Settings) -> None:
         "list`, or create it with `retrain alias set production MODEL`"
     ]
     assert "Traceback" not in out
-    run("set", "production", "ft:a")
+    run_unverified("set", "production", "ft:a")
     code, out = run("rollback", "production", "--to", "ft:zzz")
     assert code == 1
     assert "model 'ft:zzz' is not in the registry" in out
@@ -84,7 +91,7 @@ def test_errors_are_one_line_and_exit_1(s3: S3Settings) -> None:
 def test_registry_objects_never_contain_the_api_key(s3: S3Settings) -> None:
     assert get_settings().provider.api_key.get_secret_value() == FAKE_KEY
     for model_id in ("ft:a", "ft:b", "ft:c"):
-        assert run("set", "production", model_id)[0] == 0
+        assert run_unverified("set", "production", model_id)[0] == 0
     assert run("rollback", "production", "--steps", "2")[0] == 0
     Registry(ObjectStore.from_settings(s3), snapshot_every=1).set(
         "staging", Registry(ObjectStore.from_settings(s3)).resolve("production"), actor="t", reason="r"
@@ -99,3 +106,31 @@ def test_registry_objects_never_contain_the_api_key(s3: S3Settings) -> None:
         assert FAKE_KEY.encode() not in body
         assert b"sk-" not in body
         assert b"api_key" not in body
+
+
+def test_set_points_an_alias_only_at_a_model_its_provider_knows(
+    s3_env: S3Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from local_openai import serve_in_thread
+
+    with serve_in_thread(tmp_path / "openai") as api:
+        monkeypatch.setenv("RETRAIN_PROVIDER__BASE_URL", api.base_url)
+        monkeypatch.setenv("COLUMNS", "200")
+        get_settings.cache_clear()
+        registry = Registry(ObjectStore.from_settings(s3_env))
+
+        code, out = run("set", "production", "ft:gpt-4o-mini:acme:typo")
+        assert code == 1
+        assert out.strip().splitlines() == [
+            "error: provider 'local' does not know model 'ft:gpt-4o-mini:acme:typo': check the model id "
+            "(`retrain jobs list --provider local` shows the fine-tuned ones) and the provider, or pass "
+            "--no-verify to point 'production' there anyway"
+        ]
+        assert registry.get("production") is None
+
+        assert run("set", "production", "gpt-4o-mini-2024-07-18")[0] == 0
+        assert registry.resolve("production").model_id == "gpt-4o-mini-2024-07-18"
+        code, out = run("set", "canary", "gpt-4o-mini-2024-07-18", "--provider", "azure-eu")
+        assert code == 1 and "RETRAIN_PROVIDERS__AZURE_EU__KIND" in out
+        assert run("set", "staging", "ft:gpt-4o-mini:acme:later", "--no-verify")[0] == 0
+        assert registry.resolve("staging").model_id == "ft:gpt-4o-mini:acme:later"
