@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +26,11 @@ app = typer.Typer(
 )
 
 AliasName = Annotated[str, typer.Argument(help="The alias, e.g. production.", show_default=False)]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2))
 
 
 def _registry() -> Registry:
@@ -52,9 +58,12 @@ def _changed(before: str | None, event: RegistryEvent) -> None:
 
 
 @app.command("list")
-def list_aliases() -> None:
+def list_aliases(as_json: AsJson = False) -> None:
     """Every alias and the model it points to."""
     state = _registry().state()
+    if as_json:
+        _print_json({name: state.aliases[name].model_dump(mode="json") for name in sorted(state.aliases)})
+        return
     if not state.aliases:
         _console().print("no aliases yet: create one with `retrain alias set NAME MODEL`")
         return
@@ -73,9 +82,12 @@ def list_aliases() -> None:
 
 
 @app.command()
-def show(name: AliasName) -> None:
+def show(name: AliasName, as_json: AsJson = False) -> None:
     """The model an alias points to, with its record and scores."""
     event = _registry().current(name)
+    if as_json:
+        _print_json(event.model_dump(mode="json"))
+        return
     model = event.model
     table = Table(title=f"{name} -> {model.model_id}", show_header=False)
     table.add_column("Field", style="bold")
@@ -102,9 +114,13 @@ def show(name: AliasName) -> None:
 def history(
     name: AliasName,
     limit: Annotated[int | None, typer.Option(min=1, help="Show only the newest N events.")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Every change of an alias, oldest first."""
     events = _registry().history(name)
+    if as_json:
+        _print_json([event.model_dump(mode="json") for event in (events[-limit:] if limit else events)])
+        return
     table = _table(f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason"))
     for event in events[-limit:] if limit else events:
         table.add_row(

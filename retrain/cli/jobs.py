@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -45,11 +46,17 @@ def _when(timestamp: int | None) -> str:
 def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
     provider: ProviderName = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
+    ] = False,
 ) -> None:
     """The newest fine-tuning jobs on the provider."""
     client, settings = _provider(provider)
     with api_errors("listing fine-tuning jobs", settings):
         jobs = client.fine_tuning.jobs.list(limit=limit).data
+    if as_json:
+        typer.echo(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
+        return
     if not jobs:
         _console().print(f"no fine-tuning jobs on provider {settings.name!r}")
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -71,6 +72,10 @@ def test_jobs_cli_lists_shows_and_cancels(stack: Stack) -> None:
     listed = runner.invoke(app, ["jobs", "list"])
     assert listed.exit_code == 0, listed.output
     assert job_id in listed.output and "ds-cli" in listed.output
+    as_json = runner.invoke(app, ["jobs", "list", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    listed_job = next(job for job in json.loads(as_json.output) if job["id"] == job_id)
+    assert listed_job["metadata"]["dataset_version"] == "ds-cli" and listed_job["status"] == "running"
 
     shown = runner.invoke(app, ["jobs", "show", job_id])
     assert shown.exit_code == 0, shown.output

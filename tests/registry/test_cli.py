@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,20 @@ def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
     assert code == 0
     assert "first" in out
     assert "ft:b" in out
+
+    code, out = run("list", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert sorted(listed) == ["production", "staging"]
+    assert listed["production"]["model"] == {
+        **listed["production"]["model"],
+        "model_id": "ft:b",
+        "provider": "azure-eu",
+    }
+    code, out = run("history", "production", "--json", "--limit", "1")
+    assert code == 0 and [event["seq"] for event in json.loads(out)] == [listed["production"]["seq"]]
+    code, out = run("show", "staging", "--json")
+    assert code == 0 and json.loads(out) == listed["staging"]
 
     code, out = run("rollback", "production")
     assert (code, "production: ft:b -> ft:a (event 4)" in out) == (0, True)
