@@ -8,7 +8,9 @@ and sends one chat completion.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from retrain.eval_runner import token_limit_field
 from retrain.exceptions import ProviderError
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.resolver import resolve_record
@@ -66,12 +68,16 @@ def ask_model(
     settings = settings or get_settings()
     messages = [{"role": "system", "content": system}] if system else []
     messages.append({"role": "user", "content": question})
+    # OpenAI's reasoning models (o-series, gpt-5) refuse max_tokens: the eval runner's choice of field.
+    limit: dict[str, Any] = {
+        token_limit_field(model_id, settings.evaluation): max_tokens or settings.evaluation.max_tokens
+    }
     client = make_client(provider)
     with api_errors(f"asking {model_id}", provider):
         response = client.chat.completions.create(
             model=model_id,
             messages=messages,  # type: ignore[arg-type]
-            max_tokens=max_tokens or settings.evaluation.max_tokens,
+            **limit,
         )
     if not response.choices or response.choices[0].message.content is None:
         raise ProviderError(f"model {model_id} of provider {provider.name!r} returned no answer: try again")

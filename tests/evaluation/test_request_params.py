@@ -10,8 +10,9 @@ from local_openai import serve_in_thread
 from openai import BadRequestError, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
+from retrain.chat import ask_model
 from retrain.eval_runner import cache_prefix, is_reasoning_model, request_params, token_limit_field
-from retrain.settings import EvaluationSettings
+from retrain.settings import EvaluationSettings, ProviderSettings
 
 REASONING = [
     "o1",
@@ -104,3 +105,12 @@ def test_the_local_server_takes_what_we_send_and_refuses_what_reasoning_models_r
         with pytest.raises(BadRequestError, match="Use 'max_completion_tokens' instead"):
             client.chat.completions.create(model="ft:o3-mini:acme::x1", messages=messages, max_tokens=16)
         client.chat.completions.create(model="o4-mini-2025-04-16", messages=messages, temperature=1)
+
+
+@pytest.mark.slow
+def test_retrain_chat_sends_the_token_limit_each_model_takes(tmp_path: Path) -> None:
+    with serve_in_thread(tmp_path) as server:
+        provider = ProviderSettings(base_url=server.base_url, max_retries=0)
+        for model in ("o4-mini-2025-04-16", "gpt-5-mini-2025-08-07", "gpt-4o-mini-2024-07-18"):
+            answer = ask_model("How do I reset my password?", model, provider, max_tokens=16)
+            assert answer and answer.model == model
