@@ -13,15 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from retrain.exceptions import BucketNotFound
 from retrain.settings import load_settings
 from retrain.validation import BatchResult, QuarantinedLine, validate_batch
+
+if TYPE_CHECKING:
+    from retrain.storage import ObjectStore
 
 __all__ = ["register"]
 
@@ -47,6 +51,15 @@ def _usage_error(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _unless_bucket_missing(store: ObjectStore) -> str:
+    """Why an S3 key was not found, when the reason is that its bucket is not there."""
+    try:
+        store.check_bucket()
+    except BucketNotFound:
+        return f": bucket {store.bucket!r} does not exist (check the URI, or RETRAIN_S3__ENDPOINT_URL)"
+    return ""
+
+
 def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
     """(name, chunks) per input; raises typer.Exit(2) for anything missing, before reading."""
     sources: list[tuple[str, Iterator[bytes]]] = []
@@ -59,7 +72,7 @@ def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
                 raise _usage_error(f"{raw} is not an s3://bucket/key URI")
             store = ObjectStore(make_s3_client(load_settings().s3), bucket)
             if store.head(key) is None:
-                raise _usage_error(f"{raw} does not exist")
+                raise _usage_error(f"{raw} does not exist{_unless_bucket_missing(store)}")
             sources.append((raw, store.iter_chunks(key)))
             continue
         path = Path(raw)

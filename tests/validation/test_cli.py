@@ -108,3 +108,10 @@ def test_s3_uris_are_read_through_the_object_store(
         assert json.loads(report.read_text())["per_source"][uri]["accepted"] == 15
         missing = CliRunner().invoke(app, ["validate", f"s3://{s3.bucket}/incoming/none.jsonl"])
         assert missing.exit_code == 2
+        assert missing.output.strip() == f"error: s3://{s3.bucket}/incoming/none.jsonl does not exist"
+        nowhere = CliRunner().invoke(app, ["validate", "s3://no-such-bucket/incoming/day.jsonl"])
+        assert nowhere.exit_code == 2
+        assert nowhere.output.strip() == (
+            "error: s3://no-such-bucket/incoming/day.jsonl does not exist: bucket 'no-such-bucket' does not "
+            "exist (check the URI, or RETRAIN_S3__ENDPOINT_URL)"
+        )
