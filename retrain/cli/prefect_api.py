@@ -36,7 +36,8 @@ def require_prefect_api() -> None:
         return
     if isinstance(error, RuntimeError) and error.__cause__ is not None:  # "Failed to reach API at ..."
         error = error.__cause__
-    detail = redact(f"{type(error).__name__}: {error}", PREFECT_API_KEY.value() or "", url)
+    secrets = (PREFECT_API_KEY.value() or "", urlsplit(url).password or "")
+    detail = redact(f"{type(error).__name__}: {error}", *secrets)
     raise ConfigError(
         f"cannot use the Prefect API at {_without_credentials(url)} ({detail}): start that Prefect "
         "server (`retrain local up --with-prefect` starts one on this machine) or fix PREFECT_API_URL"
