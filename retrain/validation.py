@@ -81,6 +81,7 @@ __all__ = [
     "Reason",
     "SourceCounts",
     "check_line",
+    "load_suite",
     "validate_batch",
 ]
 
@@ -363,6 +364,15 @@ class _OrderedChecks:
             yield source, data, checked
 
 
+def load_suite(settings: ValidationSettings) -> tuple[SuiteRunner, list[str]]:
+    """The configured format's suite and the row columns it reads (ConfigError if it cannot run)."""
+    suite_path = settings.suite_path if settings.format == "chat" else settings.preference_suite_path
+    runner = SuiteRunner(suite_path)
+    row_columns = runner.columns("row", feature_row_columns())
+    runner.columns("batch", BATCH_COLUMNS)  # refuses a batch expectation on any other column
+    return runner, row_columns
+
+
 class _BatchValidator:
     """The batch-wide state: duplicate keys, the pending GX chunk, counts and gate columns."""
 
@@ -376,10 +386,7 @@ class _BatchValidator:
     ) -> None:
         self.settings = settings
         self.chunk_rows = settings.chunk_rows
-        suite_path = settings.suite_path if settings.format == "chat" else settings.preference_suite_path
-        self.runner = SuiteRunner(suite_path)
-        self.row_columns = self.runner.columns("row", feature_row_columns())
-        self.runner.columns("batch", BATCH_COLUMNS)  # refuses a batch expectation on any other column
+        self.runner, self.row_columns = load_suite(settings)
         self.known_hashes = known_hashes
         self.known_near_keys = known_near_keys
         self.check_known_near = not (isinstance(known_near_keys, Sized) and len(known_near_keys) == 0)

@@ -27,7 +27,19 @@ def test_every_setting_is_described() -> None:
 def test_readme_names_only_commands_that_exist() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    commands = ("demo", "run", "local", "serve", "ingest", "validate", "eval", "alias", "chat", "jobs")
+    commands = (
+        "demo",
+        "run",
+        "check",
+        "local",
+        "serve",
+        "ingest",
+        "validate",
+        "eval",
+        "alias",
+        "chat",
+        "jobs",
+    )
     for command in (*commands, "lease", "automations", "config-reference"):
         assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
         assert command in result.output

@@ -1,0 +1,99 @@
+"""`retrain check`: is this configuration ready for a night? Every dependency, one row each.
+
+It runs what a night would need, without changing anything: the settings, the bucket, the
+training provider (its key, and that it knows the base model), the provider and model behind
+`production`, the eval sets, the expectation suite and the Prefect API. A failed check shows the
+same one-line error the night would stop with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrain.exceptions import RetrainError
+
+__all__ = ["register"]
+
+_console = Console(highlight=False)
+
+
+def _checks() -> list[tuple[str, Callable[[], str]]]:
+    from retrain.cli.credentials import with_credentials
+    from retrain.cli.prefect_api import require_prefect_api
+    from retrain.eval_sets import load_eval_set
+    from retrain.providers import provider_named, require_model
+    from retrain.registry import Registry
+    from retrain.settings import get_settings
+    from retrain.storage import ObjectStore
+    from retrain.validation import load_suite
+
+    settings = get_settings()  # invalid settings stop here, with their own one-line error
+    store = ObjectStore.from_settings(settings.s3)
+
+    def bucket() -> str:
+        store.check_bucket()
+        return store.uri("")
+
+    def training_provider() -> str:
+        provider = with_credentials(settings.provider)
+        require_model(provider, settings.training.base_model)
+        return f"{provider.name} ({provider.kind}) knows {settings.training.base_model}"
+
+    def production() -> str:
+        record = Registry(store).get("production")
+        if record is None:
+            return "no production model yet: the first night compares with the base model"
+        require_model(with_credentials(provider_named(settings, record.provider)), record.model_id)
+        return f"{record.model_id} on {record.provider}"
+
+    def eval_sets() -> str:
+        names = dict.fromkeys([settings.evaluation.eval_set, *settings.evaluation.guardrails])
+        return ", ".join(f"{name}: {len(load_eval_set(store, name).items)} items" for name in names)
+
+    def suite() -> str:
+        runner, _ = load_suite(settings.validation)
+        rows, gates = len(runner.expectations("row")), len(runner.expectations("batch"))
+        return f"{runner.path} ({rows} row expectations, {gates} batch gates)"
+
+    def prefect_api() -> str:
+        from prefect.settings import PREFECT_API_URL
+
+        require_prefect_api()
+        url = PREFECT_API_URL.value()
+        return f"{url} answers" if url else "none set: runs use a temporary local server"
+
+    return [
+        ("bucket", bucket),
+        ("training provider", training_provider),
+        ("production", production),
+        ("eval sets", eval_sets),
+        ("expectation suite", suite),
+        ("Prefect API", prefect_api),
+    ]
+
+
+def check() -> None:
+    """Check that a night could run with this configuration (nothing is changed)."""
+    table = Table(title="retrain check")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    failed = 0
+    for name, run in _checks():
+        try:
+            detail, result = run(), "[green]ok[/]"
+        except RetrainError as exc:
+            detail, result = str(exc), "[bold red]failed[/]"
+            failed += 1
+        table.add_row(name, result, detail)
+    _console.print(table)
+    if failed:
+        _console.print(f"{failed} check(s) failed: fix them before the next night")
+        raise typer.Exit(code=1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("check")(check)

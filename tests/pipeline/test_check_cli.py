@@ -1,0 +1,55 @@
+"""`retrain check`: each dependency of a night, ok or the one-line error the night would stop with."""
+
+from __future__ import annotations
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+
+from retrain.registry import Registry
+from retrain.registry_records import ModelRecord
+from tests.pipeline.conftest import Stack
+from tests.pipeline.test_run_cli import retrain
+
+pytestmark = pytest.mark.slow
+
+
+def _rows(output: str) -> dict[str, str]:
+    """check name -> result, from the table (wide enough that no row wraps)."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if len(cells) == 3 and cells[1] in ("ok", "failed"):
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_a_ready_stack_passes_every_check(stack: Stack) -> None:
+    done = retrain("check", PREFECT_API_URL=str(PREFECT_API_URL.value()), COLUMNS="250")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _rows(done.stdout) == {
+        "bucket": "ok",
+        "training provider": "ok",
+        "production": "ok",
+        "eval sets": "ok",
+        "expectation suite": "ok",
+        "Prefect API": "ok",
+    }
+    assert "no production model yet" in done.stdout and "main: 120 items" in done.stdout
+
+
+def test_what_would_stop_a_night_is_shown_with_its_fix(stack: Stack) -> None:
+    typo = ModelRecord(model_id="ft:gpt-4o-mini:acme:typo", provider="local", base_model="gpt-4o-mini")
+    Registry(stack.store).set("production", typo, actor="test", reason="set without checking")
+    done = retrain("check", RETRAIN_EVALUATION__GUARDRAILS='{"safety": 0.02}', COLUMNS="250")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert _rows(done.stdout) == {
+        "bucket": "ok",
+        "training provider": "ok",
+        "production": "failed",
+        "eval sets": "failed",
+        "expectation suite": "ok",
+        "Prefect API": "ok",
+    }
+    assert "provider 'local' does not know model 'ft:gpt-4o-mini:acme:typo'" in done.stdout
+    assert "eval set 'safety' not found" in done.stdout
+    assert done.stdout.rstrip().endswith("2 check(s) failed: fix them before the next night")
