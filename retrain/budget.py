@@ -31,6 +31,7 @@ __all__ = [
     "check_budget",
     "estimate_training_cost",
     "ledger_key",
+    "month_jobs",
     "month_spend",
     "record_job_cost",
     "reserve_job_cost",
@@ -100,6 +101,15 @@ def _ledger(store: ObjectStore, month: str) -> dict[str, Any]:
 def _entry_usd(entry: dict[str, Any]) -> float:
     value = entry.get("usd") if entry.get("status") in _ENDED else entry.get("estimated_usd")
     return float(value or 0.0)
+
+
+def month_jobs(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
+    """The month's ledger entries by job id, each with ``counted_usd`` (what it adds to the spend)
+    and ``billed`` (whether that is the billed cost of an ended job, or a running job's estimate)."""
+    return {
+        job_id: {**entry, "counted_usd": _entry_usd(entry), "billed": entry.get("status") in _ENDED}
+        for job_id, entry in _ledger(store, month)["jobs"].items()
+    }
 
 
 def month_spend(store: ObjectStore, month: str) -> float:

@@ -55,13 +55,13 @@ def _root(
 
 
 def _register_commands() -> None:
-    from retrain.cli import alias, check, config, evaluate, jobs, lease, local, ops, run, validate
+    from retrain.cli import alias, check, config, evaluate, jobs, lease, local, ops, run, spend, validate
 
     app.add_typer(local.app, name="local")
     app.add_typer(alias.app, name="alias")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(lease.app, name="lease")
-    for module in (run, check, validate, evaluate, ops, config):
+    for module in (run, check, validate, evaluate, spend, ops, config):
         module.register(app)
     from retrain.cli import serve
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from openai.types.fine_tuning import FineTuningJob
+from typer.testing import CliRunner
 
 from retrain.budget import (
     check_budget,
@@ -16,8 +18,9 @@ from retrain.budget import (
     record_job_cost,
     reserve_job_cost,
 )
+from retrain.cli.main import app
 from retrain.exceptions import BudgetExceeded
-from retrain.settings import TrainingSettings, ValidationSettings
+from retrain.settings import S3Settings, TrainingSettings, ValidationSettings, get_settings
 from retrain.storage import ObjectStore
 from retrain.validation import validate_batch
 
@@ -134,3 +137,32 @@ def test_an_unpriced_model_cannot_pass_a_limit(moto_store: ObjectStore) -> None:
             moto_store, estimate, unlimited, dataset_version="d", config_hash="c", today=TODAY
         )
         assert check.estimated_usd is None
+
+
+@pytest.mark.slow
+def test_retrain_spend_shows_the_months_jobs_against_the_budget(
+    s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_TRAINING__MONTHLY_BUDGET_USD", "50")
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    store = ObjectStore.from_settings(s3_env)
+    record_job_cost(store, _job("ftjob-done", "succeeded", trained_tokens=2_000_000), VALIDATION)
+    reserve_job_cost(store, _job("ftjob-running", "running"), 1.25, dataset_version="ds-2", config_hash="abc")
+
+    shown = CliRunner().invoke(app, ["spend"])
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split("│")[1].strip(): line for line in shown.output.splitlines() if "│ ftjob-" in line}
+    assert "2,000,000" in rows["ftjob-done"] and "$6.00" in rows["ftjob-done"]
+    assert "ds-2" in rows["ftjob-running"] and "~$1.25 (estimate)" in rows["ftjob-running"]
+    assert shown.output.strip().endswith(f"{MONTH}: $7.25 of the $50.00 monthly budget")
+
+    as_json = json.loads(CliRunner().invoke(app, ["spend", "--json"]).output)
+    assert (as_json["month"], as_json["spend_usd"], as_json["monthly_budget_usd"]) == (MONTH, 7.25, 50.0)
+    assert as_json["jobs"]["ftjob-done"]["billed"] and not as_json["jobs"]["ftjob-running"]["billed"]
+
+    assert CliRunner().invoke(app, ["spend", "--month", "2099-01"]).output.strip() == (
+        "no fine-tuning jobs recorded for 2099-01"
+    )
+    assert CliRunner().invoke(app, ["spend", "--month", "26-11"]).exit_code == 2
+    get_settings.cache_clear()

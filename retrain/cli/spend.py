@@ -1,0 +1,78 @@
+"""`retrain spend`: what fine-tuning cost this month (or another), job by job, against the budget.
+
+It reads the ledger the nightly flow keeps in ``state/budget/{YYYY-MM}.json``: the estimate of
+a job while it runs, its billed cost (trained tokens x the price table) once it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrain.budget import month_jobs, month_spend
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["register"]
+
+_console = Console(highlight=False)
+
+
+def _cost(entry: dict[str, Any]) -> str:
+    if entry["billed"]:
+        return "-" if entry.get("usd") is None else f"${entry['counted_usd']:,.2f}"
+    return "-" if entry.get("estimated_usd") is None else f"~${entry['counted_usd']:,.2f} (estimate)"
+
+
+def spend(
+    month: Annotated[
+        str | None, typer.Option("--month", help="YYYY-MM (default: this month, UTC).", show_default=False)
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
+    ] = False,
+) -> None:
+    """Fine-tuning spend of a month, job by job, against the monthly budget."""
+    month = month or f"{datetime.now(UTC):%Y-%m}"
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise typer.BadParameter(f"{month!r} is not a month: use YYYY-MM", param_hint="--month")
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    jobs, total = month_jobs(store, month), month_spend(store, month)
+    budget = settings.training.monthly_budget_usd
+    if as_json:
+        summary = {"month": month, "spend_usd": total, "monthly_budget_usd": budget, "jobs": jobs}
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    if not jobs:
+        _console.print(f"no fine-tuning jobs recorded for {month}")
+        return
+    table = Table(title=f"Fine-tuning spend, {month}")
+    for column in ("Job", "Dataset version", "Status", "Trained tokens", "Cost"):
+        table.add_column(column, overflow="fold")
+    for job_id, entry in sorted(jobs.items()):
+        tokens = entry.get("trained_tokens")
+        table.add_row(
+            job_id,
+            str(entry.get("dataset_version") or "-"),
+            str(entry.get("status") or "-"),
+            "-" if tokens is None else f"{tokens:,}",
+            _cost(entry),
+        )
+    _console.print(table)
+    limit = (
+        f"of the ${budget:,.2f} monthly budget"
+        if budget is not None
+        else "with no monthly budget set (RETRAIN_TRAINING__MONTHLY_BUDGET_USD)"
+    )
+    _console.print(f"{month}: ${total:,.2f} {limit}")
+
+
+def register(root: typer.Typer) -> None:
+    root.command("spend")(spend)
