@@ -54,6 +54,7 @@ __all__ = [
     "CuratedKeys",
     "curated_keys",
     "latest_version",
+    "list_versions",
     "load_version",
     "publish_version",
     "shard_key",
@@ -188,9 +189,20 @@ def load_version(store: ObjectStore, version_id: str) -> DatasetVersion:
     if data is None:
         raise DataError(
             f"dataset version {version_id!r} not found under {store.uri(VERSION_PREFIX)}: "
-            "list the folder to see the versions that exist"
+            "`retrain data list` shows the versions that exist"
         )
     return DatasetVersion.from_json(data)
+
+
+def list_versions(store: ObjectStore) -> list[DatasetVersion]:
+    """Every dataset version in the bucket, oldest first (one GET each; a version holds the shards
+    of the one before it and one more, which orders two versions published within a second)."""
+    versions = [
+        DatasetVersion.from_json(store.get_json(info.key))
+        for info in store.list(VERSION_PREFIX)
+        if info.key.endswith(".json")
+    ]
+    return sorted(versions, key=lambda version: (version.created_at, len(version.shards)))
 
 
 def training_set_policy(settings: DatasetSettings) -> dict[str, Any]:

@@ -55,10 +55,24 @@ def _root(
 
 
 def _register_commands() -> None:
-    from retrain.cli import alias, check, config, evaluate, jobs, lease, local, ops, run, spend, validate
+    from retrain.cli import (
+        alias,
+        check,
+        config,
+        data,
+        evaluate,
+        jobs,
+        lease,
+        local,
+        ops,
+        run,
+        spend,
+        validate,
+    )
 
     app.add_typer(local.app, name="local")
     app.add_typer(alias.app, name="alias")
+    app.add_typer(data.app, name="data")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(lease.app, name="lease")
     for module in (run, check, validate, evaluate, spend, ops, config):

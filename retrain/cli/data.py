@@ -1,0 +1,132 @@
+"""`retrain data ...`: the curated dataset versions, what each holds and what came of it.
+
+A version is what a night trains on (``curated/versions/{id}.json``): its shards, the
+train/validation split and the training-set policy. Beside it, the decision for that version
+(promoted or rejected, with the scores) and the candidate model trained on it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
+from retrain.decisions import Decision, load_decision
+from retrain.exceptions import DataError
+from retrain.settings import get_settings
+from retrain.storage import ObjectStore
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    no_args_is_help=True, help="Curated dataset versions: what each holds, and what was trained on it."
+)
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+
+_console = Console(highlight=False)
+
+
+def _store() -> ObjectStore:
+    return ObjectStore.from_settings(get_settings().s3)
+
+
+def _outcome(decision: Decision | None) -> str:
+    if decision is None:
+        return "not decided"
+    verdict = "promoted" if decision.promote else "rejected"
+    return f"{verdict} ({decision.candidate_score:.4f} vs {decision.production_score:.4f})"
+
+
+def _as_json(version: DatasetVersion, decision: Decision | None) -> dict[str, Any]:
+    outcome = None
+    if decision is not None:
+        outcome = {
+            "promote": decision.promote,
+            "reason": decision.reason,
+            "candidate": decision.candidate.get("model_id"),
+            "candidate_score": decision.candidate_score,
+            "production": decision.production.get("model_id"),
+            "production_score": decision.production_score,
+            "run_id": decision.run_id,
+            "decided_at": decision.decided_at,
+        }
+    return {**version.to_json(), "decision": outcome}
+
+
+@app.command("list")
+def list_command(
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many, newest first.")] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """The newest dataset versions: size, split and what was decided for each."""
+    store = _store()
+    versions = list_versions(store)[-limit:][::-1]
+    decided = [(version, load_decision(store, version.version_id)) for version in versions]
+    if as_json:
+        typer.echo(json.dumps([_as_json(version, decision) for version, decision in decided], indent=2))
+        return
+    if not versions:
+        _console.print("no dataset versions yet: a night curates one from the examples under incoming/")
+        return
+    table = Table(title=f"Dataset versions in {store.uri('curated/')}")
+    for column in ("Version", "Created (UTC)", "Run", "Examples", "Train / validation", "Outcome"):
+        table.add_column(column, overflow="fold")
+    for version, decision in decided:
+        table.add_row(
+            version.version_id,
+            version.created_at.replace("T", " ").removesuffix("+00:00"),
+            version.run_id,
+            f"{version.examples:,}",
+            f"{version.train:,} / {version.validation:,}",
+            _outcome(decision),
+        )
+    _console.print(table)
+
+
+@app.command()
+def show(
+    version_id: Annotated[
+        str | None, typer.Argument(help="A dataset version id (default: the newest).", show_default=False)
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """One dataset version: its shards, policy, and the decision and model that came of it."""
+    store = _store()
+    version = load_version(store, version_id) if version_id else latest_version(store)
+    if version is None:
+        raise DataError("no dataset versions yet: a night curates one from the examples under incoming/")
+    decision = load_decision(store, version.version_id)
+    if as_json:
+        typer.echo(json.dumps(_as_json(version, decision), indent=2))
+        return
+    fields = Table(title=f"Dataset version {version.version_id}", show_header=False)
+    fields.add_column("Field", style="bold")
+    fields.add_column("Value", overflow="fold")
+    rows = {
+        "created (UTC)": version.created_at,
+        "curated by run": version.run_id,
+        "examples": f"{version.examples:,} ({version.train:,} train, {version.validation:,} validation)",
+        "policy": json.dumps(version.policy),
+        "outcome": _outcome(decision),
+    }
+    if decision is not None:
+        rows |= {
+            "candidate": str(decision.candidate.get("model_id", "-")),
+            "compared with": str(decision.production.get("model_id", "-")),
+            "reason": decision.reason,
+            "decided": f"{decision.decided_at} by run {decision.run_id}",
+        }
+    for field, value in rows.items():
+        fields.add_row(field, value)
+    _console.print(fields)
+    shards = Table(title="Shards")
+    for column in ("Shard", "Examples", "Train", "Validation"):
+        shards.add_column(column, overflow="fold")
+    for shard in version.shards:
+        shards.add_row(shard.key, f"{shard.examples:,}", f"{shard.train:,}", f"{shard.validation:,}")
+    _console.print(shards)
