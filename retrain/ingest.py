@@ -40,7 +40,7 @@ from retrain.dataset import (
     write_shard,
 )
 from retrain.discovery import BATCH_PREFIX, INCOMING_PREFIX, find_new_objects, record_processed
-from retrain.exceptions import AlreadyExists
+from retrain.exceptions import AlreadyExists, DataError
 from retrain.settings import Settings
 from retrain.storage import ObjectInfo, ObjectStore
 from retrain.validation import BatchResult, QuarantinedLine, Reason, validate_batch
@@ -53,6 +53,9 @@ __all__ = [
     "batch_id_for",
     "find_new_objects",
     "ingest_objects",
+    "list_batches",
+    "load_batch",
+    "quarantined_rows",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,34 @@ class IngestReport:
     @property
     def failed_gates(self) -> list[str]:
         return [gate["message"] for gate in self.gates if not gate["passed"]]
+
+
+def list_batches(store: ObjectStore) -> list[IngestReport]:
+    """Every ingested batch's manifest, oldest first (one GET each)."""
+    reports = [
+        IngestReport.from_json(store.get_json(info.key))
+        for info in store.list(BATCH_PREFIX)
+        if info.key.endswith(".json")
+    ]
+    return sorted(reports, key=lambda report: (report.finished_at, report.batch_id))
+
+
+def load_batch(store: ObjectStore, batch_id: str) -> IngestReport:
+    data = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
+    if data is None:
+        raise DataError(
+            f"batch {batch_id!r} not found under {store.uri(BATCH_PREFIX)}: `retrain batches list` "
+            "shows the batches that exist"
+        )
+    return IngestReport.from_json(data)
+
+
+def quarantined_rows(store: ObjectStore, report: IngestReport) -> Iterator[dict[str, Any]]:
+    """The batch's quarantined lines as stored: source, line_no, reasons (code, message), raw."""
+    if report.quarantine_key:
+        for line in store.iter_lines(report.quarantine_key):
+            if line.strip():
+                yield orjson.loads(line)
 
 
 def batch_id_for(objects: Sequence[ObjectInfo]) -> str:

@@ -57,6 +57,7 @@ def _root(
 def _register_commands() -> None:
     from retrain.cli import (
         alias,
+        batches,
         check,
         config,
         data,
@@ -73,6 +74,7 @@ def _register_commands() -> None:
     app.add_typer(local.app, name="local")
     app.add_typer(alias.app, name="alias")
     app.add_typer(data.app, name="data")
+    app.add_typer(batches.app, name="batches")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(lease.app, name="lease")
     for module in (run, check, validate, evaluate, spend, ops, config):
