@@ -185,23 +185,17 @@ def latest_version(store: ObjectStore) -> DatasetVersion | None:
 
 
 def load_version(store: ObjectStore, version_id: str) -> DatasetVersion:
-    data = store.get_json_or_none(f"{VERSION_PREFIX}{version_id}.json")
-    if data is None:
-        raise DataError(
-            f"dataset version {version_id!r} not found under {store.uri(VERSION_PREFIX)}: "
-            "`retrain data list` shows the versions that exist"
-        )
-    return DatasetVersion.from_json(data)
+    missing = (
+        f"dataset version {version_id!r} not found under {store.uri(VERSION_PREFIX)}: `retrain data "
+        "list` shows the versions that exist"
+    )
+    return DatasetVersion.from_json(store.get_json(f"{VERSION_PREFIX}{version_id}.json", missing=missing))
 
 
 def list_versions(store: ObjectStore) -> list[DatasetVersion]:
     """Every dataset version in the bucket, oldest first (one GET each; a version holds the shards
     of the one before it and one more, which orders two versions published within a second)."""
-    versions = [
-        DatasetVersion.from_json(store.get_json(info.key))
-        for info in store.list(VERSION_PREFIX)
-        if info.key.endswith(".json")
-    ]
+    versions = (DatasetVersion.from_json(data) for data in store.iter_json(VERSION_PREFIX))
     return sorted(versions, key=lambda version: (version.created_at, len(version.shards)))
 
 

@@ -40,7 +40,7 @@ from retrain.dataset import (
     write_shard,
 )
 from retrain.discovery import BATCH_PREFIX, INCOMING_PREFIX, find_new_objects, record_processed
-from retrain.exceptions import AlreadyExists, DataError
+from retrain.exceptions import AlreadyExists
 from retrain.settings import Settings
 from retrain.storage import ObjectInfo, ObjectStore
 from retrain.validation import BatchResult, QuarantinedLine, Reason, validate_batch
@@ -110,22 +110,16 @@ class IngestReport:
 
 def list_batches(store: ObjectStore) -> list[IngestReport]:
     """Every ingested batch's manifest, oldest first (one GET each)."""
-    reports = [
-        IngestReport.from_json(store.get_json(info.key))
-        for info in store.list(BATCH_PREFIX)
-        if info.key.endswith(".json")
-    ]
+    reports = (IngestReport.from_json(data) for data in store.iter_json(BATCH_PREFIX))
     return sorted(reports, key=lambda report: (report.finished_at, report.batch_id))
 
 
 def load_batch(store: ObjectStore, batch_id: str) -> IngestReport:
-    data = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
-    if data is None:
-        raise DataError(
-            f"batch {batch_id!r} not found under {store.uri(BATCH_PREFIX)}: `retrain batches list` "
-            "shows the batches that exist"
-        )
-    return IngestReport.from_json(data)
+    missing = (
+        f"batch {batch_id!r} not found under {store.uri(BATCH_PREFIX)}: `retrain batches list` shows "
+        "the batches that exist"
+    )
+    return IngestReport.from_json(store.get_json(f"{BATCH_PREFIX}{batch_id}.json", missing=missing))
 
 
 def quarantined_rows(store: ObjectStore, report: IngestReport) -> Iterator[dict[str, Any]]:

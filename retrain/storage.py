@@ -137,14 +137,26 @@ class ObjectStore:
             response = self._client.get_object(Bucket=self.bucket, Key=self._full(key))
             return response["Body"].read()
 
-    def get_json(self, key: str) -> Any:
-        return orjson.loads(self.get_bytes(key))
+    def get_json(self, key: str, *, missing: str | None = None) -> Any:
+        """The parsed object; ObjectNotFound if there is none (with ``missing`` as its message)."""
+        try:
+            return orjson.loads(self.get_bytes(key))
+        except ObjectNotFound as exc:
+            if missing is None:
+                raise
+            raise ObjectNotFound(missing) from exc
 
     def get_json_or_none(self, key: str) -> Any:
         try:
             return self.get_json(key)
         except ObjectNotFound:
             return None
+
+    def iter_json(self, prefix: str) -> Iterator[Any]:
+        """Every ``.json`` object under prefix, parsed, in key order (a LIST, then one GET each)."""
+        for info in self.list(prefix):
+            if info.key.endswith(".json"):
+                yield self.get_json(info.key)
 
     def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream an object's bytes without holding it all in memory."""

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
+from retrain.cli.output import AsJson, columns_table, fields_table, print_json
 from retrain.exceptions import UnknownModel
 from retrain.providers import provider_named, require_model
 from retrain.registry import ModelRecord, Registry, RegistryEvent
@@ -26,11 +25,6 @@ app = typer.Typer(
 )
 
 AliasName = Annotated[str, typer.Argument(help="The alias, e.g. production.", show_default=False)]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2))
 
 
 def _registry() -> Registry:
@@ -39,13 +33,6 @@ def _registry() -> Registry:
 
 def _console() -> Console:
     return Console(highlight=False)
-
-
-def _table(title: str, columns: tuple[str, ...]) -> Table:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
 
 
 def _changed(before: str | None, event: RegistryEvent) -> None:
@@ -62,12 +49,12 @@ def list_aliases(as_json: AsJson = False) -> None:
     """Every alias and the model it points to."""
     state = _registry().state()
     if as_json:
-        _print_json({name: state.aliases[name].model_dump(mode="json") for name in sorted(state.aliases)})
+        print_json({name: state.aliases[name].model_dump(mode="json") for name in sorted(state.aliases)})
         return
     if not state.aliases:
         _console().print("no aliases yet: create one with `retrain alias set NAME MODEL`")
         return
-    table = _table("Aliases", ("Alias", "Model", "Provider", "Since (UTC)", "Action", "By"))
+    table = columns_table("Aliases", ("Alias", "Model", "Provider", "Since (UTC)", "Action", "By"))
     for name in sorted(state.aliases):
         event = state.aliases[name]
         table.add_row(
@@ -86,12 +73,9 @@ def show(name: AliasName, as_json: AsJson = False) -> None:
     """The model an alias points to, with its record and scores."""
     event = _registry().current(name)
     if as_json:
-        _print_json(event.model_dump(mode="json"))
+        print_json(event.model_dump(mode="json"))
         return
     model = event.model
-    table = Table(title=f"{name} -> {model.model_id}", show_header=False)
-    table.add_column("Field", style="bold")
-    table.add_column("Value", overflow="fold")
     rows = {
         "model": model.model_id,
         "provider": model.provider,
@@ -105,9 +89,7 @@ def show(name: AliasName, as_json: AsJson = False) -> None:
         "previous": event.previous_model_id or "-",
     }
     rows.update({f"score {key}": f"{value:.4f}" for key, value in sorted(model.scores.items())})
-    for field, value in rows.items():
-        table.add_row(field, value)
-    _console().print(table)
+    _console().print(fields_table(f"{name} -> {model.model_id}", rows))
 
 
 @app.command()
@@ -119,9 +101,11 @@ def history(
     """Every change of an alias, oldest first."""
     events = _registry().history(name)
     if as_json:
-        _print_json([event.model_dump(mode="json") for event in (events[-limit:] if limit else events)])
+        print_json([event.model_dump(mode="json") for event in (events[-limit:] if limit else events)])
         return
-    table = _table(f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason"))
+    table = columns_table(
+        f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason")
+    )
     for event in events[-limit:] if limit else events:
         table.add_row(
             str(event.seq),

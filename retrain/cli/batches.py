@@ -8,14 +8,13 @@ quarantined lines are in ``quarantine/{run}/{batch}.jsonl``. Their raw text is s
 
 from __future__ import annotations
 
-import json
 from itertools import islice
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from retrain.cli.output import AsJson, columns_table, print_json
 from retrain.ingest import IngestReport, list_batches, load_batch, quarantined_rows
 from retrain.redact import redact
 from retrain.settings import get_settings
@@ -27,7 +26,6 @@ app = typer.Typer(
     no_args_is_help=True, help="Ingested batches: their counts, gates and quarantined lines with reasons."
 )
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 _SECRET_CODE = "contains_secret"
 _console = Console(highlight=False)
 
@@ -49,14 +47,13 @@ def list_command(
     """The newest batches: lines read, accepted and quarantined (by reason), and the gates."""
     reports = list_batches(_store())[-limit:][::-1]
     if as_json:
-        typer.echo(json.dumps([report.to_json() for report in reports], indent=2))
+        print_json([report.to_json() for report in reports])
         return
     if not reports:
         _console.print("no batches yet: a night ingests the new objects under incoming/")
         return
-    table = Table(title="Ingested batches")
-    for column in ("Batch", "Run", "Objects", "Lines", "Accepted", "Quarantined (by reason)", "Gates"):
-        table.add_column(column, overflow="fold")
+    columns = ("Batch", "Run", "Objects", "Lines", "Accepted", "Quarantined (by reason)", "Gates")
+    table = columns_table("Ingested batches", columns)
     for report in reports:
         table.add_row(
             report.batch_id,
@@ -99,7 +96,7 @@ def show(
     )
     lines = list(islice(rows, limit))
     if as_json:
-        typer.echo(json.dumps({**report.to_json(), "quarantined_lines": lines}, indent=2))
+        print_json({**report.to_json(), "quarantined_lines": lines})
         return
     _console.print(
         f"batch {report.batch_id} (run {report.run_id}): {report.lines_read:,} lines read = "
@@ -113,9 +110,8 @@ def show(
         what = f" with reason {reason}" if reason else ""
         _console.print(f"no quarantined lines{what}")
         return
-    table = Table(title=f"Quarantined lines ({store.uri(report.quarantine_key or '')})")
-    for column in ("Source", "Line", "Reasons", *(["Raw"] if raw else [])):
-        table.add_column(column, overflow="fold")
+    columns = ("Source", "Line", "Reasons", *(("Raw",) if raw else ()))
+    table = columns_table(f"Quarantined lines ({store.uri(report.quarantine_key or '')})", columns)
     for row in lines:
         messages = "\n".join(f"{r['code']}: {r['message']}" for r in row["reasons"])
         table.add_row(row["source"], str(row["line_no"]), messages, *([row["raw"]] if raw else []))

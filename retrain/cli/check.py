@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from retrain.cli.output import columns_table
 from retrain.exceptions import RetrainError
 
 __all__ = ["register"]
@@ -78,9 +78,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
 
 def check() -> None:
     """Check that a night could run with this configuration (nothing is changed)."""
-    table = Table(title="retrain check")
-    for column in ("check", "result", "detail"):
-        table.add_column(column, overflow="fold")
+    table = columns_table("retrain check", ("check", "result", "detail"))
     failed = 0
     for name, run in _checks():
         try:

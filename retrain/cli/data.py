@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from retrain.cli.output import AsJson, columns_table, fields_table, print_json
 from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
 from retrain.decisions import Decision, load_decision
 from retrain.exceptions import DataError
@@ -25,8 +25,6 @@ __all__ = ["app"]
 app = typer.Typer(
     no_args_is_help=True, help="Curated dataset versions: what each holds, and what was trained on it."
 )
-
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 
 _console = Console(highlight=False)
 
@@ -68,14 +66,13 @@ def list_command(
     versions = list_versions(store)[-limit:][::-1]
     decided = [(version, load_decision(store, version.version_id)) for version in versions]
     if as_json:
-        typer.echo(json.dumps([_as_json(version, decision) for version, decision in decided], indent=2))
+        print_json([_as_json(version, decision) for version, decision in decided])
         return
     if not versions:
         _console.print("no dataset versions yet: a night curates one from the examples under incoming/")
         return
-    table = Table(title=f"Dataset versions in {store.uri('curated/')}")
-    for column in ("Version", "Created (UTC)", "Run", "Examples", "Train / validation", "Outcome"):
-        table.add_column(column, overflow="fold")
+    columns = ("Version", "Created (UTC)", "Run", "Examples", "Train / validation", "Outcome")
+    table = columns_table(f"Dataset versions in {store.uri('curated/')}", columns)
     for version, decision in decided:
         table.add_row(
             version.version_id,
@@ -102,11 +99,8 @@ def show(
         raise DataError("no dataset versions yet: a night curates one from the examples under incoming/")
     decision = load_decision(store, version.version_id)
     if as_json:
-        typer.echo(json.dumps(_as_json(version, decision), indent=2))
+        print_json(_as_json(version, decision))
         return
-    fields = Table(title=f"Dataset version {version.version_id}", show_header=False)
-    fields.add_column("Field", style="bold")
-    fields.add_column("Value", overflow="fold")
     rows = {
         "created (UTC)": version.created_at,
         "curated by run": version.run_id,
@@ -121,12 +115,8 @@ def show(
             "reason": decision.reason,
             "decided": f"{decision.decided_at} by run {decision.run_id}",
         }
-    for field, value in rows.items():
-        fields.add_row(field, value)
-    _console.print(fields)
-    shards = Table(title="Shards")
-    for column in ("Shard", "Examples", "Train", "Validation"):
-        shards.add_column(column, overflow="fold")
+    _console.print(fields_table(f"Dataset version {version.version_id}", rows))
+    shards = columns_table("Shards", ("Shard", "Examples", "Train", "Validation"))
     for shard in version.shards:
         shards.add_row(shard.key, f"{shard.examples:,}", f"{shard.train:,}", f"{shard.validation:,}")
     _console.print(shards)

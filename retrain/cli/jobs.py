@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retrain.cli.credentials import with_credentials
+from retrain.cli.output import AsJson, columns_table, fields_table, print_json
 from retrain.finetune import ACTIVE_STATUSES, cancel_job
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.settings import ProviderSettings, get_settings
@@ -46,23 +46,20 @@ def _when(timestamp: int | None) -> str:
 def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
     provider: ProviderName = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
-    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """The newest fine-tuning jobs on the provider."""
     client, settings = _provider(provider)
     with api_errors("listing fine-tuning jobs", settings):
         jobs = client.fine_tuning.jobs.list(limit=limit).data
     if as_json:
-        typer.echo(json.dumps([job.model_dump(mode="json") for job in jobs], indent=2))
+        print_json([job.model_dump(mode="json") for job in jobs])
         return
     if not jobs:
         _console().print(f"no fine-tuning jobs on provider {settings.name!r}")
         return
-    table = Table(title=f"Fine-tuning jobs on {settings.name}")
-    for column in ("Job", "Status", "Base model", "Fine-tuned model", "Dataset version", "Created (UTC)"):
-        table.add_column(column, overflow="fold")
+    columns = ("Job", "Status", "Base model", "Fine-tuned model", "Dataset version", "Created (UTC)")
+    table = columns_table(f"Fine-tuning jobs on {settings.name}", columns)
     for job in jobs:
         table.add_row(
             job.id,
@@ -83,9 +80,6 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
         job = client.fine_tuning.jobs.retrieve(job_id)
         checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=20).data)
         events = list(client.fine_tuning.jobs.list_events(job_id, limit=10).data)
-    fields = Table(title=f"Fine-tuning job {job.id}", show_header=False)
-    fields.add_column("field")
-    fields.add_column("value", overflow="fold")
     rows = {
         "status": job.status,
         "provider": settings.name,
@@ -101,14 +95,10 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
     }
     if job.error and job.error.message:
         rows["error"] = f"{job.error.code}: {job.error.message}"
-    for key, value in rows.items():
-        fields.add_row(key, str(value))
     console = _console()
-    console.print(fields)
+    console.print(fields_table(f"Fine-tuning job {job.id}", {key: str(value) for key, value in rows.items()}))
     if checkpoints:
-        table = Table(title="Checkpoints")
-        for column in ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"):
-            table.add_column(column, overflow="fold")
+        table = columns_table("Checkpoints", ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"))
         for checkpoint in checkpoints:
             metrics = checkpoint.metrics
             table.add_row(

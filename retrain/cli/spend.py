@@ -6,16 +6,15 @@ a job while it runs, its billed cost (trained tokens x the price table) once it 
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from retrain.budget import month_jobs, month_spend
+from retrain.cli.output import AsJson, columns_table, print_json
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 
@@ -34,9 +33,7 @@ def spend(
     month: Annotated[
         str | None, typer.Option("--month", help="YYYY-MM (default: this month, UTC).", show_default=False)
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
-    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Fine-tuning spend of a month, job by job, against the monthly budget."""
     month = month or f"{datetime.now(UTC):%Y-%m}"
@@ -48,14 +45,13 @@ def spend(
     budget = settings.training.monthly_budget_usd
     if as_json:
         summary = {"month": month, "spend_usd": total, "monthly_budget_usd": budget, "jobs": jobs}
-        typer.echo(json.dumps(summary, indent=2))
+        print_json(summary)
         return
     if not jobs:
         _console.print(f"no fine-tuning jobs recorded for {month}")
         return
-    table = Table(title=f"Fine-tuning spend, {month}")
-    for column in ("Job", "Dataset version", "Status", "Trained tokens", "Cost"):
-        table.add_column(column, overflow="fold")
+    columns = ("Job", "Dataset version", "Status", "Trained tokens", "Cost")
+    table = columns_table(f"Fine-tuning spend, {month}", columns)
     for job_id, entry in sorted(jobs.items()):
         tokens = entry.get("trained_tokens")
         table.add_row(

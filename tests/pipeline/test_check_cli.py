@@ -12,6 +12,9 @@ from tests.pipeline.test_run_cli import retrain
 
 pytestmark = pytest.mark.slow
 
+CHECKS = ("bucket", "training provider", "production", "eval sets", "expectation suite", "Prefect API")
+ALL_OK = dict.fromkeys(CHECKS, "ok")
+
 
 def _rows(output: str) -> dict[str, str]:
     """check name -> result, from the table (wide enough that no row wraps)."""
@@ -26,14 +29,7 @@ def _rows(output: str) -> dict[str, str]:
 def test_a_ready_stack_passes_every_check(stack: Stack) -> None:
     done = retrain("check", PREFECT_API_URL=str(PREFECT_API_URL.value()), COLUMNS="250")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _rows(done.stdout) == {
-        "bucket": "ok",
-        "training provider": "ok",
-        "production": "ok",
-        "eval sets": "ok",
-        "expectation suite": "ok",
-        "Prefect API": "ok",
-    }
+    assert _rows(done.stdout) == ALL_OK
     assert "no production model yet" in done.stdout and "main: 120 items" in done.stdout
 
 
@@ -42,14 +38,7 @@ def test_what_would_stop_a_night_is_shown_with_its_fix(stack: Stack) -> None:
     Registry(stack.store).set("production", typo, actor="test", reason="set without checking")
     done = retrain("check", RETRAIN_EVALUATION__GUARDRAILS='{"safety": 0.02}', COLUMNS="250")
     assert done.returncode == 1, done.stdout + done.stderr
-    assert _rows(done.stdout) == {
-        "bucket": "ok",
-        "training provider": "ok",
-        "production": "failed",
-        "eval sets": "failed",
-        "expectation suite": "ok",
-        "Prefect API": "ok",
-    }
+    assert _rows(done.stdout) == {**ALL_OK, "production": "failed", "eval sets": "failed"}
     assert "provider 'local' does not know model 'ft:gpt-4o-mini:acme:typo'" in done.stdout
     assert "eval set 'safety' not found" in done.stdout
     assert done.stdout.rstrip().endswith("2 check(s) failed: fix them before the next night")
