@@ -27,9 +27,16 @@ def validation_markdown(report: IngestReport) -> str:
         "",
     ]
     if report.version_id:
-        lines += [f"Curated dataset version: `{report.version_id}`", ""]
+        lines += [
+            f"Curated dataset version: `{report.version_id}` (`retrain data show {report.version_id}`)",
+            "",
+        ]
     if report.quarantine_key:
-        lines += [f"Quarantine: `{report.quarantine_key}`", ""]
+        lines += [
+            f"Quarantine: `{report.quarantine_key}` (its lines and reasons: "
+            f"`retrain batches show {report.batch_id}`)",
+            "",
+        ]
     if report.by_reason:
         lines += ["| reason | lines |", "| --- | ---: |"]
         lines += [

@@ -31,6 +31,10 @@ def test_each_gate_is_a_row_with_its_result_and_detail() -> None:
     markdown = validation_markdown(_report(gates))
     assert "**12** lines read = **10** accepted + **2** quarantined" in markdown
     assert "| `not_json` | 2 |" in markdown
+    assert (
+        "Quarantine: `quarantine/r-1/b-1.jsonl` (its lines and reasons: `retrain batches show b-1`)"
+        in markdown
+    )
     assert "| min_new_examples | pass | 10 accepted, at least 10 needed |" in markdown
     assert "| duplicate_rate | **FAIL** | observed 0.6, at most 0.5 |" in markdown
 
@@ -40,3 +44,11 @@ def test_a_report_stored_before_gates_had_a_detail_shows_its_message() -> None:
     stored["message"] = "max_quarantine_rate: 6 of 12 quarantined"
     markdown = validation_markdown(_report([stored]))
     assert "| max_quarantine_rate | **FAIL** | max_quarantine_rate: 6 of 12 quarantined |" in markdown
+
+
+def test_the_curated_version_points_to_retrain_data_show() -> None:
+    report = _report([])
+    report.version_id = "ds-0123456789ab"
+    assert "Curated dataset version: `ds-0123456789ab` (`retrain data show ds-0123456789ab`)" in (
+        validation_markdown(report)
+    )
