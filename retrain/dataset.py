@@ -192,11 +192,17 @@ def load_version(store: ObjectStore, version_id: str) -> DatasetVersion:
     return DatasetVersion.from_json(store.get_json(f"{VERSION_PREFIX}{version_id}.json", missing=missing))
 
 
-def list_versions(store: ObjectStore) -> list[DatasetVersion]:
-    """Every dataset version in the bucket, oldest first (one GET each; a version holds the shards
-    of the one before it and one more, which orders two versions published within a second)."""
-    versions = (DatasetVersion.from_json(data) for data in store.iter_json(VERSION_PREFIX))
-    return sorted(versions, key=lambda version: (version.created_at, len(version.shards)))
+def list_versions(store: ObjectStore, *, newest: int | None = None) -> list[DatasetVersion]:
+    """The dataset versions in the bucket (all, or the ``newest`` ones), oldest first.
+
+    A version holds the shards of the one before it and one more, which orders two versions
+    published within the same second.
+    """
+    data = store.iter_json(VERSION_PREFIX, newest=newest)
+    versions = sorted(
+        (DatasetVersion.from_json(item) for item in data), key=lambda v: (v.created_at, len(v.shards))
+    )
+    return versions[-newest:] if newest else versions
 
 
 def training_set_policy(settings: DatasetSettings) -> dict[str, Any]:

@@ -108,10 +108,13 @@ class IngestReport:
         return [gate["message"] for gate in self.gates if not gate["passed"]]
 
 
-def list_batches(store: ObjectStore) -> list[IngestReport]:
-    """Every ingested batch's manifest, oldest first (one GET each)."""
-    reports = (IngestReport.from_json(data) for data in store.iter_json(BATCH_PREFIX))
-    return sorted(reports, key=lambda report: (report.finished_at, report.batch_id))
+def list_batches(store: ObjectStore, *, newest: int | None = None) -> list[IngestReport]:
+    """The ingested batches' manifests (all, or the ``newest`` ones), oldest first."""
+    data = store.iter_json(BATCH_PREFIX, newest=newest)
+    reports = sorted(
+        (IngestReport.from_json(item) for item in data), key=lambda r: (r.finished_at, r.batch_id)
+    )
+    return reports[-newest:] if newest else reports
 
 
 def load_batch(store: ObjectStore, batch_id: str) -> IngestReport:

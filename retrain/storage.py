@@ -152,11 +152,20 @@ class ObjectStore:
         except ObjectNotFound:
             return None
 
-    def iter_json(self, prefix: str) -> Iterator[Any]:
-        """Every ``.json`` object under prefix, parsed, in key order (a LIST, then one GET each)."""
-        for info in self.list(prefix):
-            if info.key.endswith(".json"):
-                yield self.get_json(info.key)
+    def iter_json(self, prefix: str, *, newest: int | None = None) -> Iterator[Any]:
+        """The ``.json`` objects under prefix, parsed (a LIST, then one GET each).
+
+        With ``newest``, only the most recently written ones: at least that many, more when
+        several were written within the same second as the oldest of them (the caller orders
+        and trims by what is inside). Meant for objects written once, like manifests.
+        """
+        infos = [info for info in self.list(prefix) if info.key.endswith(".json")]
+        written = {info.key: info.last_modified for info in infos if info.last_modified is not None}
+        if newest is not None and len(infos) > newest and len(written) == len(infos):
+            boundary = sorted(written.values())[-newest]
+            infos = [info for info in infos if written[info.key] >= boundary]
+        for info in infos:
+            yield self.get_json(info.key)
 
     def iter_chunks(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream an object's bytes without holding it all in memory."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 
 import pytest
 from pydantic import SecretStr
@@ -75,6 +76,19 @@ def test_keys_are_relative_to_the_prefix(store: ObjectStore) -> None:
     store.put_bytes("curated/a", b"1")
     assert store.uri("curated/a").endswith("/team/curated/a")
     assert [info.key for info in store.list("curated/")] == ["curated/a"]
+
+
+def test_iter_json_reads_only_the_newest_objects_when_asked(store: ObjectStore) -> None:
+    for name in ("a", "b", "c"):
+        store.put_json(f"m/{name}.json", {"name": name})
+        time.sleep(1.1)  # S3 keeps LastModified to the second
+    store.put_bytes("m/notes.txt", b"not json")
+    assert sorted(item["name"] for item in store.iter_json("m/")) == ["a", "b", "c"]
+    assert sorted(item["name"] for item in store.iter_json("m/", newest=2)) == ["b", "c"]
+    assert [item["name"] for item in store.iter_json("m/", newest=1)] == ["c"]
+    assert len(list(store.iter_json("m/", newest=5))) == 3
+    with pytest.raises(ObjectNotFound, match=r"^no m/z\.json: write it first$"):
+        store.get_json("m/z.json", missing="no m/z.json: write it first")
 
 
 def test_missing_bucket_is_a_clear_error() -> None:

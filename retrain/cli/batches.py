@@ -45,7 +45,7 @@ def list_command(
     as_json: AsJson = False,
 ) -> None:
     """The newest batches: lines read, accepted and quarantined (by reason), and the gates."""
-    reports = list_batches(_store())[-limit:][::-1]
+    reports = list_batches(_store(), newest=limit)[::-1]
     if as_json:
         print_json([report.to_json() for report in reports])
         return

@@ -63,7 +63,7 @@ def list_command(
 ) -> None:
     """The newest dataset versions: size, split and what was decided for each."""
     store = _store()
-    versions = list_versions(store)[-limit:][::-1]
+    versions = list_versions(store, newest=limit)[::-1]
     decided = [(version, load_decision(store, version.version_id)) for version in versions]
     if as_json:
         print_json([_as_json(version, decision) for version, decision in decided])
