@@ -209,7 +209,11 @@ def _print_where_to_look(settings: Settings, store: Any) -> None:
         f"Bucket folders: {store.uri('incoming/')} {store.uri('curated/')} {store.uri('quarantine/')} "
         f"{store.uri('evals/')} {store.uri('registry/')} {store.uri('state/')}\n"
         f"On disk: {settings.local.data_dir.resolve() / 's3'}\n"
-        "Aliases: .venv/bin/retrain alias list    Stop the stack: .venv/bin/retrain local down",
+        "Aliases: .venv/bin/retrain alias list\n"
+        "Batches and their quarantined lines: .venv/bin/retrain batches list\n"
+        "Dataset versions and what came of them: .venv/bin/retrain data list\n"
+        "Fine-tuning cost: .venv/bin/retrain spend\n"
+        "Stop the stack: .venv/bin/retrain local down",
         highlight=False,
     )
 
