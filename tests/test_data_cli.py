@@ -67,6 +67,8 @@ def test_versions_are_listed_newest_first_with_what_was_decided(s3_env: S3Settin
     as_list = json.loads(data("list", "--json", "--limit", "1").output)
     assert [entry["version_id"] for entry in as_list] == [second.version_id]
 
+    markup = data("show", "ds-[/x]")
+    assert markup.exit_code == 1 and markup.output.startswith("error: dataset version 'ds-[/x]' not found")
     missing = data("show", "ds-nope")
     assert missing.exit_code == 1
     assert missing.output.strip().endswith("`retrain data list` shows the versions that exist")

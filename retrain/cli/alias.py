@@ -9,7 +9,7 @@ from rich.console import Console
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, columns_table, fields_table, print_json
+from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
 from retrain.exceptions import UnknownModel
 from retrain.providers import provider_named, require_model
 from retrain.registry import ModelRecord, Registry, RegistryEvent
@@ -32,7 +32,7 @@ def _registry() -> Registry:
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    return plain_console()
 
 
 def _changed(before: str | None, event: RegistryEvent) -> None:

@@ -12,9 +12,8 @@ from itertools import islice
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from retrain.cli.output import AsJson, columns_table, print_json
+from retrain.cli.output import AsJson, columns_table, plain_console, print_json
 from retrain.ingest import IngestReport, list_batches, load_batch, quarantined_rows
 from retrain.redact import redact
 from retrain.settings import get_settings
@@ -27,7 +26,7 @@ app = typer.Typer(
 )
 
 _SECRET_CODE = "contains_secret"
-_console = Console(highlight=False)
+_console = plain_console()
 
 
 def _store() -> ObjectStore:

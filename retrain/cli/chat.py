@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["register"]
 
@@ -31,7 +32,7 @@ def chat_command(
     answer = ask_model(
         question, record.model_id, provider, system=system, max_tokens=max_tokens, settings=settings
     )
-    _err.print(f"[dim]{alias} -> {answer.model} ({answer.provider})[/]")
+    _err.print(f"[dim]{escape(f'{alias} -> {answer.model} ({answer.provider})')}[/]")
     typer.echo(str(answer))
 
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
-from retrain.cli.output import columns_table
+from retrain.cli.output import columns_table, plain_console
 from retrain.exceptions import RetrainError
 
 __all__ = ["register"]
 
-_console = Console(highlight=False)
+_console = plain_console()
 
 
 def _checks() -> list[tuple[str, Callable[[], str]]]:
@@ -82,9 +82,9 @@ def check() -> None:
     failed = 0
     for name, run in _checks():
         try:
-            detail, result = run(), "[green]ok[/]"
+            detail, result = run(), Text("ok", style="green")
         except RetrainError as exc:
-            detail, result = str(exc), "[bold red]failed[/]"
+            detail, result = str(exc), Text("failed", style="bold red")
             failed += 1
         table.add_row(name, result, detail)
     _console.print(table)

@@ -11,9 +11,8 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from retrain.cli.output import AsJson, columns_table, fields_table, print_json
+from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
 from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
 from retrain.decisions import Decision, load_decision
 from retrain.exceptions import DataError
@@ -26,7 +25,7 @@ app = typer.Typer(
     no_args_is_help=True, help="Curated dataset versions: what each holds, and what was trained on it."
 )
 
-_console = Console(highlight=False)
+_console = plain_console()
 
 
 def _store() -> ObjectStore:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from retrain.settings import get_settings
 
@@ -72,7 +73,7 @@ def ingest_command(
         f"watermark {read_watermark(store) or '-'}"
     )
     for message in report.failed_gates:
-        _console.print(f"[red]gate failed:[/] {message}")
+        _console.print(f"[red]gate failed:[/] {escape(message)}")
     if not report.passed:
         raise typer.Exit(code=1)
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, columns_table, fields_table, print_json
+from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
 from retrain.finetune import ACTIVE_STATUSES, cancel_job
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.settings import ProviderSettings, get_settings
@@ -35,7 +35,7 @@ def _provider(name: str | None) -> tuple[OpenAI, ProviderSettings]:
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    return plain_console()
 
 
 def _when(timestamp: int | None) -> str:

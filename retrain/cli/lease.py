@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from retrain.cli.actor import cli_actor
+from retrain.cli.output import plain_console
 from retrain.exceptions import RunInProgress
 from retrain.run_lease import NIGHTLY, Lease, break_lease, current
 from retrain.settings import get_settings
@@ -21,7 +21,7 @@ app = typer.Typer(
     help="The nightly lease (one nightly run or ingest at a time): show it, or break a dead holder's.",
 )
 
-_console = Console(highlight=False)
+_console = plain_console()
 
 
 def _store() -> ObjectStore:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer import _click
 from typer.core import TyperGroup
 
@@ -35,7 +36,7 @@ class _RetrainGroup(TyperGroup):
         except RetrainError as exc:
             if debugging():
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
 

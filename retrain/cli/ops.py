@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from retrain.cli.prefect_api import require_prefect_api
 
@@ -40,7 +41,7 @@ def apply(
 
     require_prefect_api()
     for applied in apply_automations(file, webhook_url):
-        _console.print(f"{applied.outcome:>8}  {applied.name}  [dim]{applied.id}[/]", highlight=False)
+        _console.print(f"{applied.outcome:>8}  {escape(applied.name)}  [dim]{applied.id}[/]", highlight=False)
 
 
 def register(root: typer.Typer) -> None:

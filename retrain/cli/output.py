@@ -1,4 +1,4 @@
-"""What the inspection commands share: `--json` for scripts, and a table of fields for one thing."""
+"""What the inspection commands share: `--json` for scripts, tables, and a console for user data."""
 
 from __future__ import annotations
 
@@ -7,11 +7,18 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-__all__ = ["AsJson", "columns_table", "fields_table", "print_json"]
+__all__ = ["AsJson", "columns_table", "fields_table", "plain_console", "print_json"]
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+
+
+def plain_console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: quarantined lines, reasons, model ids and error
+    messages can hold rich markup (``[/x]``), which must neither style the output nor crash it."""
+    return Console(stderr=stderr, highlight=False, markup=False)
 
 
 def print_json(value: Any) -> None:

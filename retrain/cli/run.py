@@ -17,6 +17,7 @@ from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from retrain.cli.prefect_api import require_prefect_api
 from retrain.exceptions import ConfigError, RetrainError
@@ -133,7 +134,7 @@ def run(
                 f"{night!r} is not a date: use YYYY-MM-DD", param_hint="--night"
             ) from None
     state = _run_night(parsed, via_deployment)
-    console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
+    console.print(f"[bold]{state.name}[/]: {escape(state.message or '')}", highlight=False)
     if state.is_failed() or state.is_crashed():
         raise typer.Exit(code=1)
 
@@ -176,7 +177,7 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
             console.print(f"landed {store.uri(key)}")
         state = _run_night(night.night, via_deployment)
         outcomes.append((night, state))
-        console.print(f"[bold]{state.name}[/]: {state.message or ''}", highlight=False)
+        console.print(f"[bold]{state.name}[/]: {escape(state.message or '')}", highlight=False)
 
     console.rule("rollback: production goes back one step")
     registry = Registry(store)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from retrain.cli.output import plain_console
 from retrain.cli.prefect_api import require_prefect_api
 from retrain.providers import wind_down_notice
 from retrain.settings import Settings, get_settings
@@ -23,7 +23,7 @@ from retrain.storage import ObjectStore
 
 __all__ = ["build_deployments", "register", "serve"]
 
-console = Console()
+console = plain_console()
 
 
 def build_deployments(settings: Settings) -> list[Any]:

@@ -11,16 +11,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from retrain.budget import month_jobs, month_spend
-from retrain.cli.output import AsJson, columns_table, print_json
+from retrain.cli.output import AsJson, columns_table, plain_console, print_json
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 
 __all__ = ["register"]
 
-_console = Console(highlight=False)
+_console = plain_console()
 
 
 def _cost(entry: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from retrain.exceptions import BucketNotFound
@@ -47,7 +48,7 @@ def _local_files(path: Path) -> list[Path]:
 
 
 def _usage_error(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

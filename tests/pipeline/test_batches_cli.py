@@ -36,8 +36,9 @@ def test_a_nights_quarantined_lines_are_shown_with_reasons_and_secrets_are_never
             {"role": "assistant", "content": "ok"},
         ]
     }
-    lines = [orjson.dumps(e).decode() for e in make_examples(30, seed=4)] + make_dirty_lines(6, seed=4)
+    lines = [orjson.dumps(e).decode() for e in make_examples(40, seed=4)] + make_dirty_lines(6, seed=4)
     lines.append(orjson.dumps(secret).decode())
+    lines.append("[/x] [red]not json")  # rich markup in a line is data, shown as it is
     store.put_bytes("incoming/2026-11-01/a.jsonl", ("\n".join(lines) + "\n").encode())
     report = ingest_objects(store, find_new_objects(store), load_settings(), run_id="retrain-2026-11-01")
     assert report.quarantined >= 7 and "contains_secret" in report.by_reason
@@ -52,10 +53,11 @@ def test_a_nights_quarantined_lines_are_shown_with_reasons_and_secrets_are_never
     assert f"{report.accepted:,} accepted + {report.quarantined:,} quarantined" in shown.output
     assert "contains_secret" in shown.output and "(withheld: the line holds a secret)" in shown.output
     assert LEAKED not in shown.output and LEAKED[:20] not in shown.output
+    assert "[/x] [red]not json" in shown.output
 
     as_json = json.loads(batches("show", report.batch_id, "--json", "--reason", "contains_secret").output)
     [secret_line] = as_json["quarantined_lines"]
-    assert "raw" not in secret_line and secret_line["line_no"] == len(lines)
+    assert "raw" not in secret_line and secret_line["line_no"] == len(lines) - 1
     assert as_json["lines_read"] == as_json["accepted"] + as_json["quarantined"] == len(lines)
 
     assert (

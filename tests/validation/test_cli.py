@@ -79,6 +79,12 @@ def test_usage_errors_exit_2(app: typer.Typer, args: list[str], tmp_path: Path) 
     assert result.exit_code == 2, result.output
 
 
+def test_a_path_that_looks_like_rich_markup_is_printed_as_it_is(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["validate", "/tmp/[/x] [red]data.jsonl"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: /tmp/[/x] [red]data.jsonl does not exist"
+
+
 def test_a_folder_validates_its_jsonl_files(app: typer.Typer, tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_bytes(jsonl(*clean_examples(8)))
     (tmp_path / "b.jsonl").write_bytes(jsonl(*clean_examples(8, start=8)))
