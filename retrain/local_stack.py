@@ -322,8 +322,20 @@ def _stop(settings: Settings, service: _Service) -> None:
         if _our_pid(pid_file, service) is not None:
             _signal_group(pid, signal.SIGKILL)
             _reap(pid)
+        if service.port:
+            _wait_until_port_free(settings.local.host, service.port, time.monotonic() + 5.0)
         logger.info("stopped local %s server (pid %d)", service.name, pid)
     pid_file.unlink(missing_ok=True)
+
+
+def _wait_until_port_free(host: str, port: int, deadline: float) -> None:
+    """Wait for the port of a stopped service to close, so an `up` right after can bind it.
+
+    A process that is exiting already reads as gone in /proc (its command line is released
+    first) while its listening socket is still open, for a moment.
+    """
+    while _port_taken(host, port) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

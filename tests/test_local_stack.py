@@ -90,6 +90,12 @@ def test_a_port_taken_by_something_else_is_a_clear_error(settings: Settings) -> 
             local_stack.up(settings)
 
 
+def _accepts(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
 def test_jobs_and_models_survive_down_and_up(settings: Settings) -> None:
     local_stack.up(settings)
     client = _client(settings)
@@ -99,6 +105,9 @@ def test_jobs_and_models_survive_down_and_up(settings: Settings) -> None:
     _wait(client, unfinished.id, {"running"})
 
     local_stack.down(settings)
+    # Stopped means the ports are free again, so an `up` right after can bind them.
+    ports = (settings.local.s3_port, settings.local.openai_port)
+    assert not any(_accepts(settings.local.host, port) for port in ports)
     assert not local_stack.status(settings).running
     assert local_stack.up(settings).running
 
