@@ -6,9 +6,6 @@ the placeholder key instead of the block's value gets a 401.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from retrain.registry_records import ModelRecord
 from retrain.settings import S3Settings, get_settings
 from retrain.storage import ObjectStore
 from retrain.synthetic import make_eval_set
+from tests.pipeline.test_run_cli import retrain
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +48,6 @@ def guarded(
         Registry(store).set("production", record, actor="test", reason="test")
         yield
     get_settings.cache_clear()
-
-
-def retrain(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [str(Path(sys.executable).parent / "retrain"), *args]
-    return subprocess.run(
-        command, env=dict(os.environ), capture_output=True, text=True, timeout=300, check=False
-    )
 
 
 def test_jobs_eval_and_chat_use_the_key_from_the_secret_block(guarded: None) -> None:

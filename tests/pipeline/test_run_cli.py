@@ -4,7 +4,6 @@ not a traceback."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from retrain.settings import S3Settings
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_nightly_flow import run_logs
+from tests.s3_servers import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +43,13 @@ def test_a_missing_bucket_is_one_line_before_any_flow_starts(
     ]
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize(
     "command", [["run"], ["serve"], ["automations", "apply", "--webhook-url", "http://x"]]
 )
 def test_a_prefect_api_that_does_not_answer_is_one_line_without_its_credentials(
     s3_env: S3Settings, tmp_path: Path, command: list[str]
 ) -> None:
-    port = _closed_port()
+    port = free_port()
     done = retrain(
         *command,
         PREFECT_API_URL=f"http://ops:hunter2-pw@127.0.0.1:{port}/api",
@@ -73,7 +67,7 @@ def test_a_prefect_api_that_does_not_answer_is_one_line_without_its_credentials(
 def test_serve_warns_at_start_up_when_training_on_openai(s3_env: S3Settings, tmp_path: Path) -> None:
     done = retrain(
         "serve",
-        PREFECT_API_URL=f"http://127.0.0.1:{_closed_port()}/api",
+        PREFECT_API_URL=f"http://127.0.0.1:{free_port()}/api",
         RETRAIN_LOCAL__DATA_DIR=str(tmp_path),
         RETRAIN_PROVIDER__KIND="openai",
         RETRAIN_PROVIDER__NAME="openai",
