@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.budget import month_jobs, month_spend
+from retrain.budget import month_jobs
 from retrain.cli.output import AsJson, columns_table, plain_console, print_json
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
@@ -40,7 +40,8 @@ def spend(
         raise typer.BadParameter(f"{month!r} is not a month: use YYYY-MM", param_hint="--month")
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
-    jobs, total = month_jobs(store, month), month_spend(store, month)
+    jobs = month_jobs(store, month)  # one read of the ledger
+    total = sum(entry["counted_usd"] for entry in jobs.values())
     budget = settings.training.monthly_budget_usd
     if as_json:
         summary = {"month": month, "spend_usd": total, "monthly_budget_usd": budget, "jobs": jobs}
