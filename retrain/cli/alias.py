@@ -100,13 +100,15 @@ def history(
 ) -> None:
     """Every change of an alias, oldest first."""
     events = _registry().history(name)
+    if limit:
+        events = events[-limit:]
     if as_json:
-        print_json([event.model_dump(mode="json") for event in (events[-limit:] if limit else events)])
+        print_json([event.model_dump(mode="json") for event in events])
         return
     table = columns_table(
         f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason")
     )
-    for event in events[-limit:] if limit else events:
+    for event in events:
         table.add_row(
             str(event.seq),
             f"{event.at:%Y-%m-%d %H:%M:%S}",
