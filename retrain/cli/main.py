@@ -9,16 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer import _click
 from typer.core import TyperGroup
 
+from retrain.cli.output import print_error
 from retrain.exceptions import RetrainError
 
-__all__ = ["app", "debugging", "err_console"]
+__all__ = ["app", "debugging"]
 
-err_console = Console(stderr=True)
 _state = {"debug": False}
 
 
@@ -36,7 +34,7 @@ class _RetrainGroup(TyperGroup):
         except RetrainError as exc:
             if debugging():
                 raise
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            print_error(str(exc))
             raise typer.Exit(code=1) from None
 
 

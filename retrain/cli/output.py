@@ -8,9 +8,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["AsJson", "columns_table", "fields_table", "plain_console", "print_json"]
+__all__ = ["AsJson", "columns_table", "fields_table", "plain_console", "print_error", "print_json"]
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
 
@@ -19,6 +20,11 @@ def plain_console(*, stderr: bool = False) -> Console:
     """A console that prints text as it is: quarantined lines, reasons, model ids and error
     messages can hold rich markup (``[/x]``), which must neither style the output nor crash it."""
     return Console(stderr=stderr, highlight=False, markup=False)
+
+
+def print_error(message: str) -> None:
+    """The one-line ``error: ...`` on stderr; the message is printed as it is, never as markup."""
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

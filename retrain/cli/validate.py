@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import orjson
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from retrain.cli.output import print_error
 from retrain.exceptions import BucketNotFound
 from retrain.settings import load_settings
 from retrain.validation import BatchResult, QuarantinedLine, validate_batch
@@ -32,7 +32,6 @@ __all__ = ["register"]
 
 _CHUNK = 1 << 20
 _console = Console()
-_err = Console(stderr=True)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -48,7 +47,7 @@ def _local_files(path: Path) -> list[Path]:
 
 
 def _usage_error(message: str) -> typer.Exit:
-    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    print_error(message)
     return typer.Exit(code=2)
 
 
