@@ -8,15 +8,18 @@ the embedded local stack: a local S3 server and the local OpenAI-compatible serv
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrain.exceptions import ConfigError
+from retrain.setting_names import unknown_settings
 
 __all__ = [
     "DatasetSettings",
@@ -405,8 +408,21 @@ def _describe(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
+def _misnamed_settings() -> list[str]:
+    problems = unknown_settings(os.environ, Settings, "the environment")
+    env_file = Path(str(Settings.model_config.get("env_file")))
+    if env_file.is_file():
+        problems += unknown_settings(dotenv_values(env_file), Settings, str(env_file))
+    return problems
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment and `.env`; raise ConfigError with one readable line."""
+    """Read settings from the environment and `.env`; raise ConfigError with one readable line.
+
+    A ``RETRAIN_<GROUP>__...`` name that is not a setting is an error too (``setting_names``).
+    """
+    if problems := _misnamed_settings():
+        raise ConfigError("; ".join(problems) + " (`retrain config-reference` lists every setting)")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

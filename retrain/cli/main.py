@@ -1,7 +1,7 @@
 """The `retrain` command line: one Typer app, one sub-app per command group.
 
-Errors raised on purpose (``RetrainError``) print as one line and exit 1; ``--debug``
-shows the traceback instead.
+Errors raised on purpose (``RetrainError``) print as one line and exit 1 (2 for
+``validate``, whose 1 means a batch that fails its gates); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ __all__ = ["app", "debugging"]
 
 _state = {"debug": False}
 
+# Where exit code 1 already means something (validate: the batch fails its gates), errors exit 2.
+_ERROR_EXIT_CODES = {"validate": 2}
+
 
 def debugging() -> bool:
     """Whether `--debug` was given: show tracebacks."""
@@ -35,7 +38,7 @@ class _RetrainGroup(TyperGroup):
             if debugging():
                 raise
             print_error(str(exc))
-            raise typer.Exit(code=1) from None
+            raise typer.Exit(code=_ERROR_EXIT_CODES.get(ctx.invoked_subcommand or "", 1)) from None
 
 
 app = typer.Typer(

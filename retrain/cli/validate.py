@@ -1,9 +1,10 @@
 """`retrain validate PATH...`: validate local or s3:// JSONL files without any fine-tuning server.
 
-Exit codes: 0 the batch passes its gates, 1 it fails them, 2 usage errors (missing file, bad
-option). The JSON report (``--report``) holds ``total_lines``, ``accepted``, ``quarantined``,
-``by_reason``, ``per_source``, ``token_stats``, ``cost_estimate_usd``, ``cost``, ``gates`` and
-``data_docs_index`` (the built Data Docs' index.html with ``--data-docs``, else null);
+Exit codes: 0 the batch passes its gates, 1 it fails them, 2 when it cannot tell (a missing
+file, a bad option or setting, an unreadable source). The JSON report (``--report``) holds
+``total_lines``, ``accepted``, ``quarantined``, ``by_reason``, ``per_source``, ``token_stats``,
+``cost_estimate_usd``, ``cost``, ``gates`` and ``data_docs_index`` (the built Data Docs'
+index.html with ``--data-docs``, else null);
 ``--quarantine`` writes one JSON object per quarantined line (source, line_no, reasons, raw).
 Nothing is held in memory per example, so very large files stream through.
 """

@@ -121,3 +121,23 @@ def test_s3_uris_are_read_through_the_object_store(
             "error: s3://no-such-bucket/incoming/day.jsonl does not exist: bucket 'no-such-bucket' does not "
             "exist (check the URI, or RETRAIN_S3__ENDPOINT_URL)"
         )
+
+
+@pytest.mark.parametrize(
+    ("setting", "args", "error"),
+    [
+        ("missing.json", [], "error: expectation suite {tmp}/missing.json not found"),
+        (None, ["--model", "gpt-9"], "error: no example token limit for model 'gpt-9'"),
+    ],
+)
+def test_what_stops_validation_exits_2_not_1_which_means_a_failed_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, args: list[str], error: str
+) -> None:
+    from retrain.cli.main import app as retrain_app
+
+    monkeypatch.setenv("RETRAIN_VALIDATION__SUITE_PATH", str(tmp_path / setting if setting else CHAT_SUITE))
+    (tmp_path / "x.jsonl").write_bytes(jsonl(*clean_examples(12)))
+    result = CliRunner().invoke(retrain_app, ["validate", str(tmp_path / "x.jsonl"), *args])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith(error.format(tmp=tmp_path)), line
