@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
@@ -17,7 +19,7 @@ from retrain.resolver import AliasReader
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 
-__all__ = ["app"]
+__all__ = ["app", "print_history"]
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -105,20 +107,31 @@ def history(
     if as_json:
         print_json([event.model_dump(mode="json") for event in events])
         return
-    table = columns_table(
-        f"History of {name}", ("Seq", "At (UTC)", "Action", "Model", "Previous", "By", "Reason")
-    )
+    print_history(name, events)
+
+
+def print_history(name: str, events: Sequence[RegistryEvent]) -> None:
+    """Each change of an alias as a log entry, oldest first: model ids stay whole (to copy into
+    `rollback --to`) and every line reads at any terminal width."""
+    console = _console()
+    console.print(Text(f"History of {name} (oldest first)", style="bold"))
     for event in events:
-        table.add_row(
-            str(event.seq),
-            f"{event.at:%Y-%m-%d %H:%M:%S}",
-            event.action,
-            event.model.model_id,
-            event.previous_model_id or "-",
-            event.actor,
-            event.reason,
+        console.print()
+        console.print(
+            Text.assemble(
+                (f"#{event.seq}", "bold"),
+                f"  {event.at:%Y-%m-%d %H:%M:%S} UTC  ",
+                (event.action, "bold"),
+                f"  by {event.actor}",
+            )
         )
-    _console().print(table)
+        details = {
+            "model": f"{event.model.model_id} (on {event.model.provider})",
+            "previous": event.previous_model_id or "-",
+            "reason": event.reason,
+        }
+        for label, value in details.items():
+            console.print(f"    {label:<9}{value}", soft_wrap=True)
 
 
 @app.command("set")

@@ -146,6 +146,7 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     stack, since it lands synthetic examples and moves `production`.
     """
     from retrain import local_stack
+    from retrain.cli.alias import print_history
     from retrain.demo import NIGHTS, land_night, seed_eval_set, start_over
     from retrain.registry import Registry
     from retrain.storage import ObjectStore
@@ -183,18 +184,10 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     registry = Registry(store)
     event = registry.rollback("production", steps=1, actor="demo", reason="demo: roll back one step")
     console.print(f"production -> {event.model.model_id}")
-    _print_history(registry)
+    print_history("production", registry.history("production"))
     _print_where_to_look(settings, store)
     if any(state.is_failed() or state.is_crashed() for _, state in outcomes):
         raise typer.Exit(code=1)
-
-
-def _print_history(registry: Any) -> None:
-    console.print("[bold]history of alias `production`[/] (oldest first):")
-    for event in registry.history("production"):
-        when = f"{event.at:%Y-%m-%d %H:%M}"
-        line = f"  {event.seq:>3}  {event.action:<8}  {event.model.model_id}  ({event.actor}, {when})"
-        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_where_to_look(settings: Settings, store: Any) -> None:

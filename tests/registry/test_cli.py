@@ -149,3 +149,25 @@ def test_set_points_an_alias_only_at_a_model_its_provider_knows(
         assert code == 1 and "RETRAIN_PROVIDERS__AZURE_EU__KIND" in out
         assert run("set", "staging", "ft:gpt-4o-mini:acme:later", "--no-verify")[0] == 0
         assert registry.resolve("staging").model_id == "ft:gpt-4o-mini:acme:later"
+
+
+def test_history_keeps_whole_model_ids_on_a_narrow_terminal(
+    s3: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_id = "ft:gpt-4o-mini-2024-07-18:acme-support-team:retrain-20261101:Gv6tsEV7"
+    run_unverified("set", "production", "ft:a", "--reason", "first")
+    run_unverified("set", "production", long_id, "--reason", "better")
+    monkeypatch.setenv("COLUMNS", "40")
+    code, out = run("history", "production")
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("    ")]
+    assert lines == [
+        "    model    ft:a (on openai-prod)",
+        "    previous -",
+        "    reason   first",
+        f"    model    {long_id} (on openai-prod)",
+        "    previous ft:a",
+        "    reason   better",
+    ]
+    headers = [line.split("  ")[0::2] for line in out.splitlines() if line.startswith("#")]
+    assert headers == [["#1", "set"], ["#2", "set"]]
