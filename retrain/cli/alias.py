@@ -11,7 +11,7 @@ from rich.text import Text
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
 from retrain.exceptions import UnknownModel
 from retrain.providers import provider_named, require_model
 from retrain.registry import ModelRecord, Registry, RegistryEvent
@@ -56,7 +56,7 @@ def list_aliases(as_json: AsJson = False) -> None:
     if not state.aliases:
         _console().print("no aliases yet: create one with `retrain alias set NAME MODEL`")
         return
-    table = columns_table("Aliases", ("Alias", "Model", "Provider", "Since (UTC)", "Action", "By"))
+    table = Rows("Aliases", ("Alias", "Model", "Provider", "Since (UTC)", "Action", "By"))
     for name in sorted(state.aliases):
         event = state.aliases[name]
         table.add_row(
@@ -67,7 +67,7 @@ def list_aliases(as_json: AsJson = False) -> None:
             event.action,
             event.actor,
         )
-    _console().print(table)
+    table.print(_console())
 
 
 @app.command()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.cli.output import AsJson, columns_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, plain_console, print_json
 from retrain.ingest import IngestReport, list_batches, load_batch, quarantined_rows
 from retrain.redact import redact
 from retrain.settings import get_settings
@@ -52,7 +52,7 @@ def list_command(
         _console.print("no batches yet: a night ingests the new objects under incoming/")
         return
     columns = ("Batch", "Run", "Objects", "Lines", "Accepted", "Quarantined (by reason)", "Gates")
-    table = columns_table("Ingested batches", columns)
+    table = Rows("Ingested batches", columns)
     for report in reports:
         table.add_row(
             report.batch_id,
@@ -63,7 +63,7 @@ def list_command(
             f"{report.quarantined:,}" + (f" ({_reasons(report)})" if report.quarantined else ""),
             "passed" if report.passed else "failed: " + "; ".join(report.failed_gates),
         )
-    _console.print(table)
+    table.print(_console)
 
 
 def _shown(row: dict[str, Any], raw: bool) -> dict[str, Any]:
@@ -110,8 +110,8 @@ def show(
         _console.print(f"no quarantined lines{what}")
         return
     columns = ("Source", "Line", "Reasons", *(("Raw",) if raw else ()))
-    table = columns_table(f"Quarantined lines ({store.uri(report.quarantine_key or '')})", columns)
+    table = Rows(f"Quarantined lines ({store.uri(report.quarantine_key or '')})", columns)
     for row in lines:
         messages = "\n".join(f"{r['code']}: {r['message']}" for r in row["reasons"])
         table.add_row(row["source"], str(row["line_no"]), messages, *([row["raw"]] if raw else []))
-    _console.print(table)
+    table.print(_console)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import typer
 from rich.text import Text
 
-from retrain.cli.output import columns_table, plain_console
+from retrain.cli.output import Rows, plain_console
 from retrain.exceptions import RetrainError
 
 __all__ = ["register"]
@@ -78,7 +78,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
 
 def check() -> None:
     """Check that a night could run with this configuration (nothing is changed)."""
-    table = columns_table("retrain check", ("check", "result", "detail"))
+    table = Rows("retrain check", ("check", "result", "detail"))
     failed = 0
     for name, run in _checks():
         try:
@@ -87,7 +87,7 @@ def check() -> None:
             detail, result = str(exc), Text("failed", style="bold red")
             failed += 1
         table.add_row(name, result, detail)
-    _console.print(table)
+    table.print(_console)
     if failed:
         _console.print(f"{failed} check(s) failed: fix them before the next night")
         raise typer.Exit(code=1)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
 from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
 from retrain.decisions import Decision, load_decision
 from retrain.exceptions import DataError
@@ -71,7 +71,7 @@ def list_command(
         _console.print("no dataset versions yet: a night curates one from the examples under incoming/")
         return
     columns = ("Version", "Created (UTC)", "Run", "Examples", "Train / validation", "Outcome")
-    table = columns_table(f"Dataset versions in {store.uri('curated/')}", columns)
+    table = Rows(f"Dataset versions in {store.uri('curated/')}", columns)
     for version, decision in decided:
         table.add_row(
             version.version_id,
@@ -81,7 +81,7 @@ def list_command(
             f"{version.train:,} / {version.validation:,}",
             _outcome(decision),
         )
-    _console.print(table)
+    table.print(_console)
 
 
 @app.command()
@@ -115,7 +115,7 @@ def show(
             "decided": f"{decision.decided_at} by run {decision.run_id}",
         }
     _console.print(fields_table(f"Dataset version {version.version_id}", rows))
-    shards = columns_table("Shards", ("Shard", "Examples", "Train", "Validation"))
+    shards = Rows("Shards", ("Shard", "Examples", "Train", "Validation"))
     for shard in version.shards:
         shards.add_row(shard.key, f"{shard.examples:,}", f"{shard.train:,}", f"{shard.validation:,}")
-    _console.print(shards)
+    shards.print(_console)

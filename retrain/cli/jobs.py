@@ -8,10 +8,9 @@ from typing import Annotated
 import typer
 from openai import OpenAI
 from rich.console import Console
-from rich.table import Table
 
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, columns_table, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
 from retrain.finetune import ACTIVE_STATUSES, cancel_job
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.settings import ProviderSettings, get_settings
@@ -59,7 +58,7 @@ def list_jobs(
         _console().print(f"no fine-tuning jobs on provider {settings.name!r}")
         return
     columns = ("Job", "Status", "Base model", "Fine-tuned model", "Dataset version", "Created (UTC)")
-    table = columns_table(f"Fine-tuning jobs on {settings.name}", columns)
+    table = Rows(f"Fine-tuning jobs on {settings.name}", columns)
     for job in jobs:
         table.add_row(
             job.id,
@@ -69,7 +68,7 @@ def list_jobs(
             (job.metadata or {}).get("dataset_version", "-"),
             _when(job.created_at),
         )
-    _console().print(table)
+    table.print(_console())
 
 
 @app.command()
@@ -98,7 +97,7 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
     console = _console()
     console.print(fields_table(f"Fine-tuning job {job.id}", {key: str(value) for key, value in rows.items()}))
     if checkpoints:
-        table = columns_table("Checkpoints", ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"))
+        table = Rows("Checkpoints", ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"))
         for checkpoint in checkpoints:
             metrics = checkpoint.metrics
             table.add_row(
@@ -109,14 +108,12 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
                     for value in (metrics.train_loss, metrics.valid_loss, metrics.full_valid_loss)
                 ),
             )
-        console.print(table)
+        table.print(console)
     if events:
-        table = Table(title="Latest events")
-        table.add_column("Time (UTC)")
-        table.add_column("Message", overflow="fold")
+        log = Rows("Latest events", ("Time (UTC)", "Message"))
         for event in sorted(events, key=lambda e: e.created_at):
-            table.add_row(_when(event.created_at), event.message)
-        console.print(table)
+            log.add_row(_when(event.created_at), event.message)
+        log.print(console)
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""What the inspection commands share: `--json` for scripts, tables, and a console for user data."""
+"""What the inspection commands share: `--json` for scripts, rows that stay readable at any
+width, and a console for user data."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-__all__ = ["AsJson", "columns_table", "fields_table", "plain_console", "print_error", "print_json"]
+__all__ = ["AsJson", "Rows", "fields_table", "plain_console", "print_error", "print_json"]
 
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of text.")]
 
 
 def plain_console(*, stderr: bool = False) -> Console:
@@ -41,9 +43,53 @@ def fields_table(title: str, rows: Mapping[str, str]) -> Table:
     return table
 
 
-def columns_table(title: str, columns: tuple[str, ...]) -> Table:
-    """A table of rows under these column headers; long values fold instead of being cut."""
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    return table
+Cell = str | Text
+
+
+class Rows:
+    """Rows under column headers, printed as a table when every value fits whole in the console's
+    width, else as one block per row (the first value as its heading, then a line per column), so
+    that ids and messages are never folded into pieces on a narrow terminal."""
+
+    def __init__(self, title: str, columns: tuple[str, ...]) -> None:
+        self.title = title
+        self.columns = columns
+        self.rows: list[tuple[Cell, ...]] = []
+
+    def add_row(self, *values: Cell) -> None:
+        self.rows.append(values)
+
+    def print(self, console: Console) -> None:
+        if self._width() <= console.width:
+            table = Table(title=self.title)
+            for column in self.columns:
+                table.add_column(column, overflow="fold")
+            for row in self.rows:
+                table.add_row(*row)
+            console.print(table)
+            return
+        console.print(Text(self.title, style="bold"))
+        label_width = max(len(column) for column in self.columns[1:])
+        for heading, *values in self.rows:
+            console.print()
+            console.print(Text(heading, style="bold") if isinstance(heading, str) else heading)
+            for column, value in zip(self.columns[1:], values, strict=True):
+                text = value if isinstance(value, Text) else Text(value)
+                indent = " " * (label_width + 4)
+                for number, line in enumerate(text.split()):
+                    label = f"  {column:<{label_width}}  " if number == 0 else indent
+                    console.print(Text.assemble(label, line), soft_wrap=True)
+
+    def _width(self) -> int:
+        """The table's width with every column as wide as its widest line: borders, a space
+        either side of each cell, and the cells."""
+        widths = [
+            max(len(column), *(_widest_line(row[index]) for row in self.rows))
+            for index, column in enumerate(self.columns)
+        ]
+        return sum(widths) + 3 * len(widths) + 1
+
+
+def _widest_line(value: Cell) -> int:
+    text = value if isinstance(value, Text) else Text(value)
+    return max(Text(line).cell_len for line in text.plain.splitlines() or [""])

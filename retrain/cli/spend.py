@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from retrain.budget import month_jobs
-from retrain.cli.output import AsJson, columns_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, plain_console, print_json
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
 
@@ -51,7 +51,7 @@ def spend(
         _console.print(f"no fine-tuning jobs recorded for {month}")
         return
     columns = ("Job", "Dataset version", "Status", "Trained tokens", "Cost")
-    table = columns_table(f"Fine-tuning spend, {month}", columns)
+    table = Rows(f"Fine-tuning spend, {month}", columns)
     for job_id, entry in sorted(jobs.items()):
         tokens = entry.get("trained_tokens")
         table.add_row(
@@ -61,7 +61,7 @@ def spend(
             "-" if tokens is None else f"{tokens:,}",
             _cost(entry),
         )
-    _console.print(table)
+    table.print(_console)
     limit = (
         f"of the ${budget:,.2f} monthly budget"
         if budget is not None

@@ -17,12 +17,17 @@ ALL_OK = dict.fromkeys(CHECKS, "ok")
 
 
 def _rows(output: str) -> dict[str, str]:
-    """check name -> result, from the table (wide enough that no row wraps)."""
-    rows = {}
+    """check name -> result, from the table, or from the blocks printed when a detail is too long
+    for one (a check's name, then its `result` and `detail` lines)."""
+    rows, heading = {}, ""
     for line in output.splitlines():
         cells = [cell.strip() for cell in line.split("│")[1:-1]]
         if len(cells) == 3 and cells[1] in ("ok", "failed"):
             rows[cells[0]] = cells[1]
+        elif line.startswith("  result  "):
+            rows[heading] = line.split()[-1]
+        elif line and not line.startswith(" "):
+            heading = line
     return rows
 
 
