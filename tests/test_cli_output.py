@@ -7,7 +7,7 @@ import io
 from rich.console import Console
 from rich.text import Text
 
-from retrain.cli.output import Rows
+from retrain.cli.output import Rows, print_fields
 
 MODEL = "ft:gpt-4o-mini-2024-07-18:acme-support:retrain-20261101:Gv6tsEV7"
 
@@ -57,3 +57,18 @@ def test_a_value_of_several_lines_continues_under_the_first() -> None:
         "  Reasons  not_json: line 7 is not JSON",
         "           second: another reason",
     ]
+
+
+def test_fields_are_a_table_when_they_fit_and_lines_when_not() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=60, markup=False, highlight=False, color_system=None)
+    print_fields(console, "production -> ft:b", {"model": MODEL, "provider": "local"})
+    assert [line.rstrip() for line in out.getvalue().splitlines()] == [
+        "production -> ft:b",
+        f"  model     {MODEL}",
+        "  provider  local",
+    ]
+    out = io.StringIO()
+    console = Console(file=out, width=100, markup=False, highlight=False, color_system=None)
+    print_fields(console, "production -> ft:b", {"model": MODEL, "provider": "local"})
+    assert f"│ model    │ {MODEL} │" in out.getvalue()

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.exceptions import UnknownModel
 from retrain.providers import provider_named, require_model
 from retrain.registry import ModelRecord, Registry, RegistryEvent
@@ -91,7 +91,7 @@ def show(name: AliasName, as_json: AsJson = False) -> None:
         "previous": event.previous_model_id or "-",
     }
     rows.update({f"score {key}": f"{value:.4f}" for key, value in sorted(model.scores.items())})
-    _console().print(fields_table(f"{name} -> {model.model_id}", rows))
+    print_fields(_console(), f"{name} -> {model.model_id}", rows)
 
 
 @app.command()

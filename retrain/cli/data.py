@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
 from retrain.decisions import Decision, load_decision
 from retrain.exceptions import DataError
@@ -114,7 +114,7 @@ def show(
             "reason": decision.reason,
             "decided": f"{decision.decided_at} by run {decision.run_id}",
         }
-    _console.print(fields_table(f"Dataset version {version.version_id}", rows))
+    print_fields(_console, f"Dataset version {version.version_id}", rows)
     shards = Rows("Shards", ("Shard", "Examples", "Train", "Validation"))
     for shard in version.shards:
         shards.add_row(shard.key, f"{shard.examples:,}", f"{shard.train:,}", f"{shard.validation:,}")

@@ -10,7 +10,7 @@ from openai import OpenAI
 from rich.console import Console
 
 from retrain.cli.credentials import with_credentials
-from retrain.cli.output import AsJson, Rows, fields_table, plain_console, print_json
+from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.finetune import ACTIVE_STATUSES, cancel_job
 from retrain.providers import api_errors, make_client, provider_named
 from retrain.settings import ProviderSettings, get_settings
@@ -95,7 +95,7 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
     if job.error and job.error.message:
         rows["error"] = f"{job.error.code}: {job.error.message}"
     console = _console()
-    console.print(fields_table(f"Fine-tuning job {job.id}", {key: str(value) for key, value in rows.items()}))
+    print_fields(console, f"Fine-tuning job {job.id}", {key: str(value) for key, value in rows.items()})
     if checkpoints:
         table = Rows("Checkpoints", ("Step", "Model", "Train loss", "Valid loss", "Full valid loss"))
         for checkpoint in checkpoints:

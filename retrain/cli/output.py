@@ -4,7 +4,7 @@ width, and a console for user data."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["AsJson", "Rows", "fields_table", "plain_console", "print_error", "print_json"]
+__all__ = ["AsJson", "Rows", "plain_console", "print_error", "print_fields", "print_json"]
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of text.")]
 
@@ -31,16 +31,6 @@ def print_error(message: str) -> None:
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2))
-
-
-def fields_table(title: str, rows: Mapping[str, str]) -> Table:
-    """One object's fields, name then value, without a header."""
-    table = Table(title=title, show_header=False)
-    table.add_column("Field", style="bold")
-    table.add_column("Value", overflow="fold")
-    for field, value in rows.items():
-        table.add_row(field, value)
-    return table
 
 
 Cell = str | Text
@@ -69,25 +59,48 @@ class Rows:
             console.print(table)
             return
         console.print(Text(self.title, style="bold"))
-        label_width = max(len(column) for column in self.columns[1:])
         for heading, *values in self.rows:
             console.print()
             console.print(Text(heading, style="bold") if isinstance(heading, str) else heading)
-            for column, value in zip(self.columns[1:], values, strict=True):
-                text = value if isinstance(value, Text) else Text(value)
-                indent = " " * (label_width + 4)
-                for number, line in enumerate(text.split()):
-                    label = f"  {column:<{label_width}}  " if number == 0 else indent
-                    console.print(Text.assemble(label, line), soft_wrap=True)
+            _print_labelled(console, dict(zip(self.columns[1:], values, strict=True)))
 
     def _width(self) -> int:
-        """The table's width with every column as wide as its widest line: borders, a space
-        either side of each cell, and the cells."""
-        widths = [
-            max(len(column), *(_widest_line(row[index]) for row in self.rows))
-            for index, column in enumerate(self.columns)
-        ]
-        return sum(widths) + 3 * len(widths) + 1
+        return _table_width(
+            [column, *(row[index] for row in self.rows)] for index, column in enumerate(self.columns)
+        )
+
+
+def print_fields(console: Console, title: str, fields: Mapping[str, Cell]) -> None:
+    """One object's fields, name then value: a two-column table when every value fits whole,
+    else the title and a line per field."""
+    if _table_width([list(fields), list(fields.values())]) <= console.width:
+        table = Table(title=title, show_header=False)
+        table.add_column("Field", style="bold")
+        table.add_column("Value", overflow="fold")
+        for name, value in fields.items():
+            table.add_row(name, value)
+        console.print(table)
+        return
+    console.print(Text(title, style="bold"))
+    _print_labelled(console, fields)
+
+
+def _print_labelled(console: Console, fields: Mapping[str, Cell]) -> None:
+    """``  name  value`` lines, names padded to one width; a value's further lines go under its
+    first; long lines are left for the terminal to wrap, so values stay whole when copied."""
+    width = max(len(name) for name in fields)
+    for name, value in fields.items():
+        text = value if isinstance(value, Text) else Text(value)
+        for number, line in enumerate(text.split()):
+            label = f"  {name:<{width}}  " if number == 0 else " " * (width + 4)
+            console.print(Text.assemble(label, line), soft_wrap=True)
+
+
+def _table_width(columns: Iterable[Iterable[Cell]]) -> int:
+    """A table's width with every column as wide as its widest line: the cells, a space either
+    side of each, and the borders."""
+    widths = [max(_widest_line(cell) for cell in column) for column in columns]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 def _widest_line(value: Cell) -> int:
