@@ -12,7 +12,7 @@ from the job's ``trained_tokens`` once it ended. The month's spend is the sum of
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,7 +32,7 @@ __all__ = [
     "estimate_training_cost",
     "ledger_key",
     "month_jobs",
-    "month_spend",
+    "spend_of",
     "record_job_cost",
     "reserve_job_cost",
 ]
@@ -98,7 +98,7 @@ def _ledger(store: ObjectStore, month: str) -> dict[str, Any]:
     return store.get_json_or_none(ledger_key(month)) or {"month": month, "jobs": {}}
 
 
-def _entry_usd(entry: dict[str, Any]) -> float:
+def _entry_usd(entry: Mapping[str, Any]) -> float:
     value = entry.get("usd") if entry.get("status") in _ENDED else entry.get("estimated_usd")
     return float(value or 0.0)
 
@@ -112,9 +112,10 @@ def month_jobs(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def month_spend(store: ObjectStore, month: str) -> float:
-    """Billed cost of ended jobs plus the estimate of running ones, this month."""
-    return sum(_entry_usd(entry) for entry in _ledger(store, month)["jobs"].values())
+def spend_of(jobs: Mapping[str, Mapping[str, Any]]) -> float:
+    """What ledger entries (by job id) add up to: the billed cost of ended jobs plus the estimate
+    of running ones."""
+    return sum(_entry_usd(entry) for entry in jobs.values())
 
 
 def check_budget(
@@ -133,7 +134,7 @@ def check_budget(
     """
     month = _month(today)
     ledger = _ledger(store, month)
-    spent = sum(_entry_usd(entry) for entry in ledger["jobs"].values())
+    spent = spend_of(ledger["jobs"])
     running = [
         job_id
         for job_id, entry in ledger["jobs"].items()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.budget import month_jobs
+from retrain.budget import month_jobs, spend_of
 from retrain.cli.output import AsJson, Rows, plain_console, print_json
 from retrain.settings import get_settings
 from retrain.storage import ObjectStore
@@ -41,7 +41,7 @@ def spend(
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
     jobs = month_jobs(store, month)  # one read of the ledger
-    total = sum(entry["counted_usd"] for entry in jobs.values())
+    total = spend_of(jobs)
     budget = settings.training.monthly_budget_usd
     if as_json:
         summary = {"month": month, "spend_usd": total, "monthly_budget_usd": budget, "jobs": jobs}

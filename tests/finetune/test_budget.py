@@ -14,9 +14,10 @@ from retrain.budget import (
     check_budget,
     estimate_training_cost,
     ledger_key,
-    month_spend,
+    month_jobs,
     record_job_cost,
     reserve_job_cost,
+    spend_of,
 )
 from retrain.cli.main import app
 from retrain.exceptions import BudgetExceeded
@@ -88,7 +89,7 @@ def test_the_monthly_total_counts_running_estimates_and_billed_jobs(moto_store: 
 
     first = _job("ftjob-1", "running")
     reserve_job_cost(moto_store, first, estimate.usd, dataset_version="ds-1", config_hash="abc")
-    assert month_spend(moto_store, MONTH) == pytest.approx(estimate.usd)
+    assert spend_of(month_jobs(moto_store, MONTH)) == pytest.approx(estimate.usd)
     # The same version and config is still running: resuming it costs nothing new.
     resumed = check_budget(
         moto_store, estimate, training, dataset_version="ds-1", config_hash="abc", today=TODAY
@@ -105,11 +106,11 @@ def test_the_monthly_total_counts_running_estimates_and_billed_jobs(moto_store: 
     ledger = moto_store.get_json(ledger_key(MONTH))
     assert ledger["jobs"]["ftjob-1"]["trained_tokens"] == 1_000_000
     assert ledger["jobs"]["ftjob-1"]["dataset_version"] == "ds-1"
-    assert month_spend(moto_store, MONTH) == pytest.approx(3.0)
+    assert spend_of(month_jobs(moto_store, MONTH)) == pytest.approx(3.0)
 
     # A reservation never overwrites a settled entry.
     reserve_job_cost(moto_store, _job("ftjob-1", "running"), 99.0, dataset_version="ds-1", config_hash="abc")
-    assert month_spend(moto_store, MONTH) == pytest.approx(3.0)
+    assert spend_of(month_jobs(moto_store, MONTH)) == pytest.approx(3.0)
 
     limit = 3.0 + estimate.usd * 1.5
     fits = TrainingSettings(monthly_budget_usd=limit)
