@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -104,5 +105,5 @@ def _table_width(columns: Iterable[Iterable[Cell]]) -> int:
 
 
 def _widest_line(value: Cell) -> int:
-    text = value if isinstance(value, Text) else Text(value)
-    return max(Text(line).cell_len for line in text.plain.splitlines() or [""])
+    plain = value.plain if isinstance(value, Text) else value
+    return max((cell_len(line) for line in plain.splitlines()), default=0)
