@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.text import Text
@@ -13,8 +14,13 @@ MODEL = "ft:gpt-4o-mini-2024-07-18:acme-support:retrain-20261101:Gv6tsEV7"
 
 
 def _printed(rows: Rows, width: int) -> list[str]:
+    return _lines(rows.print, width)
+
+
+def _lines(draw: Callable[[Console], None], width: int) -> list[str]:
+    """What ``draw`` prints on a console ``width`` columns wide, without trailing spaces."""
     out = io.StringIO()
-    rows.print(Console(file=out, width=width, markup=False, highlight=False, color_system=None))
+    draw(Console(file=out, width=width, markup=False, highlight=False, color_system=None))
     return [line.rstrip() for line in out.getvalue().splitlines()]
 
 
@@ -60,15 +66,12 @@ def test_a_value_of_several_lines_continues_under_the_first() -> None:
 
 
 def test_fields_are_a_table_when_they_fit_and_lines_when_not() -> None:
-    out = io.StringIO()
-    console = Console(file=out, width=60, markup=False, highlight=False, color_system=None)
-    print_fields(console, "production -> ft:b", {"model": MODEL, "provider": "local"})
-    assert [line.rstrip() for line in out.getvalue().splitlines()] == [
+    def draw(console: Console) -> None:
+        print_fields(console, "production -> ft:b", {"model": MODEL, "provider": "local"})
+
+    assert _lines(draw, width=60) == [
         "production -> ft:b",
         f"  model     {MODEL}",
         "  provider  local",
     ]
-    out = io.StringIO()
-    console = Console(file=out, width=100, markup=False, highlight=False, color_system=None)
-    print_fields(console, "production -> ft:b", {"model": MODEL, "provider": "local"})
-    assert f"│ model    │ {MODEL} │" in out.getvalue()
+    assert f"│ model    │ {MODEL} │" in _lines(draw, width=100)
