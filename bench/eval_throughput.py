@@ -33,11 +33,11 @@ from typing import Any
 
 import httpx
 
-from retrain.eval_runner import ModelTarget, run_evaluation
-from retrain.eval_sets import put_eval_set
-from retrain.settings import EvaluationSettings, ProviderSettings, S3Settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_eval_set
+from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.evaluate.runner import ModelTarget, run_evaluation
+from retrain.local.synthetic import make_eval_set
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port, localbucket_server, wait_for_port
 
 __all__ = ["main"]

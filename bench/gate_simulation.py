@@ -3,7 +3,7 @@
 Production passes each item with probability ``base``; the candidate with ``base + delta``.
 Both models answer the same items, so their outcomes are correlated: with probability
 ``shared`` an item is easy or hard for both (one uniform draw decides both), otherwise the two
-draw independently. Compared gates: retrain's gate (``retrain.gate.decide``, exact one-sided
+draw independently. Compared gates: retrain's gate (``retrain.promote.gate.decide``, exact one-sided
 McNemar at alpha), a plain "candidate mean > production mean", and an MLflow-style
 ``min_absolute_change`` threshold on the mean. Run: ``python -m bench.gate_simulation``.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-from retrain.eval_runner import ModelScores
-from retrain.gate import decide
-from retrain.settings import EvaluationSettings
+from retrain.config.settings import EvaluationSettings
+from retrain.evaluate.runner import ModelScores
+from retrain.promote.gate import decide
 
 __all__ = ["main", "simulate"]
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from retrain.discovery import PROCESSED_PREFIX, WATERMARK_KEY, discover, partition_of
-from retrain.ingest import ingest_objects
-from retrain.settings import Settings
-from retrain.storage import ObjectStore, make_s3_client
-from retrain.synthetic import make_examples
+from retrain.config.settings import Settings
+from retrain.ingest.batches import ingest_objects
+from retrain.ingest.discovery import PROCESSED_PREFIX, WATERMARK_KEY, discover, partition_of
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore, make_s3_client
 from tests.s3_servers import moto_server
 
 __all__ = ["S3Timer", "main"]

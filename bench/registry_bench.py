@@ -13,12 +13,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from retrain.registry import Registry
-from retrain.registry_log import RegistryLog
-from retrain.registry_records import ModelRecord, RegistryEvent
-from retrain.registry_state import RegistryState
-from retrain.resolver import AliasReader, CachedResolver
-from retrain.storage import ObjectStore
+from retrain.registry.log import RegistryLog
+from retrain.registry.records import ModelRecord, RegistryEvent
+from retrain.registry.registry import Registry
+from retrain.registry.resolver import AliasReader, CachedResolver
+from retrain.registry.state import RegistryState
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import moto_server
 
 __all__ = ["main", "seed"]

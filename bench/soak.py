@@ -174,8 +174,8 @@ class SoakConfig:
 
 class _Soak:
     def __init__(self, config: SoakConfig, env: dict[str, str], api_root: str, workdir: Path) -> None:
-        from retrain.settings import load_settings
-        from retrain.storage import ObjectStore
+        from retrain.config.settings import load_settings
+        from retrain.storage.object_store import ObjectStore
 
         self.config = config
         self.env = env
@@ -199,7 +199,7 @@ class _Soak:
     # -- data ---------------------------------------------------------------------
 
     def land(self, index: int, night: date) -> None:
-        from retrain import synthetic
+        from retrain.local import synthetic
 
         rng = self.rng
         for part in range(rng.randint(1, 3)):
@@ -302,7 +302,7 @@ class _Soak:
         return f"{state['state']}"
 
     def operator_rollback(self, index: int) -> None:
-        from retrain.registry import Registry
+        from retrain.registry.registry import Registry
 
         registry = Registry(self.store)
         if registry.get("production") is None or not registry.state().rollback_candidates("production"):
@@ -326,8 +326,8 @@ class _Soak:
 
 def run_soak(config: SoakConfig, env: dict[str, str], api_root: str, workdir: Path) -> SoakResult:
     """The soak against running servers; env holds RETRAIN_* and PREFECT_* for the children."""
-    from retrain.eval_sets import put_eval_set
-    from retrain.synthetic import make_eval_set
+    from retrain.evaluate.eval_sets import put_eval_set
+    from retrain.local.synthetic import make_eval_set
 
     began = time.monotonic()
     soak = _Soak(config, env, api_root, workdir)
@@ -353,8 +353,8 @@ def run_soak(config: SoakConfig, env: dict[str, str], api_root: str, workdir: Pa
 
 def _final_sweep(soak: _Soak) -> None:
     """A reconciliation ingest without faults, so late stragglers are in before the checks."""
-    from retrain.discovery import discover
-    from retrain.ingest import ingest_objects
+    from retrain.ingest.batches import ingest_objects
+    from retrain.ingest.discovery import discover
 
     found = discover(soak.store, reconcile=True)
     if found.new:
@@ -374,9 +374,9 @@ def check_invariants(store: Any, settings: Any, result: SoakResult) -> list[Chec
 
 
 def _registry_is_linear(store: Any) -> Check:
-    from retrain.registry import Registry
-    from retrain.registry_log import LOG_PREFIX, RegistryLog
-    from retrain.resolver import AliasReader
+    from retrain.registry.log import LOG_PREFIX, RegistryLog
+    from retrain.registry.registry import Registry
+    from retrain.registry.resolver import AliasReader
 
     keys = [info.key for info in store.list(LOG_PREFIX)]
     seqs = [int(key.rsplit("/", 1)[-1].removesuffix(".json")) for key in keys]
@@ -395,7 +395,7 @@ def _registry_is_linear(store: Any) -> Check:
 
 
 def _no_version_trained_twice(settings: Any) -> Check:
-    from retrain.providers import make_client
+    from retrain.providers.clients import make_client
 
     client = make_client(settings.provider, max_retries=5)
     jobs = list(client.fine_tuning.jobs.list(limit=100))
@@ -415,9 +415,9 @@ def _no_version_trained_twice(settings: Any) -> Check:
 
 
 def _every_line_accounted(store: Any, result: SoakResult) -> Check:
-    from retrain.dataset import latest_version
-    from retrain.discovery import processed_etags
-    from retrain.ingest import BATCH_PREFIX
+    from retrain.curate.dataset import latest_version
+    from retrain.ingest.batches import BATCH_PREFIX
+    from retrain.ingest.discovery import processed_etags
 
     name = "every landed line is curated or quarantined, every object ingested once"
     manifests = [store.get_json(info.key) for info in store.list(BATCH_PREFIX)]
@@ -475,8 +475,8 @@ def _every_line_accounted(store: Any, result: SoakResult) -> Check:
 
 
 def _alias_moves_are_recorded(store: Any, result: SoakResult) -> Check:
-    from retrain.decisions import load_decision
-    from retrain.registry import Registry
+    from retrain.promote.decision import load_decision
+    from retrain.registry.registry import Registry
 
     name = "production moved only on a recorded promotion or rollback"
     registry = Registry(store)

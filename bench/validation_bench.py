@@ -46,10 +46,10 @@ from typing import Any
 
 import orjson
 
-from retrain.chat_format import normalise_prompt
-from retrain.settings import ValidationSettings
-from retrain.tokens import get_encoding
-from retrain.validation import QuarantinedLine, validate_batch
+from retrain.config.settings import ValidationSettings
+from retrain.validate.batch import QuarantinedLine, validate_batch
+from retrain.validate.chat_format import normalise_prompt
+from retrain.validate.tokens import get_encoding
 
 __all__ = ["main"]
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from retrain.eval_runner import CANDIDATE, PRODUCTION, resolve_target
-from retrain.gate import GateDecision, decide_reports
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.evaluate.runner import CANDIDATE, PRODUCTION, resolve_target
+from retrain.promote.gate import GateDecision, decide_reports
+from retrain.storage.object_store import ObjectStore
 from tasks.evaluate import evaluate_sets
 
 __all__ = ["evaluate"]

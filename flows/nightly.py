@@ -10,11 +10,11 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from retrain.eval_runner import ModelTarget
-from retrain.providers import provider_named, wind_down_notice
-from retrain.registry import ModelRecord
-from retrain.run_lease import HeldLease
-from retrain.settings import get_settings
+from retrain.config.settings import get_settings
+from retrain.evaluate.runner import ModelTarget
+from retrain.ingest.lease import HeldLease
+from retrain.providers.clients import provider_named, wind_down_notice
+from retrain.registry.registry import ModelRecord
 from tasks.approval import review_promotion
 from tasks.dataset import eval_prompts, prepare_training_files
 from tasks.evaluate import evaluate_sets

@@ -21,7 +21,7 @@ module that calls them and re-raised ``from`` the original.
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
     │   └── TooManyItemErrors        more eval items failed than allowed (transient: run again)
-    ├── RunInProgress                another nightly run holds the lease (retrain.run_lease)
+    ├── RunInProgress                another nightly run holds the lease (retrain.ingest.lease)
     └── RegistryError
         ├── UnknownAlias
         ├── UnknownModel

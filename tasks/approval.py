@@ -24,9 +24,9 @@ from prefect.input import RunInput
 from prefect.states import Running
 from pydantic import Field
 
-from retrain.decisions import Decision, save_decision
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.promote.decision import Decision, save_decision
+from retrain.storage.object_store import ObjectStore
 from tasks.retry import IO_TASK
 
 __all__ = ["ApprovalInput", "record_decision", "review_promotion"]

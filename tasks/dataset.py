@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from retrain.chat_format import normalise_prompt
-from retrain.dataset import TrainingFiles, build_training_files, load_version
-from retrain.eval_sets import load_eval_set
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.curate.dataset import TrainingFiles, build_training_files, load_version
+from retrain.evaluate.eval_sets import load_eval_set
+from retrain.storage.object_store import ObjectStore
+from retrain.validate.chat_format import normalise_prompt
 from tasks.retry import IO_TASK
 
 __all__ = ["eval_prompts", "prepare_training_files"]

@@ -1,4 +1,4 @@
-"""Prefect task that evaluates models on one eval set (logic in retrain.eval_runner)."""
+"""Prefect task that evaluates models on one eval set (logic in retrain.evaluate.runner)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from retrain.eval_runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, run_evaluation
-from retrain.eval_sets import load_eval_set
-from retrain.settings import OrchestrationSettings, get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import OrchestrationSettings, get_settings
+from retrain.evaluate.eval_sets import load_eval_set
+from retrain.evaluate.runner import CANDIDATE, PRODUCTION, EvalReport, ModelTarget, run_evaluation
+from retrain.storage.object_store import ObjectStore
 from tasks.finetune import provider_with_credentials
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK

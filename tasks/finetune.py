@@ -1,4 +1,4 @@
-"""Prefect tasks for fine-tuning (logic in retrain.finetune and retrain.budget)."""
+"""Prefect tasks for fine-tuning (logic in retrain.train.finetune and retrain.train.budget)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run as current_flow_run
 
-from retrain.budget import (
+from retrain.config.settings import ProviderSettings, Settings, get_settings
+from retrain.curate.dataset import TrainingFiles
+from retrain.exceptions import ConfigError, FineTuneFailed
+from retrain.providers.clients import api_errors, make_client, with_api_key
+from retrain.storage.object_store import ObjectStore
+from retrain.train.budget import (
     BudgetCheck,
     check_budget,
     estimate_training_cost,
     record_job_cost,
     reserve_job_cost,
 )
-from retrain.dataset import TrainingFiles
-from retrain.exceptions import ConfigError, FineTuneFailed
-from retrain.finetune import (
+from retrain.train.finetune import (
     TrainingJob,
     best_checkpoint,
     cancel_jobs_of_run,
@@ -31,10 +34,7 @@ from retrain.finetune import (
     upload_training_file,
     wait_for_job,
 )
-from retrain.providers import api_errors, make_client, with_api_key
-from retrain.reports import metrics_rows, training_job_markdown, training_progress
-from retrain.settings import ProviderSettings, Settings, get_settings
-from retrain.storage import ObjectStore
+from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 

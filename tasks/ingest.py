@@ -1,4 +1,4 @@
-"""Prefect tasks for ingestion and validation (logic in retrain.ingest)."""
+"""Prefect tasks for ingestion and validation (logic in retrain.ingest.batches)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Container
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from retrain.discovery import discover
-from retrain.ingest import IngestReport, ingest_objects
-from retrain.reports import validation_markdown
-from retrain.settings import get_settings
-from retrain.storage import ObjectInfo, ObjectStore
+from retrain.config.settings import get_settings
+from retrain.ingest.batches import IngestReport, ingest_objects
+from retrain.ingest.discovery import discover
+from retrain.storage.object_store import ObjectInfo, ObjectStore
+from retrain.train.reports import validation_markdown
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 

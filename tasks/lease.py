@@ -1,4 +1,4 @@
-"""The nightly lease: one nightly run at a time over a bucket (logic in retrain.run_lease)."""
+"""The nightly lease: one nightly run at a time over a bucket (logic in retrain.ingest.lease)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from prefect import get_client, get_run_logger, task
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
+from retrain.config.settings import get_settings
 from retrain.exceptions import RunInProgress
-from retrain.run_lease import NIGHTLY, HeldLease, Holder, Lease, LeaseLost, acquire, held
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.ingest.lease import NIGHTLY, HeldLease, Holder, Lease, LeaseLost, acquire, held
+from retrain.storage.object_store import ObjectStore
 from tasks.retry import IO_TASK
 
 __all__ = ["confirm_nightly_lease", "nightly_lease_held", "take_nightly_lease"]

@@ -1,11 +1,13 @@
-"""Prefect tasks for the promotion decision and the alias move (logic in retrain.decisions)."""
+"""Prefect tasks for the promotion decision and the alias move (logic in retrain.promote.decision)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from retrain.decisions import (
+from retrain.config.settings import get_settings
+from retrain.evaluate.runner import EvalReport
+from retrain.promote.decision import (
     Decision,
     TrainingPlan,
     apply_decision,
@@ -13,12 +15,10 @@ from retrain.decisions import (
     production_or_base,
     save_decision,
 )
-from retrain.eval_runner import EvalReport
-from retrain.gate import decide
-from retrain.providers import provider_named
-from retrain.registry import ModelRecord, Registry
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.promote.gate import decide
+from retrain.providers.clients import provider_named
+from retrain.registry.registry import ModelRecord, Registry
+from retrain.storage.object_store import ObjectStore
 from tasks.finetune import provider_with_credentials
 from tasks.registry import announce_alias_change
 from tasks.retry import IO_TASK

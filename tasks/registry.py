@@ -1,4 +1,4 @@
-"""Prefect tasks that read and move model aliases (logic in retrain.registry)."""
+"""Prefect tasks that read and move model aliases (logic in retrain.registry.registry)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from retrain.registry import ModelRecord, Registry, RegistryEvent
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
+from retrain.storage.object_store import ObjectStore
 from tasks.retry import IO_TASK
 
 __all__ = [

@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app
-from retrain.dataset import Shard, publish_version
-from retrain.decisions import Decision, save_decision
-from retrain.settings import S3Settings, get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import S3Settings, get_settings
+from retrain.curate.dataset import Shard, publish_version
+from retrain.promote.decision import Decision, save_decision
+from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
 

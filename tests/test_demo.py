@@ -6,10 +6,10 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli.main import app
-from retrain.demo import start_over
-from retrain.local_stack import settings_off_the_stack
-from retrain.settings import get_settings, load_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings, load_settings
+from retrain.local.demo import start_over
+from retrain.local.stack import settings_off_the_stack
+from retrain.storage.object_store import ObjectStore
 
 
 def test_start_over_empties_the_demos_prefix_and_nothing_else(moto_store: ObjectStore) -> None:

@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app as root
-from retrain.run_lease import NIGHTLY, Holder, LeaseLost, acquire, current, renew
-from retrain.settings import S3Settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import S3Settings
+from retrain.ingest.lease import NIGHTLY, Holder, LeaseLost, acquire, current, renew
+from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def test_break_refuses_a_holder_still_running_on_this_machine(store: ObjectStore
 
 
 def test_a_missing_bucket_is_one_line(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from retrain.settings import get_settings
+    from retrain.config.settings import get_settings
 
     monkeypatch.setenv("RETRAIN_S3__BUCKET", "no-such-bucket")
     get_settings.cache_clear()

@@ -13,12 +13,12 @@ from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 from typer.testing import CliRunner
 
-from retrain import local_stack
 from retrain.cli.local import app
+from retrain.config.settings import Settings, get_settings, load_settings
 from retrain.exceptions import ConfigError
-from retrain.settings import Settings, get_settings, load_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import intents, make_examples
+from retrain.local import stack as local_stack
+from retrain.local.synthetic import intents, make_examples
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The nightly lease (retrain.run_lease): one holder at a time, taken over only when it lapsed,
+"""The nightly lease (retrain.ingest.lease): one holder at a time, taken over only when it lapsed,
 was released or broken, or its holder is known to have stopped, and never held by two."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from retrain.exceptions import RunInProgress, StorageUnavailable
-from retrain.run_lease import (
+from retrain.ingest.lease import (
     Holder,
     LeaseLost,
     acquire,
@@ -27,7 +27,7 @@ from retrain.run_lease import (
     release,
     renew,
 )
-from retrain.storage import ObjectStore
+from retrain.storage.object_store import ObjectStore
 
 TTL = timedelta(minutes=15)
 T0 = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)

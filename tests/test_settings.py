@@ -8,8 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli.main import app
+from retrain.config.settings import load_settings
 from retrain.exceptions import ConfigError
-from retrain.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import time
 import pytest
 from pydantic import SecretStr
 
+from retrain.config.settings import S3Settings
 from retrain.exceptions import AlreadyExists, BucketNotFound, ObjectNotFound, StorageUnavailable
-from retrain.settings import S3Settings
-from retrain.storage import ObjectStore
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port, moto_server
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from local_openai.training_files import InvalidFile, read_pairs
 
-from retrain.synthetic import SYSTEM_PROMPT, intents, make_dirty_lines, make_eval_set, make_examples
+from retrain.local.synthetic import SYSTEM_PROMPT, intents, make_dirty_lines, make_eval_set, make_examples
 
 
 def _questions(examples: list[dict[str, list[dict[str, str]]]]) -> set[str]:

@@ -12,12 +12,12 @@ from rich.text import Text
 from retrain.cli.actor import cli_actor
 from retrain.cli.credentials import with_credentials
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
+from retrain.config.settings import get_settings
 from retrain.exceptions import UnknownModel
-from retrain.providers import provider_named, require_model
-from retrain.registry import ModelRecord, Registry, RegistryEvent
-from retrain.resolver import AliasReader
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.providers.clients import provider_named, require_model
+from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
+from retrain.registry.resolver import AliasReader
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app", "print_history"]
 

@@ -14,10 +14,10 @@ from typing import Annotated, Any
 import typer
 
 from retrain.cli.output import AsJson, Rows, plain_console, print_json
-from retrain.ingest import IngestReport, list_batches, load_batch, quarantined_rows
-from retrain.redact import redact
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.redact import redact
+from retrain.config.settings import get_settings
+from retrain.ingest.batches import IngestReport, list_batches, load_batch, quarantined_rows
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app"]
 

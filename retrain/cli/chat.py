@@ -20,11 +20,11 @@ def chat_command(
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Longest answer.")] = None,
 ) -> None:
     """Resolve the alias and print the answer of its model (the model id goes to stderr)."""
-    from retrain.chat import ask_model
     from retrain.cli.credentials import with_credentials
-    from retrain.providers import provider_named
-    from retrain.resolver import resolve_record
-    from retrain.settings import get_settings
+    from retrain.config.settings import get_settings
+    from retrain.evaluate.chat import ask_model
+    from retrain.providers.clients import provider_named
+    from retrain.registry.resolver import resolve_record
 
     settings = get_settings()
     record = resolve_record(alias, settings)

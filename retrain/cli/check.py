@@ -24,12 +24,12 @@ _console = plain_console()
 def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.cli.credentials import with_credentials
     from retrain.cli.prefect_api import require_prefect_api
-    from retrain.eval_sets import load_eval_set
-    from retrain.providers import provider_named, require_model
-    from retrain.registry import Registry
-    from retrain.settings import get_settings
-    from retrain.storage import ObjectStore
-    from retrain.validation import load_suite
+    from retrain.config.settings import get_settings
+    from retrain.evaluate.eval_sets import load_eval_set
+    from retrain.providers.clients import provider_named, require_model
+    from retrain.registry.registry import Registry
+    from retrain.storage.object_store import ObjectStore
+    from retrain.validate.batch import load_suite
 
     settings = get_settings()  # invalid settings stop here, with their own one-line error
     store = ObjectStore.from_settings(settings.s3)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from retrain.config_docs import BEGIN_MARKER, END_MARKER, configuration_reference
+from retrain.config.reference import BEGIN_MARKER, END_MARKER, configuration_reference
 
 __all__ = ["register"]
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 import typer
 
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
-from retrain.dataset import DatasetVersion, latest_version, list_versions, load_version
-from retrain.decisions import Decision, load_decision
+from retrain.config.settings import get_settings
+from retrain.curate.dataset import DatasetVersion, latest_version, list_versions, load_version
 from retrain.exceptions import DataError
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.promote.decision import Decision, load_decision
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app"]
 

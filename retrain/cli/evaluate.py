@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from retrain.cli.credentials import with_credentials
-from retrain.eval_runner import EvalReport, resolve_target, run_evaluation
-from retrain.eval_sets import load_eval_set
-from retrain.gate import CANDIDATE, PRODUCTION, GateDecision, decide_reports
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.evaluate.eval_sets import load_eval_set
+from retrain.evaluate.runner import EvalReport, resolve_target, run_evaluation
+from retrain.promote.gate import CANDIDATE, PRODUCTION, GateDecision, decide_reports
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]
 

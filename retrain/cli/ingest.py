@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from retrain.settings import get_settings
+from retrain.config.settings import get_settings
 
 __all__ = ["register"]
 
@@ -31,12 +31,12 @@ def ingest_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the new objects.")] = False,
 ) -> None:
     """Ingest new examples from incoming/ now (the nightly flow does this on its own)."""
-    from retrain.chat_format import normalise_prompt
-    from retrain.discovery import discover, read_watermark
-    from retrain.eval_sets import load_eval_set
-    from retrain.ingest import ingest_objects
-    from retrain.run_lease import NIGHTLY, Holder, acquire, held
-    from retrain.storage import ObjectStore
+    from retrain.evaluate.eval_sets import load_eval_set
+    from retrain.ingest.batches import ingest_objects
+    from retrain.ingest.discovery import discover, read_watermark
+    from retrain.ingest.lease import NIGHTLY, Holder, acquire, held
+    from retrain.storage.object_store import ObjectStore
+    from retrain.validate.chat_format import normalise_prompt
 
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)

@@ -9,10 +9,10 @@ import typer
 
 from retrain.cli.actor import cli_actor
 from retrain.cli.output import plain_console
+from retrain.config.settings import get_settings
 from retrain.exceptions import RunInProgress
-from retrain.run_lease import NIGHTLY, Lease, break_lease, current
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.ingest.lease import NIGHTLY, Lease, break_lease, current
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app"]
 

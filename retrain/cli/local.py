@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from retrain import local_stack
-from retrain.local_stack import StackStatus
-from retrain.settings import get_settings
+from retrain.config.settings import get_settings
+from retrain.local import stack as local_stack
+from retrain.local.stack import StackStatus
 
 __all__ = ["app"]
 

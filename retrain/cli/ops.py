@@ -37,7 +37,7 @@ def apply(
     ] = Path("deployments/automations.yaml"),
 ) -> None:
     """Create or update the `retrain-alerts` webhook block and every automation in the file."""
-    from retrain.automations import apply_automations
+    from retrain.cli.automations import apply_automations
 
     require_prefect_api()
     for applied in apply_automations(file, webhook_url):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from retrain.config.redact import redact
 from retrain.exceptions import ConfigError
-from retrain.redact import redact
 
 __all__ = ["require_prefect_api"]
 

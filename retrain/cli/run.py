@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrain.cli.prefect_api import require_prefect_api
+from retrain.config.settings import Settings, get_settings
 from retrain.exceptions import ConfigError, RetrainError
-from retrain.settings import Settings, get_settings
-from retrain.storage import ObjectStore
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]
 
@@ -37,7 +37,7 @@ def _prepare_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    from retrain.local_stack import running_prefect_api_url
+    from retrain.local.stack import running_prefect_api_url
 
     local_api = running_prefect_api_url(settings)
     if local_api and "PREFECT_API_URL" not in os.environ:
@@ -145,11 +145,11 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     The demo starts over each time: it empties the local bucket first. It runs only on the local
     stack, since it lands synthetic examples and moves `production`.
     """
-    from retrain import local_stack
     from retrain.cli.alias import print_history
-    from retrain.demo import NIGHTS, land_night, seed_eval_set, start_over
-    from retrain.registry import Registry
-    from retrain.storage import ObjectStore
+    from retrain.local import stack as local_stack
+    from retrain.local.demo import NIGHTS, land_night, seed_eval_set, start_over
+    from retrain.registry.registry import Registry
+    from retrain.storage.object_store import ObjectStore
 
     settings = get_settings()
     off = local_stack.settings_off_the_stack(settings)

@@ -17,9 +17,9 @@ import typer
 
 from retrain.cli.output import plain_console
 from retrain.cli.prefect_api import require_prefect_api
-from retrain.providers import wind_down_notice
-from retrain.settings import Settings, get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import Settings, get_settings
+from retrain.providers.clients import wind_down_notice
+from retrain.storage.object_store import ObjectStore
 
 __all__ = ["build_deployments", "register", "serve"]
 

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from retrain.budget import month_jobs, spend_of
 from retrain.cli.output import AsJson, Rows, plain_console, print_json
-from retrain.settings import get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import get_settings
+from retrain.storage.object_store import ObjectStore
+from retrain.train.budget import month_jobs, spend_of
 
 __all__ = ["register"]
 

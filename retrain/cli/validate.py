@@ -22,12 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from retrain.cli.output import print_error
+from retrain.config.settings import load_settings
 from retrain.exceptions import BucketNotFound
-from retrain.settings import load_settings
-from retrain.validation import BatchResult, QuarantinedLine, validate_batch
+from retrain.validate.batch import BatchResult, QuarantinedLine, validate_batch
 
 if TYPE_CHECKING:
-    from retrain.storage import ObjectStore
+    from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]
 
@@ -66,7 +66,7 @@ def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
     sources: list[tuple[str, Iterator[bytes]]] = []
     for raw in paths:
         if raw.startswith("s3://"):
-            from retrain.storage import ObjectStore, make_s3_client
+            from retrain.storage.object_store import ObjectStore, make_s3_client
 
             bucket, _, key = raw[5:].partition("/")
             if not bucket or not key:

@@ -6,14 +6,14 @@ import re
 import subprocess
 from pathlib import Path
 
-from retrain.setting_names import unknown_settings
-from retrain.settings import Settings
+from retrain.config.setting_names import unknown_settings
+from retrain.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = re.compile(r"RETRAIN_[A-Z0-9_]*[A-Z0-9]")
 # Examples of the error: these files misspell these names on purpose, and the tests of it any.
 MISSPELT_EXAMPLES = {"RETRAIN_PROVIDER__APIKEY", "RETRAIN_S3_BUCKET", "RETRAIN_VALIDATIONS__FORMAT"}
-FILES_WITH_EXAMPLES = {"README.md", "CHANGELOG.md", "retrain/setting_names.py"}
+FILES_WITH_EXAMPLES = {"README.md", "CHANGELOG.md", "retrain/config/setting_names.py"}
 TESTS_OF_MISSPELLING = {"tests/test_settings.py", "tests/docs/test_setting_names.py"}
 
 

@@ -8,7 +8,7 @@ import time
 import orjson
 from openai import OpenAI
 
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
 
 BASE = "gpt-4o-mini-2024-07-18"
 

@@ -18,10 +18,10 @@ from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
 
 from flows.nightly import nightly_retrain
-from retrain.decisions import DECISION_PREFIX, LAST_DECISION_KEY, Decision, load_decision
-from retrain.registry import Registry
-from retrain.settings import get_settings
-from retrain.synthetic import make_examples
+from retrain.config.settings import get_settings
+from retrain.local.synthetic import make_examples
+from retrain.promote.decision import DECISION_PREFIX, LAST_DECISION_KEY, Decision, load_decision
+from retrain.registry.registry import Registry
 from tests.pipeline.conftest import Stack
 
 pytestmark = pytest.mark.slow

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from retrain.eval_sets import eval_set_key, load_eval_set, put_eval_set
+from retrain.evaluate.eval_sets import eval_set_key, load_eval_set, put_eval_set
 from retrain.exceptions import EvaluationError
-from retrain.storage import ObjectStore
+from retrain.storage.object_store import ObjectStore
 
 
 @pytest.fixture

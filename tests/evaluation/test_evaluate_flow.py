@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from flows.evaluate import evaluate
 from retrain.cli.main import app
-from retrain.eval_sets import put_eval_set
-from retrain.gate import GateDecision
-from retrain.registry import ModelRecord, Registry
-from retrain.settings import get_settings
-from retrain.synthetic import make_eval_set
+from retrain.config.settings import get_settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local.synthetic import make_eval_set
+from retrain.promote.gate import GateDecision
+from retrain.registry.registry import ModelRecord, Registry
 from tests.evaluation.support import BASE, fine_tune
 from tests.pipeline.conftest import Stack
 

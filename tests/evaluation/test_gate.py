@@ -6,10 +6,10 @@ from math import comb
 
 import pytest
 
-from retrain.eval_runner import ModelScores
+from retrain.config.settings import EvaluationSettings
+from retrain.evaluate.runner import ModelScores
 from retrain.exceptions import EvaluationError
-from retrain.gate import decide, mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
-from retrain.settings import EvaluationSettings
+from retrain.promote.gate import decide, mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
 
 
 def scores(model_id: str, values: list[float], label: str = "m", threshold: float = 0.5) -> ModelScores:

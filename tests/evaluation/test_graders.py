@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from retrain.exceptions import EvaluationError
-from retrain.graders import (
+from retrain.evaluate.graders import (
     Grade,
     RubricJudge,
     grade_output,
@@ -19,6 +18,7 @@ from retrain.graders import (
     registered_graders,
     resolve_json_pointer,
 )
+from retrain.exceptions import EvaluationError
 
 
 def grade(name: str, output: str, reference: str = "", **options: Any) -> Grade:

@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.decisions import LAST_DECISION_KEY, Decision, load_decision
-from retrain.eval_sets import put_eval_set
-from retrain.registry import Registry
-from retrain.settings import get_settings
-from retrain.synthetic import Intent, intents, make_eval_set, make_examples
+from retrain.config.settings import get_settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local.synthetic import Intent, intents, make_eval_set, make_examples
+from retrain.promote.decision import LAST_DECISION_KEY, Decision, load_decision
+from retrain.registry.registry import Registry
 from tests.pipeline.conftest import Stack, run
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from retrain.rate_limit import RateLimiter
+from retrain.evaluate.rate_limit import RateLimiter
 
 
 class FakeClock:

@@ -10,9 +10,9 @@ from local_openai import serve_in_thread
 from openai import BadRequestError, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from retrain.chat import ask_model
-from retrain.eval_runner import cache_prefix, is_reasoning_model, request_params, token_limit_field
-from retrain.settings import EvaluationSettings, ProviderSettings
+from retrain.config.settings import EvaluationSettings, ProviderSettings
+from retrain.evaluate.chat import ask_model
+from retrain.evaluate.runner import cache_prefix, is_reasoning_model, request_params, token_limit_field
 
 REASONING = [
     "o1",

@@ -14,13 +14,13 @@ from botocore.exceptions import ConnectionClosedError
 from local_openai import FALLBACK_REPLY, serve_in_thread
 from openai import OpenAI
 
-from retrain.eval_runner import ModelTarget, cache_prefix, run_evaluation
-from retrain.eval_sets import EvalSet, put_eval_set
+from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.evaluate.eval_sets import EvalSet, put_eval_set
+from retrain.evaluate.runner import ModelTarget, cache_prefix, run_evaluation
 from retrain.exceptions import EvaluationError
-from retrain.gate import CANDIDATE, PRODUCTION, decide, decide_reports
-from retrain.settings import EvaluationSettings, ProviderSettings, S3Settings
-from retrain.storage import ObjectStore, make_s3_client
-from retrain.synthetic import make_eval_set
+from retrain.local.synthetic import make_eval_set
+from retrain.promote.gate import CANDIDATE, PRODUCTION, decide, decide_reports
+from retrain.storage.object_store import ObjectStore, make_s3_client
 from tests.evaluation.support import BASE, fine_tune
 from tests.s3_servers import moto_server
 

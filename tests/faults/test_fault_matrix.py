@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.decisions import load_decision
-from retrain.finetune import JOB_STATE
-from retrain.settings import get_settings
+from retrain.config.settings import get_settings
+from retrain.promote.decision import load_decision
+from retrain.train.finetune import JOB_STATE
 from tests.pipeline.conftest import Stack
 
 from .support import (

@@ -1,10 +1,10 @@
-"""retrain.redact: given secrets and anything shaped like a credential become ***."""
+"""retrain.config.redact: given secrets and anything shaped like a credential become ***."""
 
 from __future__ import annotations
 
 import pytest
 
-from retrain.redact import MASK, redact
+from retrain.config.redact import MASK, redact
 
 KEY = "sk-test-LEAKCHECK-0123456789abcdef"
 

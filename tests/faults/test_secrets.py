@@ -18,7 +18,7 @@ from uuid import UUID
 
 import pytest
 
-from retrain.settings import get_settings
+from retrain.config.settings import get_settings
 from tests.pipeline.conftest import Stack
 
 from .support import jobs, land, run, set_faults

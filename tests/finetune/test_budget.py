@@ -10,7 +10,11 @@ import pytest
 from openai.types.fine_tuning import FineTuningJob
 from typer.testing import CliRunner
 
-from retrain.budget import (
+from retrain.cli.main import app
+from retrain.config.settings import S3Settings, TrainingSettings, ValidationSettings, get_settings
+from retrain.exceptions import BudgetExceeded
+from retrain.storage.object_store import ObjectStore
+from retrain.train.budget import (
     check_budget,
     estimate_training_cost,
     ledger_key,
@@ -19,11 +23,7 @@ from retrain.budget import (
     reserve_job_cost,
     spend_of,
 )
-from retrain.cli.main import app
-from retrain.exceptions import BudgetExceeded
-from retrain.settings import S3Settings, TrainingSettings, ValidationSettings, get_settings
-from retrain.storage import ObjectStore
-from retrain.validation import validate_batch
+from retrain.validate.batch import validate_batch
 
 from .conftest import chat_file
 

@@ -13,12 +13,12 @@ import pytest
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_API_URL
 
-from retrain.eval_sets import put_eval_set
-from retrain.registry import Registry
-from retrain.registry_records import ModelRecord
-from retrain.settings import S3Settings, get_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_eval_set
+from retrain.config.settings import S3Settings, get_settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local.synthetic import make_eval_set
+from retrain.registry.records import ModelRecord
+from retrain.registry.registry import Registry
+from retrain.storage.object_store import ObjectStore
 from tests.pipeline.test_run_cli import retrain
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prefect.blocks.system import Secret
 
+from retrain.config.settings import ProviderSettings, load_settings
 from retrain.exceptions import ConfigError
-from retrain.settings import ProviderSettings, load_settings
 from tasks.finetune import provider_with_credentials
 
 pytestmark = pytest.mark.slow

@@ -8,10 +8,10 @@ import pytest
 from openai import OpenAI
 
 from flows.nightly import nightly_retrain
-from retrain.budget import ledger_key
+from retrain.config.settings import get_settings
 from retrain.exceptions import ConfigError
-from retrain.registry import Registry
-from retrain.settings import get_settings
+from retrain.registry.registry import Registry
+from retrain.train.budget import ledger_key
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_nightly_flow import land
 

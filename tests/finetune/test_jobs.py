@@ -10,7 +10,9 @@ import pytest
 from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJobEvent
 
-from retrain.finetune import (
+from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.storage.object_store import ObjectStore
+from retrain.train.finetune import (
     best_checkpoint,
     config_hash,
     ensure_job,
@@ -18,8 +20,6 @@ from retrain.finetune import (
     upload_training_file,
     wait_for_job,
 )
-from retrain.settings import ProviderSettings, TrainingSettings
-from retrain.storage import ObjectStore
 
 from .conftest import Api, chat_file, preference_file
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from retrain.config.settings import load_settings
 from retrain.exceptions import ConfigError
-from retrain.providers import provider_named
-from retrain.settings import load_settings
+from retrain.providers.clients import provider_named
 
 
 def test_a_further_provider_is_named_by_its_key_unless_named(monkeypatch: pytest.MonkeyPatch) -> None:

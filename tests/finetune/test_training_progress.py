@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openai.types.fine_tuning import FineTuningJobEvent
 
-from retrain.reports import training_progress
+from retrain.train.reports import training_progress
 
 
 def event(kind: str, data: Any) -> FineTuningJobEvent:

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from retrain.finetune import delete_job_files, ensure_job, job_spec, upload_training_file, wait_for_job
-from retrain.settings import TrainingSettings
-from retrain.storage import ObjectStore
+from retrain.config.settings import TrainingSettings
+from retrain.storage.object_store import ObjectStore
+from retrain.train.finetune import delete_job_files, ensure_job, job_spec, upload_training_file, wait_for_job
 
 from .conftest import Api, chat_file
 

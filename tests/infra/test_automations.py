@@ -12,7 +12,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from retrain.automations import apply_automations, read_automation_file
+from retrain.cli.automations import apply_automations, read_automation_file
 from retrain.cli.ops import register
 from retrain.exceptions import ConfigError
 from tests.infra.webhook_receiver import webhook_receiver
@@ -120,7 +120,7 @@ def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
     """Through the flows' own emitter, so the event contract and the templates stay in step."""
     from prefect.events.worker import EventsWorker
 
-    from retrain.registry import ModelRecord, RegistryEvent
+    from retrain.registry.registry import ModelRecord, RegistryEvent
     from tasks.registry import announce_alias_change
 
     model = f"ft:gpt-4o-mini:acme::{uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from local_openai import ServerHandle
 
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
 
 from .conftest import jsonl
 

@@ -11,7 +11,7 @@ from local_openai import FaultConfig, FaultRule, ServerHandle, serve_in_thread
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
 
 from .conftest import upload, wait_for
 

@@ -9,7 +9,7 @@ import pytest
 from local_openai.learner import FALLBACK_REPLY, Learner, Pair, StepMetrics, pairs_from_chat, token_accuracy
 from local_openai.training_files import InvalidFile, read_pairs
 
-from retrain.synthetic import intents, make_examples
+from retrain.local.synthetic import intents, make_examples
 
 
 def _pairs(n: int, seed: int, wrong: float = 0.0) -> list[Pair]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from retrain.synthetic import make_eval_set, make_examples
+from retrain.local.synthetic import make_eval_set, make_examples
 
 from .conftest import upload, wait_for
 

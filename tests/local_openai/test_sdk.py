@@ -11,7 +11,7 @@ from local_openai import FALLBACK_REPLY, ServerHandle, serve_in_thread
 from openai import AzureOpenAI, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from retrain.synthetic import intents, make_dirty_lines, make_examples
+from retrain.local.synthetic import intents, make_dirty_lines, make_examples
 
 from .conftest import upload, wait_for
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from retrain.eval_sets import put_eval_set
-from retrain.registry import Registry
-from retrain.settings import Settings, get_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_eval_set
+from retrain.config.settings import Settings, get_settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local.synthetic import make_eval_set
+from retrain.registry.registry import Registry
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import moto_server
 
 

@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app
-from retrain.discovery import find_new_objects
-from retrain.ingest import ingest_objects
-from retrain.settings import S3Settings, get_settings, load_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_dirty_lines, make_examples
+from retrain.config.settings import S3Settings, get_settings, load_settings
+from retrain.ingest.batches import ingest_objects
+from retrain.ingest.discovery import find_new_objects
+from retrain.local.synthetic import make_dirty_lines, make_examples
+from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from retrain.registry import Registry
-from retrain.registry_records import ModelRecord
+from retrain.registry.records import ModelRecord
+from retrain.registry.registry import Registry
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_run_cli import retrain
 

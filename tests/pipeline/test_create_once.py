@@ -10,8 +10,8 @@ import openai
 import pytest
 from openai import OpenAI
 
-from retrain.providers import create_once
-from retrain.settings import ProviderSettings
+from retrain.config.settings import ProviderSettings
+from retrain.providers.clients import create_once
 
 pytestmark = pytest.mark.slow
 

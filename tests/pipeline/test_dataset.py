@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.chat_format import example_hash, near_duplicate_key, normalise_prompt
-from retrain.dataset import (
+from retrain.curate.dataset import (
     build_training_files,
     curated_keys,
     is_validation,
@@ -14,8 +13,9 @@ from retrain.dataset import (
     publish_version,
     write_shard,
 )
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore
+from retrain.validate.chat_format import example_hash, near_duplicate_key, normalise_prompt
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import orjson
 import pytest
 from openai import OpenAI
 
+from retrain.config.settings import ProviderSettings, TrainingSettings
 from retrain.exceptions import FineTuneFailed
-from retrain.finetune import ensure_job, job_spec, upload_training_file, wait_for_job
-from retrain.settings import ProviderSettings, TrainingSettings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore
+from retrain.train.finetune import ensure_job, job_spec, upload_training_file, wait_for_job
 
 pytestmark = pytest.mark.slow
 

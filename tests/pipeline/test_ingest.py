@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import retrain.ingest
-from retrain.ingest import find_new_objects, ingest_objects
-from retrain.settings import load_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_examples
+import retrain.ingest.batches
+from retrain.config.settings import load_settings
+from retrain.ingest.batches import find_new_objects, ingest_objects
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore
 
 
 def _land(store: ObjectStore, key: str, examples: list[dict]) -> None:
@@ -36,7 +36,9 @@ def test_exact_and_near_duplicates_of_curated_examples_are_quarantined(moto_stor
 def test_progress_follows_the_bytes_read_up_to_every_byte_of_the_batch(
     moto_store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(retrain.ingest, "_WHOLE_OBJECT_BYTES", 1 << 20)  # stream the big one in chunks
+    monkeypatch.setattr(
+        retrain.ingest.batches, "_WHOLE_OBJECT_BYTES", 1 << 20
+    )  # stream the big one in chunks
     _land(moto_store, "incoming/2026-11-01/small.jsonl", make_examples(20, seed=1))
     _land(moto_store, "incoming/2026-11-01/big.jsonl", make_examples(8000, seed=2))
     objects = find_new_objects(moto_store)

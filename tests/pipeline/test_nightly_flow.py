@@ -10,12 +10,12 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.decisions import load_decision
-from retrain.ingest import BATCH_PREFIX
-from retrain.registry import Registry
-from retrain.run_lease import NIGHTLY, Holder, acquire, break_lease, current, lease_prefix, release
-from retrain.settings import get_settings
-from retrain.synthetic import make_dirty_lines, make_examples
+from retrain.config.settings import get_settings
+from retrain.ingest.batches import BATCH_PREFIX
+from retrain.ingest.lease import NIGHTLY, Holder, acquire, break_lease, current, lease_prefix, release
+from retrain.local.synthetic import make_dirty_lines, make_examples
+from retrain.promote.decision import load_decision
+from retrain.registry.registry import Registry
 from tests.pipeline.conftest import Stack, client, production_history, run
 
 pytestmark = pytest.mark.slow
@@ -112,7 +112,7 @@ def test_a_night_waits_its_turn_while_another_nightly_run_holds_the_lease(stack:
     # What the domain modules log shows in the run's log in the UI, beside the tasks' own lines.
     domain = [(log.name, log.message) for log in run_logs(after.state_details.flow_run_id)]
     assert any(
-        name == "retrain.dataset" and message.endswith(": 5 examples in 1 shard(s)")
+        name == "retrain.curate.dataset" and message.endswith(": 5 examples in 1 shard(s)")
         for name, message in domain
     ), domain
 
@@ -238,7 +238,7 @@ def test_inside_a_flow_run_the_line_checks_run_in_spawned_workers(
     get_settings.cache_clear()
     lines = land(stack, "incoming/2026-11-01/a.jsonl", 200, seed=7, dirty=15)
     lines += land(stack, "incoming/2026-11-01/b.jsonl", 100, seed=7)
-    with caplog.at_level(logging.INFO, logger="retrain.validation"):
+    with caplog.at_level(logging.INFO, logger="retrain.validate.batch"):
         assert run("2026-11-01").is_completed()
     # a flow run has other threads alive, so the workers must be spawned, not forked
     assert "checking lines in 2 worker processes (spawn)" in caplog.text

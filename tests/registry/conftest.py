@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.registry_records import ModelRecord
-from retrain.storage import ObjectStore
+from retrain.registry.records import ModelRecord
+from retrain.storage.object_store import ObjectStore
 
 
 @pytest.fixture

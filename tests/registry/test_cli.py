@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from retrain.cli import alias
 from retrain.cli.main import _RetrainGroup
-from retrain.registry import Registry
-from retrain.settings import S3Settings, get_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import S3Settings, get_settings
+from retrain.registry.registry import Registry
+from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 
 from retrain.exceptions import RegistryConflict
-from retrain.registry import Registry, RegistryEvent
-from retrain.registry_log import LOG_PREFIX, RegistryLog, event_key
-from retrain.storage import ObjectStore
+from retrain.registry.log import LOG_PREFIX, RegistryLog, event_key
+from retrain.registry.registry import Registry, RegistryEvent
+from retrain.storage.object_store import ObjectStore
 from tests.registry.conftest import record
 
 pytestmark = pytest.mark.slow

@@ -7,8 +7,7 @@ import threading
 import pytest
 
 from retrain.exceptions import RegistryConflict, RegistryError, UnknownAlias, UnknownModel
-from retrain.registry import ModelRecord, Registry, RegistryEvent
-from retrain.registry_log import (
+from retrain.registry.log import (
     LATEST_KEY,
     LOG_PREFIX,
     SNAPSHOT_PREFIX,
@@ -17,7 +16,8 @@ from retrain.registry_log import (
     heads_key,
     snapshot_key,
 )
-from retrain.storage import ObjectStore
+from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
+from retrain.storage.object_store import ObjectStore
 from tests.registry.conftest import record
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from retrain import resolver as resolver_module
+from retrain.config.settings import load_settings
 from retrain.exceptions import StorageUnavailable, UnknownAlias
-from retrain.registry import Registry
-from retrain.resolver import CachedResolver, resolve_model
-from retrain.settings import load_settings
-from retrain.storage import ObjectStore
+from retrain.registry import resolver as resolver_module
+from retrain.registry.registry import Registry
+from retrain.registry.resolver import CachedResolver, resolve_model
+from retrain.storage.object_store import ObjectStore
 from tests.registry.conftest import record
 from tests.s3_servers import localbucket_server, moto_server
 

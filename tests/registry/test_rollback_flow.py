@@ -8,10 +8,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.rollback import rollback
-from retrain.registry import Registry, RegistryEvent
-from retrain.registry_log import LOG_PREFIX
-from retrain.settings import S3Settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import S3Settings
+from retrain.registry.log import LOG_PREFIX
+from retrain.registry.registry import Registry, RegistryEvent
+from retrain.storage.object_store import ObjectStore
 from tasks.registry import rollback_alias
 from tests.registry.conftest import record
 

@@ -1,4 +1,4 @@
-"""`retrain chat` and `retrain.chat.ask`: a model trained on the local server, found through the alias."""
+"""`retrain chat` and `retrain.evaluate.chat.ask`: a model trained on the local server, found by alias."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import pytest
 from openai import OpenAI
 from typer.testing import CliRunner
 
-from retrain import resolver as resolver_module
-from retrain.chat import ask
 from retrain.cli.main import app as root
-from retrain.registry import Registry
-from retrain.registry_records import ModelRecord
-from retrain.settings import Settings, get_settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import intents, make_examples
+from retrain.config.settings import Settings, get_settings
+from retrain.evaluate.chat import ask
+from retrain.local.synthetic import intents, make_examples
+from retrain.registry import resolver as resolver_module
+from retrain.registry.records import ModelRecord
+from retrain.registry.registry import Registry
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import moto_server
 
 pytestmark = pytest.mark.slow

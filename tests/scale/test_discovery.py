@@ -10,7 +10,10 @@ import orjson
 import pytest
 from moto import mock_aws
 
-from retrain.discovery import (
+from retrain.config.settings import Settings
+from retrain.exceptions import StorageError
+from retrain.ingest.batches import BATCH_PREFIX, ingest_objects
+from retrain.ingest.discovery import (
     LEGACY_PROCESSED_KEY,
     PENDING_KEY,
     PROCESSED_PREFIX,
@@ -22,11 +25,8 @@ from retrain.discovery import (
     source_of,
     tags_of,
 )
-from retrain.exceptions import StorageError
-from retrain.ingest import BATCH_PREFIX, ingest_objects
-from retrain.settings import Settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli.main import app as root
-from retrain.discovery import read_watermark
-from retrain.eval_sets import put_eval_set
-from retrain.run_lease import NIGHTLY, Holder, acquire, lease_prefix, release
-from retrain.settings import S3Settings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_eval_set, make_examples
+from retrain.config.settings import S3Settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.ingest.discovery import read_watermark
+from retrain.ingest.lease import NIGHTLY, Holder, acquire, lease_prefix, release
+from retrain.local.synthetic import make_eval_set, make_examples
+from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ import pytest
 from moto import mock_aws
 
 from retrain.exceptions import UnknownAlias
-from retrain.registry import Registry
-from retrain.registry_log import LATEST_KEY, heads_key, snapshot_key
-from retrain.registry_records import ModelRecord
-from retrain.resolver import AliasReader, CachedResolver
-from retrain.storage import ObjectStore
+from retrain.registry.log import LATEST_KEY, heads_key, snapshot_key
+from retrain.registry.records import ModelRecord
+from retrain.registry.registry import Registry
+from retrain.registry.resolver import AliasReader, CachedResolver
+from retrain.storage.object_store import ObjectStore
 
 
 def record(model_id: str) -> ModelRecord:

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.chat_format import example_hash, normalise_prompt
-from retrain.dataset import (
+from retrain.config.settings import DatasetSettings
+from retrain.curate.dataset import (
     MIN_FILE_EXAMPLES,
     DatasetVersion,
     build_training_files,
@@ -19,9 +19,9 @@ from retrain.dataset import (
     write_shard,
 )
 from retrain.exceptions import DataError
-from retrain.settings import DatasetSettings
-from retrain.storage import ObjectStore
-from retrain.synthetic import make_examples
+from retrain.local.synthetic import make_examples
+from retrain.storage.object_store import ObjectStore
+from retrain.validate.chat_format import example_hash, normalise_prompt
 
 
 def _prompt(example: dict[str, Any]) -> str:

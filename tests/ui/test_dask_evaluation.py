@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 from prefect import flow
 
-from retrain.eval_runner import EvalReport, ModelTarget
-from retrain.eval_sets import put_eval_set
-from retrain.settings import get_settings
-from retrain.synthetic import make_eval_set
+from retrain.config.settings import get_settings
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.evaluate.runner import EvalReport, ModelTarget
+from retrain.local.synthetic import make_eval_set
 from tasks.evaluate import evaluate_sets, evaluation_task_runner
 from tests.pipeline.conftest import Stack
 

@@ -22,11 +22,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from retrain import local_stack
 from retrain.cli.local import app
-from retrain.demo import NIGHTS, land_night, seed_eval_set
-from retrain.settings import Settings, get_settings, load_settings
-from retrain.storage import ObjectStore
+from retrain.config.settings import Settings, get_settings, load_settings
+from retrain.local import stack as local_stack
+from retrain.local.demo import NIGHTS, land_night, seed_eval_set
+from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port
 
 pytestmark = pytest.mark.slow

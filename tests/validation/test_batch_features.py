@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.chat_format import near_duplicate_key, normalise_prompt
-from retrain.settings import ValidationSettings
-from retrain.validation import BatchResult, validate_batch
+from retrain.config.settings import ValidationSettings
+from retrain.validate.batch import BatchResult, validate_batch
+from retrain.validate.chat_format import near_duplicate_key, normalise_prompt
 
 from .conftest import MODEL, ROOT, chat, clean_examples, jsonl
 from .test_validation import _hostile_corpus
@@ -51,8 +51,8 @@ from pathlib import Path
 
 import orjson
 
-from retrain.settings import ValidationSettings
-from retrain.validation import validate_batch
+from retrain.config.settings import ValidationSettings
+from retrain.validate.batch import validate_batch
 from tests.validation.test_batch_features import _outcome
 
 print("script body ran", file=sys.stderr)

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from retrain.chat_format import check_example, example_hash, near_duplicate_key, normalise_prompt
+from retrain.validate.chat_format import check_example, example_hash, near_duplicate_key, normalise_prompt
 
 from .conftest import chat
 

@@ -9,7 +9,7 @@ import typer
 from typer.testing import CliRunner
 
 from retrain.cli.validate import register
-from retrain.storage import ObjectStore
+from retrain.storage.object_store import ObjectStore
 
 from ..s3_servers import moto_server
 from .conftest import CHAT_SUITE, PREFERENCE_SUITE, clean_examples, jsonl

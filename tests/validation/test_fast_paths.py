@@ -18,7 +18,9 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.chat_format import (
+from retrain.config.settings import ValidationSettings
+from retrain.validate.batch import check_line
+from retrain.validate.chat_format import (
     check_example,
     example_hash,
     example_texts,
@@ -27,7 +29,7 @@ from retrain.chat_format import (
     normalise_text,
     prompt_first_word,
 )
-from retrain.line_checks import (
+from retrain.validate.line_checks import (
     SECRETS,
     CheckConfig,
     LineChecker,
@@ -36,9 +38,7 @@ from retrain.line_checks import (
     may_hold_secret,
     plain_chat,
 )
-from retrain.settings import ValidationSettings
-from retrain.tokens import count_example, get_encoding
-from retrain.validation import check_line
+from retrain.validate.tokens import count_example, get_encoding
 
 from .conftest import MODEL, chat
 

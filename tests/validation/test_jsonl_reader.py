@@ -3,7 +3,7 @@ from __future__ import annotations
 import gzip
 import random
 
-from retrain.jsonl_reader import read_jsonl
+from retrain.validate.jsonl_reader import read_jsonl
 
 
 def _codes(data: bytes, chunk: int = 7, **kwargs: int) -> list[tuple[int, str | None]]:

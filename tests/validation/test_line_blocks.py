@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from retrain import jsonl_reader
-from retrain.jsonl_reader import LineBlock, RawLine, iter_line_blocks, iter_raw_lines
+from retrain.validate import jsonl_reader
+from retrain.validate.jsonl_reader import LineBlock, RawLine, iter_line_blocks, iter_raw_lines
 
 _BOM = b"\xef\xbb\xbf"
 _LIMIT = 60

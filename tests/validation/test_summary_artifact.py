@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from retrain.expectations import GateCheck
-from retrain.ingest import IngestReport, ObjectManifest
-from retrain.reports import validation_markdown
+from retrain.ingest.batches import IngestReport, ObjectManifest
+from retrain.train.reports import validation_markdown
+from retrain.validate.expectations import GateCheck
 
 
 def _report(gates: list[dict[str, object]]) -> IngestReport:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from tiktoken_ext import openai_public
 
+from retrain.config.settings import ValidationSettings
 from retrain.exceptions import ConfigError
-from retrain.settings import ValidationSettings
-from retrain.tokens import (
+from retrain.validate.tokens import (
     auto_epochs,
     count_messages,
     count_text,

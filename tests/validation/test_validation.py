@@ -11,10 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.chat_format import example_hash, normalise_prompt
+from retrain.config.settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import ConfigError
-from retrain.settings import TrainingSettings, ValidationSettings
-from retrain.validation import validate_batch
+from retrain.validate.batch import validate_batch
+from retrain.validate.chat_format import example_hash, normalise_prompt
 
 from .conftest import CHAT_SUITE, MODEL, chat, clean_examples, jsonl
 

@@ -1,0 +1,77 @@
+"""The demo story: several simulated nights of a support assistant on the local stack.
+
+Night 1 promotes a first model over the base model; night 2 adds data and promotes a
+better one; night 3 brings data with wrong answers and its candidate is rejected; night 4
+has no new data and finishes without any upload or job. The data is synthetic and
+deterministic (``retrain.local.synthetic``); the flow that runs each night is the real one. Each demo
+starts over on an empty bucket, on the local stack only (it moves `production`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import orjson
+
+from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local import synthetic
+from retrain.storage.object_store import ObjectStore
+
+__all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set", "start_over"]
+
+EVAL_ITEMS = 300
+
+
+@dataclass(frozen=True)
+class Night:
+    night: date
+    story: str
+    examples: int = 0
+    seed: int = 0
+    wrong_answer_rate: float = 0.0
+    dirty_lines: int = 0
+    expect: str = ""
+
+
+NIGHTS: tuple[Night, ...] = (
+    Night(date(2026, 11, 1), "first data: 300 examples and a few broken lines", 300, 1, 0.0, 12, "promote"),
+    Night(date(2026, 11, 2), "a bigger night: 2,000 more examples", 2000, 2, 0.0, 20, "promote"),
+    Night(
+        date(2026, 11, 3), "a bad export: 2,500 examples, 90% with wrong answers", 2500, 3, 0.9, 0, "reject"
+    ),
+    Night(date(2026, 11, 4), "nothing new landed", expect="no new data"),
+)
+
+
+def start_over(store: ObjectStore) -> int:
+    """Delete every object in the demo's bucket (under its prefix), so each demo tells the story
+    from night 1 instead of finding its nights already ingested; returns how many were deleted."""
+    keys = [info.key for info in store.list()]
+    for key in keys:
+        store.delete(key)
+    return len(keys)
+
+
+def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -> int:
+    """The fixed held-out set (written once; its content hash versions every result)."""
+    if store.exists(f"eval/{name}/items.jsonl"):
+        return 0
+    put_eval_set(store, name, synthetic.make_eval_set(n, seed=99))
+    return n
+
+
+def land_night(store: ObjectStore, night: Night) -> str | None:
+    """Write the night's new examples where producers put them: incoming/{date}/..."""
+    if not night.examples and not night.dirty_lines:
+        return None
+    lines = [
+        orjson.dumps(example).decode()
+        for example in synthetic.make_examples(
+            night.examples, seed=night.seed, wrong_answer_rate=night.wrong_answer_rate
+        )
+    ]
+    lines += synthetic.make_dirty_lines(night.dirty_lines, seed=night.seed)
+    key = f"incoming/{night.night.isoformat()}/support-chats.jsonl"
+    store.put_bytes(key, ("\n".join(lines) + "\n").encode())
+    return key

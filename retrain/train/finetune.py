@@ -1,0 +1,443 @@
+"""Fine-tuning through any OpenAI-compatible API, paying once per dataset version.
+
+Idempotency rests on two records and one query:
+
+- ``state/uploads/{sha256}.json``: content hash -> file id, so the same bytes are uploaded
+  once (uploads are also named ``retrain-{sha256[:16]}-...`` so a crash between upload and
+  record is recovered by listing the provider's files);
+- ``state/jobs/{dataset_version}-{config_hash}.json``: the job for a dataset version and
+  training configuration;
+- ``jobs.list(metadata={dataset_version, config_hash})``: finds a job created just before a
+  crash, before its record was written.
+
+A job that is running or succeeded is resumed; a new one is created only when the last
+one failed or was cancelled.
+
+Files above ``upload_part_threshold_bytes`` go through the multi-part Uploads API; with
+``delete_files_after_job`` our uploads (and their records) are deleted once the job ended.
+A job record names the Prefect flow run that owns the job, so cancelling that run cancels
+the job (``cancel_jobs_of_run``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from openai import NotFoundError, OpenAI
+from openai.types import FileObject
+from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
+
+from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.exceptions import FineTuneFailed, ProviderError
+from retrain.providers.clients import api_errors, create_once, job_refused_hint
+from retrain.storage.object_store import ObjectStore
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "JobSpec",
+    "TrainingJob",
+    "best_checkpoint",
+    "cancel_job",
+    "cancel_jobs_of_run",
+    "config_hash",
+    "delete_job_files",
+    "ensure_job",
+    "job_records",
+    "job_spec",
+    "upload_training_file",
+    "wait_for_job",
+]
+
+logger = logging.getLogger(__name__)
+
+UPLOAD_STATE = "state/uploads/"
+JOB_STATE = "state/jobs/"
+_RETRYABLE_AFTER_END = {"failed", "cancelled"}
+ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
+_PAUSED = {"pausing", "paused"}
+_MAX_SUFFIX = 64
+_DEFAULT_PART_THRESHOLD = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything that decides which job a dataset version gets."""
+
+    dataset_version: str
+    config_hash: str
+    base_model: str
+    method: dict[str, Any]
+    seed: int
+    suffix: str
+    metadata: dict[str, str]
+
+    @property
+    def state_key(self) -> str:
+        return f"{JOB_STATE}{self.dataset_version}-{self.config_hash}.json"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    job: FineTuningJob
+    resumed: bool
+
+
+def config_hash(training: TrainingSettings) -> str:
+    """A short hash of the settings that change what a job learns (not when or how long we wait)."""
+    relevant = {
+        "base_model": training.base_model,
+        "method": training.method,
+        "n_epochs": training.n_epochs,
+        "batch_size": training.batch_size,
+        "learning_rate_multiplier": training.learning_rate_multiplier,
+        "seed": training.seed,
+    }
+    if training.method == "dpo":
+        relevant["beta"] = training.beta
+    return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
+
+
+def job_spec(training: TrainingSettings, *, dataset_version: str, run_id: str, night: date) -> JobSpec:
+    hyperparameters: dict[str, float | str] = {
+        "n_epochs": training.n_epochs,
+        "batch_size": training.batch_size,
+        "learning_rate_multiplier": training.learning_rate_multiplier,
+    }
+    if training.method == "dpo":
+        hyperparameters["beta"] = training.beta
+    digest = config_hash(training)
+    suffix = f"{training.suffix}-{night:%Y%m%d}"[:_MAX_SUFFIX]
+    return JobSpec(
+        dataset_version=dataset_version,
+        config_hash=digest,
+        base_model=training.base_model,
+        method={"type": training.method, training.method: {"hyperparameters": hyperparameters}},
+        seed=training.seed,
+        suffix=suffix,
+        metadata={
+            "dataset_version": dataset_version,
+            "config_hash": digest,
+            "run_id": run_id[:512],
+            "pipeline_commit": _pipeline_commit(),
+        },
+    )
+
+
+def upload_training_file(
+    client: OpenAI,
+    store: ObjectStore,
+    provider: ProviderSettings,
+    content: bytes,
+    *,
+    role: str,
+    training: TrainingSettings | None = None,
+) -> str:
+    """Upload content once per provider (by hash); return the provider's file id.
+
+    Content above ``training.upload_part_threshold_bytes`` goes through the Uploads API in
+    parts of ``upload_part_size_bytes``.
+    """
+    threshold = training.upload_part_threshold_bytes if training else _DEFAULT_PART_THRESHOLD
+    part_size = training.upload_part_size_bytes if training else _DEFAULT_PART_THRESHOLD
+    digest = hashlib.sha256(content).hexdigest()
+    name = f"retrain-{digest[:16]}-{role}.jsonl"
+    record_key = f"{UPLOAD_STATE}{provider.name}/{digest}.json"
+    record = store.get_json_or_none(record_key)
+    with api_errors(f"uploading {role} file", provider):
+        if record is not None and _file_exists(client, record["file_id"]):
+            logger.info("reusing uploaded %s file %s (%d bytes)", role, record["file_id"], len(content))
+            return str(record["file_id"])
+        existing = _listed_file(client, name, len(content))
+        if existing is not None:
+            file_id = existing.id
+            logger.info("found %s file %s already on the provider (same name and size)", role, file_id)
+        elif len(content) > threshold:
+            upload = client.uploads.upload_file_chunked(
+                file=content,
+                filename=name,
+                bytes=len(content),
+                mime_type="text/jsonl",
+                purpose="fine-tune",
+                part_size=part_size,
+            )
+            if upload.status != "completed" or upload.file is None:
+                raise ProviderError(
+                    f"multi-part upload {upload.id} of the {role} file ended {upload.status}: re-run to retry"
+                )
+            file_id = upload.file.id
+            parts = -(-len(content) // part_size)
+            logger.info("uploaded %s file %s in %d parts (%d bytes)", role, file_id, parts, len(content))
+        else:
+            file_id = create_once(
+                client,
+                lambda once: once.files.create(file=(name, content), purpose="fine-tune"),
+                lambda: _listed_file(client, name, len(content)),
+                provider,
+            ).id
+            logger.info("uploaded %s file %s (%d bytes)", role, file_id, len(content))
+    store.put_json(record_key, {"file_id": file_id, "bytes": len(content), "sha256": digest, "name": name})
+    return file_id
+
+
+def ensure_job(
+    client: OpenAI,
+    store: ObjectStore,
+    provider: ProviderSettings,
+    spec: JobSpec,
+    *,
+    training_file: str,
+    validation_file: str | None,
+    owner: str | None = None,
+) -> TrainingJob:
+    """Resume the job for this dataset version and config, or create it if there is none alive.
+
+    ``owner`` (a Prefect flow run id) is recorded with the job, for ``cancel_jobs_of_run``.
+    """
+    with api_errors("looking up fine-tuning jobs", provider):
+        previous = _known_job(client, store, spec)
+    blocked = previous is not None and previous.status == "succeeded" and not previous.fine_tuned_model
+    if previous is not None and previous.status not in _RETRYABLE_AFTER_END and not blocked:
+        logger.debug("resuming fine-tuning job %s (%s)", previous.id, previous.status)
+        _record_job(store, spec, previous, provider, owner)
+        return TrainingJob(previous, resumed=True)
+    if previous is not None:
+        logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
+    refused_hint = job_refused_hint(provider, datetime.now(UTC).date())
+    with api_errors("creating the fine-tuning job", provider, refused_hint=refused_hint):
+        job = create_once(
+            client,
+            lambda once: once.fine_tuning.jobs.create(
+                model=spec.base_model,
+                training_file=training_file,
+                validation_file=validation_file,
+                method=spec.method,  # type: ignore[arg-type]
+                seed=spec.seed,
+                suffix=spec.suffix,
+                metadata=spec.metadata,
+            ),
+            lambda: _alive_listed_job(client, spec),
+            provider,
+        )
+    logger.debug("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
+    _record_job(store, spec, job, provider, owner)
+    return TrainingJob(job, resumed=False)
+
+
+def wait_for_job(
+    client: OpenAI,
+    provider: ProviderSettings,
+    job_id: str,
+    training: TrainingSettings,
+    *,
+    on_event: Callable[[FineTuningJobEvent], None] = lambda event: None,
+    on_status: Callable[[FineTuningJob], None] = lambda job: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FineTuningJob:
+    """Poll with exponential backoff and jitter until the job ends or the wait limit is reached.
+
+    Returns the job: succeeded, or still in progress when the wait limit ran out (the next
+    run resumes it). Raises FineTuneFailed when it failed, was cancelled, or succeeded
+    without a model (for example, blocked by a safety check after training).
+    """
+    seen: set[str] = set()
+    last_status = ""
+    delay = training.poll_interval_seconds
+    deadline = time.monotonic() + training.wait_limit_seconds
+    while True:
+        with api_errors(f"polling fine-tuning job {job_id}", provider):
+            job = client.fine_tuning.jobs.retrieve(job_id)
+            events = list(client.fine_tuning.jobs.list_events(job_id, limit=100))
+        for event in sorted(events, key=lambda e: (e.created_at, e.id)):
+            if event.id not in seen:
+                seen.add(event.id)
+                on_event(event)
+        on_status(job)
+        if job.status in _PAUSED and job.status != last_status:
+            logger.info("job %s is %s; waiting until it resumes or the wait limit", job.id, job.status)
+        last_status = job.status
+        if job.status == "succeeded":
+            if not job.fine_tuned_model:
+                raise FineTuneFailed(
+                    f"fine-tuning job {job.id} succeeded without a model; treat it as failed"
+                )
+            return job
+        if job.status in _RETRYABLE_AFTER_END:
+            error = job.error
+            detail = f"{error.code}: {error.message}" if error and error.message else "no error given"
+            raise FineTuneFailed(
+                f"fine-tuning job {job.id} {job.status} ({detail}); the next run starts a new job"
+            )
+        if time.monotonic() >= deadline:
+            logger.warning(
+                "job %s is still %s at the wait limit; the next run resumes it", job.id, job.status
+            )
+            return job
+        sleep(delay + random.uniform(0, delay / 4))
+        delay = min(delay * 1.5, training.max_poll_interval_seconds)
+
+
+def _known_job(client: OpenAI, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:
+    """The newest job for the spec: the one our state records, or a newer one the provider lists."""
+    found = _listed_jobs(client, spec)
+    record = store.get_json_or_none(spec.state_key)
+    if record is not None and record["job_id"] not in {job.id for job in found}:
+        try:
+            found.append(client.fine_tuning.jobs.retrieve(record["job_id"]))
+        except NotFoundError:
+            logger.warning("recorded job %s is unknown to the provider", record["job_id"])
+    return max(found, key=lambda job: job.created_at) if found else None
+
+
+def _listed_jobs(client: OpenAI, spec: JobSpec) -> list[FineTuningJob]:
+    matches = client.fine_tuning.jobs.list(
+        metadata={"dataset_version": spec.dataset_version, "config_hash": spec.config_hash}, limit=20
+    )
+    return [job for job in matches if (job.metadata or {}).get("config_hash") == spec.config_hash]
+
+
+def _alive_listed_job(client: OpenAI, spec: JobSpec) -> FineTuningJob | None:
+    alive = [job for job in _listed_jobs(client, spec) if job.status not in _RETRYABLE_AFTER_END]
+    return max(alive, key=lambda job: job.created_at) if alive else None
+
+
+def _record_job(
+    store: ObjectStore, spec: JobSpec, job: FineTuningJob, provider: ProviderSettings, owner: str | None
+) -> None:
+    store.put_json(
+        spec.state_key,
+        {
+            "job_id": job.id,
+            "status": job.status,
+            "dataset_version": spec.dataset_version,
+            "config_hash": spec.config_hash,
+            "provider": provider.name,
+            "run_id": spec.metadata.get("run_id"),
+            "flow_run_id": owner,
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+def job_records(store: ObjectStore) -> list[tuple[str, dict[str, Any]]]:
+    """Every job record in ``state/jobs/`` as (key, record)."""
+    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_STATE)]
+
+
+def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
+    for key, record in job_records(store):
+        if record.get("job_id") == job.id and record.get("status") != job.status:
+            store.put_json(key, {**record, "status": job.status})
+
+
+def best_checkpoint(client: OpenAI, provider: ProviderSettings, job: FineTuningJob) -> str | None:
+    """The checkpoint model with the lowest full validation loss (else valid_loss, if that is all)."""
+    with api_errors(f"listing checkpoints of job {job.id}", provider):
+        checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id, limit=100))
+
+    def loss(checkpoint: FineTuningJobCheckpoint) -> float | None:
+        metrics = checkpoint.metrics
+        return metrics.full_valid_loss if metrics.full_valid_loss is not None else metrics.valid_loss
+
+    scored = [(value, c.step_number, c) for c in checkpoints if (value := loss(c)) is not None]
+    if not scored:
+        logger.warning("job %s has no checkpoint with a validation loss; using the final model", job.id)
+        return None
+    value, step, chosen = min(scored, key=lambda item: (item[0], -item[1]))
+    logger.info(
+        "best checkpoint of job %s: step %d, validation loss %.4f (%s)",
+        job.id,
+        step,
+        value,
+        chosen.fine_tuned_model_checkpoint,
+    )
+    return chosen.fine_tuned_model_checkpoint
+
+
+def delete_job_files(
+    client: OpenAI, store: ObjectStore, provider: ProviderSettings, job: FineTuningJob
+) -> list[str]:
+    """Delete the job's training and validation files that we uploaded, and their records."""
+    wanted = {job.training_file, job.validation_file} - {None, ""}
+    prefix = f"{UPLOAD_STATE}{provider.name}/"
+    deleted = []
+    for info in list(store.list(prefix)):
+        record = store.get_json(info.key)
+        file_id = record.get("file_id")
+        if file_id not in wanted:
+            continue
+        with api_errors(f"deleting file {file_id}", provider):
+            try:
+                client.files.delete(str(file_id))
+            except NotFoundError:
+                logger.info("file %s was already deleted", file_id)
+        store.delete(info.key)
+        deleted.append(str(file_id))
+    if deleted:
+        logger.info("deleted uploaded files %s of job %s", ", ".join(deleted), job.id)
+    return deleted
+
+
+def cancel_job(client: OpenAI, store: ObjectStore, provider: ProviderSettings, job_id: str) -> FineTuningJob:
+    """Cancel a job on the provider and mark its state record; a job that already ended is left alone."""
+    with api_errors(f"cancelling fine-tuning job {job_id}", provider):
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ACTIVE_STATUSES:
+            job = client.fine_tuning.jobs.cancel(job_id)
+            logger.info("cancelled fine-tuning job %s", job_id)
+    _update_job_records(store, job)
+    return job
+
+
+def cancel_jobs_of_run(
+    client: OpenAI, store: ObjectStore, provider: ProviderSettings, flow_run_id: str
+) -> list[str]:
+    """Cancel every still-active job whose record names this flow run as its owner."""
+    cancelled = []
+    for _, record in job_records(store):
+        if record.get("flow_run_id") != flow_run_id or record.get("provider", provider.name) != provider.name:
+            continue
+        job = cancel_job(client, store, provider, str(record["job_id"]))
+        if job.status == "cancelled":
+            cancelled.append(job.id)
+    return cancelled
+
+
+def _listed_file(client: OpenAI, name: str, size: int) -> FileObject | None:
+    """Our upload of this content, found by its hash-derived name (after a crash or a timeout)."""
+    return next(
+        (f for f in client.files.list(purpose="fine-tune") if f.filename == name and f.bytes == size), None
+    )
+
+
+def _file_exists(client: OpenAI, file_id: str) -> bool:
+    try:
+        client.files.retrieve(file_id)
+    except NotFoundError:
+        return False
+    return True
+
+
+def _pipeline_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
