@@ -20,8 +20,9 @@ import orjson
 
 from retrain.config.settings import Settings
 from retrain.ingest.batches import ingest_objects
-from retrain.ingest.discovery import PROCESSED_PREFIX, WATERMARK_KEY, discover, partition_of
+from retrain.ingest.discovery import discover
 from retrain.local.synthetic import make_examples
+from retrain.storage.layout import PROCESSED_PREFIX, WATERMARK_KEY, partition_of
 from retrain.storage.object_store import ObjectStore, make_s3_client
 from tests.s3_servers import moto_server
 

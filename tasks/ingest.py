@@ -10,8 +10,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from retrain.config.settings import get_settings
 from retrain.ingest.batches import IngestReport, ingest_objects
 from retrain.ingest.discovery import discover
+from retrain.ingest.summary import validation_markdown
 from retrain.storage.object_store import ObjectInfo, ObjectStore
-from retrain.train.reports import validation_markdown
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 

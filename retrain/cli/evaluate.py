@@ -16,7 +16,8 @@ from retrain.cli.credentials import with_credentials
 from retrain.config.settings import get_settings
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.evaluate.runner import EvalReport, resolve_target, run_evaluation
-from retrain.promote.gate import CANDIDATE, PRODUCTION, GateDecision, decide_reports
+from retrain.promote.gate import GateDecision, decide_reports
+from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]

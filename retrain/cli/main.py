@@ -12,20 +12,14 @@ import typer
 from typer import _click
 from typer.core import TyperGroup
 
+from retrain.cli.debug import debugging, set_debugging
 from retrain.cli.output import print_error
 from retrain.exceptions import RetrainError
 
-__all__ = ["app", "debugging"]
-
-_state = {"debug": False}
+__all__ = ["app"]
 
 # Where exit code 1 already means something (validate: the batch fails its gates), errors exit 2.
 _ERROR_EXIT_CODES = {"validate": 2}
-
-
-def debugging() -> bool:
-    """Whether `--debug` was given: show tracebacks."""
-    return _state["debug"]
 
 
 class _RetrainGroup(TyperGroup):
@@ -53,7 +47,7 @@ app = typer.Typer(
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
 ) -> None:
-    _state["debug"] = debug
+    set_debugging(debug)
 
 
 def _register_commands() -> None:

@@ -68,7 +68,7 @@ class _WithoutOurTracebacks(logging.Formatter):
 def _one_line_errors_on_the_console() -> None:
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    from retrain.cli.main import debugging
+    from retrain.cli.debug import debugging
 
     if debugging():
         return

@@ -37,7 +37,7 @@ import orjson
 
 from retrain.config.settings import DatasetSettings
 from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound, StorageError
-from retrain.ingest.discovery import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
+from retrain.storage.layout import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.chat_format import near_duplicate_key
 

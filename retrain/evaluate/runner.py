@@ -39,15 +39,13 @@ from retrain.exceptions import (
     StorageUnavailable,
     TooManyItemErrors,
 )
-from retrain.promote.gate import CANDIDATE, PRODUCTION
 from retrain.providers.clients import api_key_source, make_async_client, provider_named
+from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.tokens import base_model_id
 
 __all__ = [
-    "CANDIDATE",
-    "PRODUCTION",
     "EvalReport",
     "ItemResult",
     "ModelScores",

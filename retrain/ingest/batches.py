@@ -41,7 +41,8 @@ from retrain.curate.dataset import (
     write_shard,
 )
 from retrain.exceptions import AlreadyExists
-from retrain.ingest.discovery import BATCH_PREFIX, INCOMING_PREFIX, find_new_objects, record_processed
+from retrain.ingest.discovery import find_new_objects, record_processed
+from retrain.storage.layout import BATCH_PREFIX, INCOMING_PREFIX
 from retrain.storage.object_store import ObjectInfo, ObjectStore
 from retrain.validate.batch import BatchResult, QuarantinedLine, Reason, validate_batch
 

@@ -27,7 +27,6 @@ by the next discovery, before it lists anything.
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,36 +34,30 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from retrain.storage.layout import (
+    BATCH_PREFIX,
+    DATA_SUFFIXES,
+    INCOMING_PREFIX,
+    LEGACY_PROCESSED_KEY,
+    PENDING_KEY,
+    PROCESSED_PREFIX,
+    UNDATED,
+    WATERMARK_KEY,
+    partition_of,
+)
 from retrain.storage.object_store import ObjectInfo, ObjectStore
 
 __all__ = [
-    "INCOMING_PREFIX",
-    "PENDING_KEY",
-    "PROCESSED_PREFIX",
-    "UNDATED",
-    "WATERMARK_KEY",
     "Discovery",
     "discover",
     "find_new_objects",
-    "partition_of",
     "processed_etags",
     "record_processed",
-    "source_of",
-    "tags_of",
     "read_watermark",
 ]
 
 logger = logging.getLogger(__name__)
 
-INCOMING_PREFIX = "incoming/"
-PROCESSED_PREFIX = "state/ingest/processed/"
-WATERMARK_KEY = "state/ingest/watermark.json"
-PENDING_KEY = "state/ingest/pending.json"
-LEGACY_PROCESSED_KEY = "state/ingest/processed.json"
-BATCH_PREFIX = "state/ingest/batches/"
-UNDATED = "_undated"
-DATA_SUFFIXES = (".jsonl", ".jsonl.gz")
-_PARTITION = re.compile(r"^incoming/(\d{4}-\d{2}-\d{2})/")
 _FETCH_WORKERS = 16
 
 
@@ -77,35 +70,6 @@ class Discovery:
     start_after: str | None
     partitions_read: int
     reconciled: bool
-
-
-def partition_of(key: str) -> str:
-    """The date partition of an incoming key (``YYYY-MM-DD``), or ``_undated``."""
-    match = _PARTITION.match(key)
-    if match is None:
-        return UNDATED
-    try:
-        date.fromisoformat(match.group(1))
-    except ValueError:
-        return UNDATED
-    return match.group(1)
-
-
-def source_of(key: str) -> str:
-    """The producer of an incoming key: the first path segment after the date partition."""
-    rest = key.removeprefix(INCOMING_PREFIX)
-    if partition_of(key) != UNDATED:
-        rest = rest.split("/", 1)[1]
-    first = rest.split("/", 1)[0]
-    for suffix in DATA_SUFFIXES:
-        first = first.removesuffix(suffix)
-    return first or "_unknown"
-
-
-def tags_of(key: str) -> dict[str, str]:
-    """``TAG=VALUE`` folders of an incoming key."""
-    folders = key.split("/")[:-1]
-    return dict(folder.split("=", 1) for folder in folders if "=" in folder)
 
 
 def read_watermark(store: ObjectStore) -> str | None:

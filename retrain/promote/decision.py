@@ -18,11 +18,11 @@ from typing import Any
 from retrain.config.settings import Settings
 from retrain.curate.dataset import DatasetVersion, latest_version, load_version
 from retrain.exceptions import AlreadyExists
+from retrain.registry.aliases import PRODUCTION
 from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
-    "PRODUCTION",
     "Decision",
     "TrainingPlan",
     "apply_decision",
@@ -34,8 +34,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PRODUCTION = "production"
-CANDIDATE = "candidate"
 DECISION_PREFIX = "state/decisions/"
 LAST_DECISION_KEY = f"{DECISION_PREFIX}LAST.json"
 

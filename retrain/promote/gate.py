@@ -37,13 +37,12 @@ import numpy as np
 
 from retrain.config.settings import EvaluationSettings
 from retrain.exceptions import EvaluationError
+from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
 if TYPE_CHECKING:
     from retrain.evaluate.runner import EvalReport, ModelScores
 
 __all__ = [
-    "CANDIDATE",
-    "PRODUCTION",
     "GateCheckResult",
     "GateDecision",
     "Significance",
@@ -56,8 +55,6 @@ __all__ = [
     "significance",
 ]
 
-CANDIDATE = "candidate"
-PRODUCTION = "production"
 _BOOTSTRAP_CELLS = 2_000_000
 
 

@@ -19,7 +19,8 @@ from retrain.evaluate.eval_sets import EvalSet, put_eval_set
 from retrain.evaluate.runner import ModelTarget, cache_prefix, run_evaluation
 from retrain.exceptions import EvaluationError
 from retrain.local.synthetic import make_eval_set
-from retrain.promote.gate import CANDIDATE, PRODUCTION, decide, decide_reports
+from retrain.promote.gate import decide, decide_reports
+from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.storage.object_store import ObjectStore, make_s3_client
 from tests.evaluation.support import BASE, fine_tune
 from tests.s3_servers import moto_server

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from openai.types.fine_tuning import FineTuningJob
 
-from retrain.ingest.discovery import BATCH_PREFIX
 from retrain.local.synthetic import make_examples
 from retrain.promote.decision import DECISION_PREFIX
+from retrain.storage.layout import BATCH_PREFIX
 from retrain.train.finetune import JOB_STATE, UPLOAD_STATE
 from tests.pipeline.conftest import Stack, client, production_history, run
 

@@ -13,19 +13,16 @@ from moto import mock_aws
 from retrain.config.settings import Settings
 from retrain.exceptions import StorageError
 from retrain.ingest.batches import BATCH_PREFIX, ingest_objects
-from retrain.ingest.discovery import (
+from retrain.ingest.discovery import discover, find_new_objects, read_watermark, record_processed
+from retrain.local.synthetic import make_examples
+from retrain.storage.layout import (
     LEGACY_PROCESSED_KEY,
     PENDING_KEY,
     PROCESSED_PREFIX,
-    discover,
-    find_new_objects,
     partition_of,
-    read_watermark,
-    record_processed,
     source_of,
     tags_of,
 )
-from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
 
 

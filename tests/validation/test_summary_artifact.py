@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from retrain.ingest.batches import IngestReport, ObjectManifest
-from retrain.train.reports import validation_markdown
+from retrain.ingest.summary import validation_markdown
 from retrain.validate.expectations import GateCheck
 
 
