@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from typer import _click
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from retrain.cli.debug import debugging, set_debugging
 from retrain.cli.output import print_error
@@ -22,8 +22,45 @@ __all__ = ["app"]
 _ERROR_EXIT_CODES = {"validate": 2}
 
 
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH", "date": "YYYY-MM-DD"}
+
+
+def _metavar(option: TyperOption) -> str:
+    """A click-style value name (TEXT, INTEGER, [a|b]) instead of Typer's ``<list[str]>`` tags."""
+    described = option.type_descriptor
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices or ()) + "]"
+    annotation = described.annotation
+    element = annotation.__args__[0] if described.is_list else annotation
+    return _METAVARS.get(getattr(element, "__name__", ""), str(getattr(element, "__name__", "VALUE")).upper())
+
+
+def _no_type_label(ctx: _click.Context) -> None:
+    """An argument's name already says what it takes (``PATHS...``, ``QUESTION``)."""
+    return None
+
+
+def _plain_value_names(command: _click.Command) -> None:
+    help_option = command.get_help_option(_click.Context(command))  # made now, so it is named too
+    for param in [*command.params, *([help_option] if help_option else [])]:
+        if isinstance(param, TyperOption) and param.metavar is None:
+            param.metavar = "" if param.is_flag or param.count else _metavar(param)
+        elif isinstance(param, TyperArgument):
+            setattr(param, "display_type_rich", _no_type_label)  # noqa: B010 (an instance override)
+    for sub in getattr(command, "commands", {}).values():
+        _plain_value_names(sub)
+
+
 class _RetrainGroup(TyperGroup):
-    """Turns RetrainError into one readable line instead of a traceback."""
+    """RetrainError as one readable line instead of a traceback; help with click-style value names."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_value_names(self)
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        _plain_value_names(self)  # the completion options are added after __init__
+        super().format_help(ctx, formatter)
 
     def invoke(self, ctx: _click.Context) -> Any:
         try:
@@ -40,7 +77,15 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     help="Scheduled retraining for fine-tuned language models.",
+    epilog="New here? `retrain demo` tells four nights on the local stack (no credentials, no internet); "
+    "`retrain check` says whether a real night could run with your configuration.",
 )
+
+_PANELS = {
+    "Start here": ["demo", "check", "run", "local"],
+    "Inspect": ["alias", "history", "data", "batches", "jobs", "spend", "lease"],
+    "Operate": ["serve", "ingest", "validate", "eval", "chat", "automations", "config-reference"],
+}
 
 
 @app.callback()
@@ -58,6 +103,7 @@ def _register_commands() -> None:
         config,
         data,
         evaluate,
+        history,
         jobs,
         lease,
         local,
@@ -73,7 +119,7 @@ def _register_commands() -> None:
     app.add_typer(batches.app, name="batches")
     app.add_typer(jobs.app, name="jobs")
     app.add_typer(lease.app, name="lease")
-    for module in (run, check, validate, evaluate, spend, ops, config):
+    for module in (run, check, validate, evaluate, history, spend, ops, config):
         module.register(app)
     from retrain.cli import serve
 
@@ -82,6 +128,15 @@ def _register_commands() -> None:
 
     chat.register(app)
     ingest.register(app)
+    _place_in_panels()
+
+
+def _place_in_panels() -> None:
+    panel_of = {name: panel for panel, names in _PANELS.items() for name in names}
+    order = {name: i for i, name in enumerate(panel_of)}
+    for info in [*app.registered_commands, *app.registered_groups]:
+        info.rich_help_panel = panel_of[str(info.name)]
+    app.registered_commands.sort(key=lambda info: order[str(info.name)])
 
 
 _register_commands()
