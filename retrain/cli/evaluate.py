@@ -1,4 +1,8 @@
-"""`retrain eval`: compare two models or aliases on an eval set and its guardrails, with the gate."""
+"""`retrain eval`: compare a candidate with production on an eval set and its guardrails, with the gate.
+
+The roles are named, never inferred from order: ``--candidate`` and ``--production`` each take an
+alias or a model id, and the output shows each name as typed beside the model it resolved to.
+"""
 
 from __future__ import annotations
 
@@ -10,86 +14,61 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from retrain.cli.credentials import with_credentials
-from retrain.config.settings import get_settings
+from retrain.cli.output import Rows, plain_console
+from retrain.config.settings import Settings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
-from retrain.evaluate.runner import EvalReport, resolve_target, run_evaluation
+from retrain.evaluate.runner import ALL, EvalReport, ModelTarget, resolve_target, run_evaluation
 from retrain.promote.gate import GateDecision, decide_reports
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
+from retrain.report.comparison import compare, significance_in_words
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]
 
-console = Console()
+_console = plain_console()
+_progress_console = Console(stderr=True)
 
 
-def _comparison_table(reports: list[EvalReport], candidate: str, production: str) -> Table:
-    table = Table(title=f"{candidate} (candidate) vs {production} (production)")
-    for column in ("set", "grader", "items", "candidate", "production", "delta"):
-        table.add_column(column, justify="left" if column in ("set", "grader") else "right")
+def _score_rows(reports: list[EvalReport]) -> Rows:
+    rows = Rows("Scores", ("Set", "Grader", "Items", "Candidate", "Production", "Difference"))
     for report in reports:
+        one_grader = len(report.models[CANDIDATE].by_grader) == 1
         for row in report.comparison(CANDIDATE, PRODUCTION):
-            delta = row["delta"]
-            colour = "green" if delta > 0 else "red" if delta < 0 else ""
-            table.add_row(
+            if one_grader and row["grader"] == ALL:
+                continue  # its one grader's row is already the whole set
+            rows.add_row(
                 row["set"],
                 row["grader"],
                 str(row["items"]),
                 f"{row[CANDIDATE]:.4f}",
                 f"{row[PRODUCTION]:.4f}",
-                f"[{colour}]{delta:+.4f}[/]" if colour else f"{delta:+.4f}",
+                f"{row['delta']:+.4f}",
             )
-    return table
+    return rows
 
 
-def _decision_table(decision: GateDecision) -> Table:
-    verdict = "[bold green]PROMOTE[/]" if decision.promote else "[bold red]HOLD[/]"
-    table = Table(title=f"Promotion gate: {verdict}", caption=decision.reason)
-    for column in ("check", "result", "observed", "threshold", "detail"):
-        table.add_column(column)
+def _check_rows(decision: GateDecision) -> Rows:
+    rows = Rows("Gate checks", ("Check", "Result", "Observed", "Threshold", "Detail"))
     for check in decision.checks:
-        observed = f"{check.observed:.4g}" if isinstance(check.observed, float) else check.observed
-        threshold = f"{check.threshold:.4g}" if isinstance(check.threshold, float) else check.threshold
-        result = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
-        table.add_row(check.name, result, observed, threshold, check.detail)
-    return table
+        observed = f"{check.observed:.4g}" if isinstance(check.observed, float) else str(check.observed)
+        threshold = f"{check.threshold:.4g}" if isinstance(check.threshold, float) else str(check.threshold)
+        rows.add_row(check.name, "pass" if check.passed else "FAIL", observed, threshold, check.detail)
+    return rows
 
 
 def _advance(bar: Progress, task: TaskID) -> Callable[[int, int], None]:
     return lambda done, _total: bar.update(task, completed=done)
 
 
-def evaluate_command(
-    model: Annotated[
-        list[str],
-        typer.Option("--model", "-m", help="Twice: the candidate, then production (model ids or aliases)."),
-    ],
-    eval_set: Annotated[
-        str | None, typer.Option("--set", help="Primary eval set (default: RETRAIN_EVALUATION__EVAL_SET).")
-    ] = None,
-) -> None:
-    """Evaluate two models on the same items and show whether the gate would promote the first."""
-    if len(model) != 2:
-        raise typer.BadParameter(
-            "give exactly two: --model CANDIDATE --model PRODUCTION", param_hint="--model"
-        )
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    targets = [
-        replace(target, provider=with_credentials(target.provider))
-        for target in (
-            resolve_target(store, model[0], CANDIDATE, settings),
-            resolve_target(store, model[1], PRODUCTION, settings),
-        )
-    ]
-    primary = eval_set or settings.evaluation.eval_set
-    run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+def _evaluate(
+    store: ObjectStore, targets: list[ModelTarget], names: list[str], settings: Settings, run_id: str
+) -> dict[str, EvalReport]:
     reports: dict[str, EvalReport] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-        for name in dict.fromkeys([primary, *settings.evaluation.guardrails]):
+    with Progress(*columns, console=_progress_console, transient=True) as bar:
+        for name in names:
             items = load_eval_set(store, name)
             task = bar.add_task(name, total=len(targets) * len(items.items))
             reports[name] = run_evaluation(
@@ -100,11 +79,64 @@ def evaluate_command(
                 run_id=f"{run_id}-{name}",
                 progress=_advance(bar, task),
             )
+    return reports
+
+
+def evaluate_command(
+    candidate: Annotated[
+        str | None,
+        typer.Option(
+            "--candidate",
+            help="The model that would replace production: an alias or a model id. Required.",
+            show_default=False,
+        ),
+    ] = None,
+    production: Annotated[
+        str, typer.Option("--production", help="The model it is compared with: an alias or a model id.")
+    ] = PRODUCTION,
+    eval_set: Annotated[
+        str | None, typer.Option("--set", help="Primary eval set (default: RETRAIN_EVALUATION__EVAL_SET).")
+    ] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", hidden=True)] = None,
+) -> None:
+    """Evaluate a candidate and production on the same items; say whether the gate would promote it."""
+    if model:
+        raise typer.BadParameter(
+            "--model is gone, so that roles never depend on order: use --candidate MODEL --production MODEL",
+            param_hint="--model",
+        )
+    if candidate is None:
+        raise typer.BadParameter("name the model to evaluate: --candidate MODEL", param_hint="--candidate")
+    settings = get_settings()
+    store = ObjectStore.from_settings(settings.s3)
+    named = {CANDIDATE: candidate, PRODUCTION: production}
+    targets = []
+    for label, name in named.items():
+        target = resolve_target(store, name, label, settings)
+        targets.append(replace(target, provider=with_credentials(target.provider)))
+    for t in targets:  # a line each, so that ids are never folded
+        typed = t.model_id if named[t.label] == t.model_id else f"{named[t.label]} = {t.model_id}"
+        _console.print(f"{t.label:<10}  {typed}", soft_wrap=True)
+    primary = eval_set or settings.evaluation.eval_set
+    run_id = f"cli-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    reports = _evaluate(
+        store, targets, list(dict.fromkeys([primary, *settings.evaluation.guardrails])), settings, run_id
+    )
     guardrails = {name: report for name, report in reports.items() if name != primary}
     decision = decide_reports(reports[primary], guardrails, settings.evaluation)
-    console.print(_comparison_table(list(reports.values()), targets[0].model_id, targets[1].model_id))
-    console.print(_decision_table(decision))
-    console.print(f"results: {store.uri(f'evals/{run_id}-{primary}/')}", highlight=False)
+    _score_rows(list(reports.values())).print(_console)
+    _console.print(
+        f"{primary}: {significance_in_words(compare(reports[primary], settings.evaluation))}", soft_wrap=True
+    )
+    _check_rows(decision).print(_console)
+    cand, prod = (t.model_id for t in targets)
+    verdict = (
+        f"Would be promoted: production would move from {prod} to {cand}"
+        if decision.promote
+        else f"Would be rejected: production stays {prod}"
+    )
+    _console.print(f"{verdict}. {decision.reason}", soft_wrap=True)
+    _console.print(f"results: {store.uri(f'evals/{run_id}-{primary}/')}", soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:

@@ -30,6 +30,10 @@ def _point(stack: Stack, alias: str, model_id: str) -> None:
     Registry(stack.store).set(alias, record, actor="test", reason="test setup")
 
 
+def _words(output: str) -> str:
+    return " ".join(output.split())
+
+
 def _chat_completions(stack: Stack) -> int:
     return sum(stack.admin("GET", "/admin/stats").json()["chat_completions_by_model"].values())
 
@@ -84,23 +88,40 @@ def test_retrain_eval_cli_prints_the_comparison_and_the_gate(stack: Stack) -> No
     tuned = fine_tune(OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0))
     runner = CliRunner()
 
-    result = runner.invoke(app, ["eval", "--model", tuned, "--model", BASE])
+    result = runner.invoke(app, ["eval", "--candidate", tuned, "--production", BASE])
     assert result.exit_code == 0, result.output
-    assert "PROMOTE" in result.output
+    assert f"Would be promoted: production would move from {BASE} to {tuned}" in _words(result.output)
     assert "significance" in result.output and "improvement" in result.output
     assert "evals/cli-" in result.output
 
     asked = _chat_completions(stack)
     assert asked == 2 * 120
-    again = runner.invoke(app, ["eval", "--model", BASE, "--model", tuned, "--set", "main"])
+    again = runner.invoke(app, ["eval", "--candidate", BASE, "--production", tuned, "--set", "main"])
     assert again.exit_code == 0, again.output
-    assert "HOLD" in again.output
+    assert f"Would be rejected: production stays {tuned}" in _words(again.output)
     assert _chat_completions(stack) == asked, "a second comparison of the same models re-asked them"
 
-    one = runner.invoke(app, ["eval", "--model", tuned])
-    assert one.exit_code == 2
-    assert "exactly two" in one.output
+    old_form = runner.invoke(app, ["eval", "--model", tuned, "--model", BASE])
+    assert old_form.exit_code == 2
+    assert "use --candidate MODEL --production MODEL" in _words(old_form.output)
 
-    unknown = runner.invoke(app, ["eval", "--model", "no-such-model", "--model", BASE])
+    unknown = runner.invoke(app, ["eval", "--candidate", "no-such-model", "--production", BASE])
     assert unknown.exit_code == 1
     assert "not served" in unknown.output and "Traceback" not in unknown.output
+
+
+def test_retrain_eval_labels_aliases_by_the_flag_they_were_given_to(stack: Stack) -> None:
+    tuned = fine_tune(OpenAI(base_url=stack.settings.provider.base_url, api_key="test", max_retries=0))
+    _point(stack, "production", BASE)
+    _point(stack, "candidate", tuned)
+    runner = CliRunner()
+    for args in (
+        ["--candidate", "candidate", "--production", "production"],
+        ["--production", "production", "--candidate", "candidate"],
+    ):
+        result = runner.invoke(app, ["eval", *args], terminal_width=80)
+        assert result.exit_code == 0, result.output
+        lines = [" ".join(line.split()) for line in result.output.splitlines()]
+        assert f"candidate candidate = {tuned}" in lines
+        assert f"production production = {BASE}" in lines
+        assert f"Would be promoted: production would move from {BASE} to {tuned}" in _words(result.output)

@@ -55,9 +55,9 @@ def test_jobs_eval_and_chat_use_the_key_from_the_secret_block(guarded: None) -> 
     assert listed.returncode == 0, listed.stderr
     assert "no fine-tuning jobs on provider 'local'" in listed.stdout
 
-    evaluated = retrain("eval", "-m", "production", "-m", BASE)
+    evaluated = retrain("eval", "--candidate", "production", "--production", BASE)
     assert evaluated.returncode == 0, evaluated.stderr
-    assert "Promotion gate" in evaluated.stdout
+    assert "Gate checks" in evaluated.stdout
 
     chat = retrain("chat", "How do I reset my password?")
     assert chat.returncode == 0, chat.stderr
@@ -74,7 +74,7 @@ def test_a_rejected_key_names_where_it_came_from(guarded: None) -> None:
         f"error: asking {BASE}: provider 'local' rejected the API key: check the value of the "
         f"Prefect Secret block '{BLOCK}'"
     )
-    evaluated = retrain("eval", "-m", "production", "-m", BASE)
+    evaluated = retrain("eval", "--candidate", "production", "--production", BASE)
     assert evaluated.returncode == 1
     assert evaluated.stderr.strip() == (
         "error: provider 'local' refused the API key (AuthenticationError (HTTP 401)): check the value "
