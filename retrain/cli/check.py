@@ -26,6 +26,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.cli.prefect_api import require_prefect_api
     from retrain.config.settings import get_settings
     from retrain.evaluate.eval_sets import load_eval_set
+    from retrain.local.stack import running_prefect_api_url
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore
@@ -64,7 +65,15 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
 
         require_prefect_api()
         url = PREFECT_API_URL.value()
-        return f"{url} answers" if url else "none set: runs use a temporary local server"
+        if url:
+            return f"{url} answers"
+        local = running_prefect_api_url(settings)
+        if local:
+            return (
+                f"none set, so runs use a temporary server and are not seen in the local Prefect server's UI "
+                f"that answers at {local}: export PREFECT_API_URL={local}"
+            )
+        return "none set: runs use a temporary local server"
 
     return [
         ("bucket", bucket),

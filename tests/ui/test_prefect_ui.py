@@ -136,6 +136,15 @@ def test_status_lists_the_prefect_server_and_its_worker(stack: Stack) -> None:
     assert (stack.settings.local.data_dir / "prefect" / "prefect.db").is_file()
 
 
+def test_check_points_at_the_running_local_prefect_server(stack: Stack) -> None:
+    env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [str(RETRAIN), "check"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    api_url = local_stack.prefect_api_url(stack.settings)
+    assert f"export PREFECT_API_URL={api_url}" in " ".join(done.stdout.split()), done.stdout + done.stderr
+
+
 @pytest.fixture(scope="module")
 def nightly_run(stack: Stack) -> dict[str, Any]:
     """One nightly flow run through the `retrain-now` deployment, executed by the stack's worker."""
