@@ -48,7 +48,7 @@ import orjson
 
 from retrain.config.settings import ValidationSettings
 from retrain.validate.batch import QuarantinedLine, validate_batch
-from retrain.validate.chat_format import normalise_prompt
+from retrain.validate.canonical import normalise_prompt
 from retrain.validate.tokens import get_encoding
 
 __all__ = ["main"]

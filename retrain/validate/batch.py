@@ -56,8 +56,8 @@ import numpy as np
 
 from retrain.config.settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import ConfigError
-from retrain.validate.chat_format import Reason
 from retrain.validate.expectations import GateCheck, SuiteRunner
+from retrain.validate.features import feature_row_columns
 from retrain.validate.jsonl_reader import LineBlock, RawLine, iter_line_blocks
 from retrain.validate.line_checks import (
     CheckConfig,
@@ -65,11 +65,11 @@ from retrain.validate.line_checks import (
     CheckedLine,
     LineChecker,
     check_block_in_worker,
-    feature_row_columns,
     init_worker,
     rejected_line,
     worker_ready,
 )
+from retrain.validate.reason import Reason
 from retrain.validate.tokens import estimate_cost, example_token_limit
 
 __all__ = [
