@@ -4,9 +4,9 @@ A ``LineBlock`` (consecutive lines of one source, from ``jsonl_reader.iter_line_
 in, a ``CheckedBlock`` comes out: for every non-blank line the JSON parse, the data format
 (``chat_format``), the token count (``tokens``), the secret scan (``secret_scan``), the
 eval-leak check, the dedup keys (``canonical``) and the GX feature columns (``features``). The
-checks are a pure function of the block, so ``batch`` runs them in worker processes on large
-batches; this module is what those workers import, so it keeps its imports light (no
-pydantic-settings, numpy or GX).
+checks are a pure function of the block, so ``batch`` runs them in worker processes
+(``worker_pool``) on large batches; this module is what those workers import, so it keeps its
+imports light (no pydantic-settings, numpy or GX).
 
 The common shape of a chat example takes a fast path, ``plain_chat``, which gives in one pass
 over the messages what the format check, the token count, the feature columns, the hashes and
