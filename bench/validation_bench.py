@@ -47,8 +47,9 @@ from typing import Any
 import orjson
 
 from retrain.config.settings import ValidationSettings
-from retrain.validate.batch import QuarantinedLine, validate_batch
-from retrain.validate.chat_format import normalise_prompt
+from retrain.validate.batch import validate_batch
+from retrain.validate.batch_result import QuarantinedLine
+from retrain.validate.canonical import normalise_prompt
 from retrain.validate.tokens import get_encoding
 
 __all__ = ["main"]

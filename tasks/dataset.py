@@ -8,7 +8,7 @@ from retrain.config.settings import get_settings
 from retrain.curate.dataset import TrainingFiles, build_training_files, load_version
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.storage.object_store import ObjectStore
-from retrain.validate.chat_format import normalise_prompt
+from retrain.validate.canonical import normalise_prompt
 from tasks.retry import IO_TASK
 
 __all__ = ["eval_prompts", "prepare_training_files"]

@@ -30,7 +30,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore
-    from retrain.validate.batch import load_suite
+    from retrain.validate.gx_chunks import load_suite
 
     settings = get_settings()  # invalid settings stop here, with their own one-line error
     store = ObjectStore.from_settings(settings.s3)

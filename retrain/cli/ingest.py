@@ -36,7 +36,7 @@ def ingest_command(
     from retrain.ingest.discovery import discover, read_watermark
     from retrain.ingest.lease import NIGHTLY, Holder, acquire, held
     from retrain.storage.object_store import ObjectStore
-    from retrain.validate.chat_format import normalise_prompt
+    from retrain.validate.canonical import normalise_prompt
 
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)

@@ -24,7 +24,8 @@ from rich.table import Table
 from retrain.cli.output import print_error
 from retrain.config.settings import load_settings
 from retrain.exceptions import BucketNotFound
-from retrain.validate.batch import BatchResult, QuarantinedLine, validate_batch
+from retrain.validate.batch import validate_batch
+from retrain.validate.batch_result import BatchResult, QuarantinedLine
 
 if TYPE_CHECKING:
     from retrain.storage.object_store import ObjectStore

@@ -39,7 +39,7 @@ from retrain.config.settings import DatasetSettings
 from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound, StorageError
 from retrain.storage.layout import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
 from retrain.storage.object_store import ObjectStore
-from retrain.validate.chat_format import near_duplicate_key
+from retrain.validate.canonical import near_duplicate_key
 
 __all__ = [
     "LATEST_KEY",

@@ -44,7 +44,9 @@ from retrain.exceptions import AlreadyExists
 from retrain.ingest.discovery import find_new_objects, record_processed
 from retrain.storage.layout import BATCH_PREFIX, INCOMING_PREFIX
 from retrain.storage.object_store import ObjectInfo, ObjectStore
-from retrain.validate.batch import BatchResult, QuarantinedLine, Reason, validate_batch
+from retrain.validate.batch import validate_batch
+from retrain.validate.batch_result import BatchResult, QuarantinedLine
+from retrain.validate.reason import Reason
 
 __all__ = [
     "BATCH_PREFIX",

@@ -1,4 +1,4 @@
-"""The fine-tuning data formats as strict pydantic models, and their canonical form.
+"""The fine-tuning data formats as strict pydantic models, and the format check of an example.
 
 Two formats, chosen by ``ValidationSettings.format``:
 
@@ -13,50 +13,28 @@ Two formats, chosen by ``ValidationSettings.format``:
 Unknown keys are rejected (``extra="forbid"``), types are strict. ``check_example`` returns every
 problem as a ``Reason`` with a stable snake_case code and a message naming the line and field.
 
-``line_checks.plain_chat`` is a hand-written fast path for the common shape (``messages``
+``plain_chat`` is a hand-written fast path for the common shape (``messages``
 only, plain string content, no tools): when it decides, ``check_example`` is guaranteed to
 return no reasons, so the pydantic models only run for the rows it cannot decide. The models
 stay the source of truth: the fast path never produces a reason of its own.
 
-``example_hash`` and ``normalise_prompt`` define the canonical form other modules rely on for
-deduplication, the train/validation split and the eval-leak check; see their docstrings.
+The canonical form of an example (``example_hash``, ``normalise_prompt``, ...) is in
+``canonical``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = [
-    "ChatExample",
-    "PreferenceExample",
-    "Reason",
-    "check_example",
-    "example_hash",
-    "example_texts",
-    "near_duplicate_key",
-    "near_text",
-    "normalise_prompt",
-    "normalise_text",
-    "prompt_first_word",
-]
+from retrain.validate.reason import Reason
+
+__all__ = ["ChatExample", "PreferenceExample", "check_example"]
 
 Format = Literal["chat", "preference"]
-
-
-@dataclass(frozen=True)
-class Reason:
-    """Why a line was quarantined: a stable snake_case code and one human line."""
-
-    code: str
-    message: str
 
 
 class _Strict(BaseModel):
@@ -217,67 +195,72 @@ def _text_of(content: Content) -> str:
     return "".join(part.text for part in content)
 
 
+def _tool_call_problems(
+    message: AssistantMessage, where: str, issued: set[str], known_tools: set[str] | None
+) -> list[Reason]:
+    """Repeated tool call ids, calls of unknown tools and arguments that are not JSON, in the order
+    of the calls (``where`` is ``line N: field`` of the message; ``issued`` collects the call ids)."""
+    reasons: list[Reason] = []
+    calls = message.tool_calls or []
+    for index, call in enumerate(calls):
+        call_field = f"{where}.tool_calls[{index}]"
+        if call.id in issued:
+            reasons.append(Reason("duplicate_tool_call_id", f"{call_field}.id {call.id!r} repeats"))
+        issued.add(call.id)
+        if known_tools is not None and call.function.name not in known_tools:
+            reasons.append(
+                Reason(
+                    "unknown_tool",
+                    f"{call_field}.function.name {call.function.name!r} is not among the example's tools",
+                )
+            )
+    for call_field, function in [
+        *((f"{where}.tool_calls[{i}]", c.function) for i, c in enumerate(calls)),
+        *(((f"{where}.function_call", message.function_call),) if message.function_call else ()),
+    ]:
+        try:
+            orjson.loads(function.arguments)
+        except orjson.JSONDecodeError:
+            reasons.append(Reason("bad_tool_arguments", f"{call_field} arguments are not valid JSON"))
+    return reasons
+
+
+def _message_problems(
+    message: Any, where: str, issued: set[str], known_tools: set[str] | None
+) -> list[Reason]:
+    """The problems of one message (``where`` is ``line N: field``), in a conversation whose
+    earlier assistant messages issued the tool call ids in ``issued``."""
+    reasons: list[Reason] = []
+    empty = not _text_of(message.content).strip()
+    if isinstance(message, AssistantMessage):
+        if empty and not message.tool_calls and message.function_call is None:
+            reasons.append(Reason("empty_content", f"{where}.content is empty"))
+        return reasons + _tool_call_problems(message, where, issued, known_tools)
+    if empty:
+        reasons.append(Reason("empty_content", f"{where}.content is empty"))
+    if isinstance(message, ToolMessage) and message.tool_call_id not in issued:
+        reasons.append(
+            Reason(
+                "orphan_tool_message",
+                f"{where}.tool_call_id {message.tool_call_id!r} answers no earlier assistant tool call",
+            )
+        )
+    return reasons
+
+
 def _check_messages(
     messages: list[Any], line_no: int, where: str, *, require_trainable: bool, tools: Iterable[str] | None
 ) -> list[Reason]:
     reasons: list[Reason] = []
     issued: set[str] = set()
     known_tools = None if tools is None else set(tools)
-    assistant_turns = 0
-    trainable = 0
     for index, message in enumerate(messages):
-        field = f"{where}[{index}]"
-        text = _text_of(message.content)
-        if isinstance(message, AssistantMessage):
-            assistant_turns += 1
-            trainable += message.weight != 0
-            calls = message.tool_calls or []
-            if not text.strip() and not calls and message.function_call is None:
-                reasons.append(Reason("empty_content", f"line {line_no}: {field}.content is empty"))
-            for call_index, call in enumerate(calls):
-                call_field = f"{field}.tool_calls[{call_index}]"
-                if call.id in issued:
-                    reasons.append(
-                        Reason(
-                            "duplicate_tool_call_id", f"line {line_no}: {call_field}.id {call.id!r} repeats"
-                        )
-                    )
-                issued.add(call.id)
-                if known_tools is not None and call.function.name not in known_tools:
-                    reasons.append(
-                        Reason(
-                            "unknown_tool",
-                            f"line {line_no}: {call_field}.function.name {call.function.name!r} "
-                            "is not among the example's tools",
-                        )
-                    )
-            for call_field, function in [
-                *((f"{field}.tool_calls[{i}]", c.function) for i, c in enumerate(calls)),
-                *(((f"{field}.function_call", message.function_call),) if message.function_call else ()),
-            ]:
-                try:
-                    orjson.loads(function.arguments)
-                except orjson.JSONDecodeError:
-                    reasons.append(
-                        Reason(
-                            "bad_tool_arguments", f"line {line_no}: {call_field} arguments are not valid JSON"
-                        )
-                    )
-            continue
-        if not text.strip():
-            reasons.append(Reason("empty_content", f"line {line_no}: {field}.content is empty"))
-        if isinstance(message, ToolMessage) and message.tool_call_id not in issued:
-            reasons.append(
-                Reason(
-                    "orphan_tool_message",
-                    f"line {line_no}: {field}.tool_call_id {message.tool_call_id!r} "
-                    "answers no earlier assistant tool call",
-                )
-            )
+        reasons += _message_problems(message, f"line {line_no}: {where}[{index}]", issued, known_tools)
     if require_trainable:
-        if not assistant_turns:
+        assistants = [message for message in messages if isinstance(message, AssistantMessage)]
+        if not assistants:
             reasons.append(Reason("no_assistant_turn", f"line {line_no}: {where} has no assistant message"))
-        elif not trainable:
+        elif all(message.weight == 0 for message in assistants):
             reasons.append(
                 Reason("no_trainable_turn", f"line {line_no}: {where} has only weight-0 assistant messages")
             )
@@ -326,162 +309,3 @@ def check_example(value: dict[str, Any], fmt: Format, line_no: int) -> list[Reas
             Reason("identical_outputs", f"line {line_no}: preferred_output equals non_preferred_output")
         )
     return reasons
-
-
-# -- canonical form --------------------------------------------------------------------------
-
-_LINE_END = re.compile(r"\r\n?")
-_TRAILING_SPACE = re.compile(r"[ \t]+\n")
-
-
-def normalise_text(text: str) -> str:
-    """NFC, CRLF/CR -> LF, no trailing spaces on lines, no leading/trailing whitespace."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFC", text)
-    if "\r" in text:
-        text = _LINE_END.sub("\n", text)
-    if "\n" in text and (" \n" in text or "\t\n" in text):
-        text = _TRAILING_SPACE.sub("\n", text)
-    return text.strip()
-
-
-def _normalise_value(value: Any) -> Any:
-    kind = type(value)  # exact JSON types first: the common case, and cheaper than isinstance
-    if kind is str:
-        return normalise_text(value)
-    if kind is dict:
-        return {key: _normalise_value(item) for key, item in value.items() if item is not None}
-    if kind is list:
-        return [_normalise_value(item) for item in value]
-    if kind is int or kind is float or kind is bool:
-        return value
-    if isinstance(value, str):
-        return normalise_text(value)
-    if isinstance(value, list):
-        return [_normalise_value(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _normalise_value(item) for key, item in value.items() if item is not None}
-    return value
-
-
-def example_hash(example: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of the normalised example. Stable across runs and hosts.
-
-    Normalisation: every string through ``normalise_text`` (NFC, LF line endings, trailing
-    spaces dropped, ends stripped); keys whose value is null dropped (``"content": null`` equals a
-    missing content); everything else kept as is (list order matters). Canonical JSON: orjson,
-    compact, keys sorted, UTF-8 (non-ASCII not escaped).
-    """
-    canonical = orjson.dumps(_normalise_value(example), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(canonical).hexdigest()
-
-
-def _fold(text: str) -> str:
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    return " ".join(text.casefold().split())
-
-
-def _message_text(message: Mapping[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
-    return ""
-
-
-def _conversation(example: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    if "input" in example:
-        return [*example["input"].get("messages", []), *example.get("preferred_output", [])]
-    messages: list[Mapping[str, Any]] = example.get("messages", [])
-    return messages
-
-
-def normalise_prompt(messages: Iterable[Mapping[str, Any]]) -> str:
-    """The user turns joined by newlines, NFKC, case-folded, whitespace runs folded to one space.
-
-    The eval-leak check compares this for a training example with the same for each eval item.
-    """
-    return _fold("\n".join(_message_text(m) for m in messages if m.get("role") == "user"))
-
-
-def prompt_first_word(messages: Iterable[Mapping[str, Any]]) -> str | None:
-    """The first word of ``normalise_prompt(messages)``, cheaply; None when only the full fold can tell.
-
-    For ASCII user turns the fold is lower-casing plus whitespace folding, so the first word is
-    the first whitespace-separated word, lower-cased ("" when there is none). A prompt can only
-    equal an eval prompt whose first word is the same: a cheap filter before the full fold.
-    """
-    joined = "\n".join(_message_text(m) for m in messages if m.get("role") == "user")
-    if not joined.isascii():
-        return None
-    words = joined.split(None, 1)
-    return words[0].lower() if words else ""
-
-
-def example_texts(example: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(field path, text) of every string a human or model wrote in the example (secret scanning)."""
-    found: list[tuple[str, str]] = []
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, str):
-            found.append((path, value))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, f"{path}[{index}]")
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, f"{path}.{key}" if path else str(key))
-
-    walk(dict(example), "")
-    return found
-
-
-_PUNCTUATION = re.compile(r"[^\w\s]", re.UNICODE)
-
-
-def _ascii_fold_table() -> bytes:
-    """bytes.translate table giving, for ASCII text, what ``_fold(_PUNCTUATION.sub(" ", text))`` gives.
-
-    Word characters stay (upper case lowered, as casefold does for ASCII); every other byte
-    becomes a space: punctuation is replaced by a space anyway, and the whitespace ``str.split``
-    knows (including \\x1c-\\x1f, which ``bytes.split`` does not) only separates words.
-    """
-    table = bytearray(b" " * 256)
-    for code in range(128):
-        char = chr(code)
-        if char.isalnum() or char == "_":
-            table[code] = ord(char.lower())
-    return bytes(table)
-
-
-_ASCII_FOLD = _ascii_fold_table()
-
-
-def near_text(text: str) -> bytes:
-    """One turn's text as ``near_duplicate_key`` folds it: case, whitespace and punctuation."""
-    if text.isascii():
-        # After the translation the only whitespace left is b" ": folding runs of it and
-        # stripping the ends is what split-and-join does, without a bytes object per word.
-        folded = text.encode().translate(_ASCII_FOLD)
-        while b"  " in folded:
-            folded = folded.replace(b"  ", b" ")
-        return folded.strip(b" ")
-    return _fold(_PUNCTUATION.sub(" ", text)).encode()
-
-
-def near_duplicate_key(example: Mapping[str, Any]) -> str:
-    """SHA-256 of the user and assistant text, case/whitespace/punctuation folded.
-
-    Two examples with the same key say the same thing with different casing, spacing or
-    punctuation (system prompts and tools are ignored). The key is the hash of the lines
-    ``role:folded text`` joined by newlines, where folded text is
-    ``_fold(_PUNCTUATION.sub(" ", text))`` (ASCII text takes an equivalent byte-level path).
-    """
-    turns = [
-        f"{role}:".encode() + near_text(_message_text(m))
-        for m in _conversation(example)
-        if (role := m.get("role")) in ("user", "assistant")
-    ]
-    return hashlib.sha256(b"\n".join(turns)).hexdigest()

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from retrain.exceptions import ConfigError, DataError
-from retrain.validate.chat_format import Reason
+from retrain.validate.reason import Reason
 
 if TYPE_CHECKING:
     import pandas as pd

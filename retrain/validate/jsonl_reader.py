@@ -121,6 +121,78 @@ class LineBlock:
     n_lines: int
 
 
+class _BlockCutter:
+    """The state of ``iter_line_blocks`` between chunks: the stream from the start of the next
+    block on (``pending``), the next line number, and the kept start of a line over the limit
+    while its rest is skipped (``long_head``)."""
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.pending: list[bytes] = []
+        self.size = 0
+        self.line_no = 1  # the first line not yet handed out
+        self.long_head: bytes | None = None
+        self.long_size = 0
+
+    def feed(self, chunk: bytes) -> Iterator[LineBlock | RawLine]:
+        """Take the next chunk of the stream; yields the blocks and long lines it completes."""
+        if self.long_head is not None:
+            end = chunk.find(b"\n")
+            if end < 0:
+                self.long_size += len(chunk)
+                return
+            self.long_size += end
+            yield self._long_line()
+            chunk = chunk[end + 1 :]
+        if chunk:
+            self.pending.append(chunk)
+            self.size += len(chunk)
+            if (self.size > _BLOCK_BYTES and b"\n" in chunk) or self.size > self.max_line_bytes:
+                yield from self._cut_pending(final=False)
+
+    def finish(self) -> Iterator[LineBlock | RawLine]:
+        """The end of the stream: yields what is left."""
+        if self.long_head is not None:
+            yield self._long_line()
+        else:
+            yield from self._cut_pending(final=True)
+
+    def _block(self, data: bytes) -> LineBlock:
+        if self.line_no == 1:
+            data = data.removeprefix(_BOM)
+        n_lines = data.count(b"\n") + 1
+        first, self.line_no = self.line_no, self.line_no + n_lines
+        return LineBlock(first, data, n_lines)
+
+    def _long_line(self) -> RawLine:
+        head = self.long_head
+        assert head is not None
+        line = RawLine(
+            self.line_no, head.removeprefix(_BOM) if self.line_no == 1 else head, True, self.long_size
+        )
+        self.line_no += 1
+        self.long_head = None
+        return line
+
+    def _cut_pending(self, *, final: bool) -> Iterator[LineBlock | RawLine]:
+        data = b"".join(self.pending)
+        start = 0
+        while len(data) - start > _BLOCK_BYTES and (end := data.find(b"\n", start + _BLOCK_BYTES)) >= 0:
+            yield self._block(data[start:end])
+            start = end + 1
+        data = data[start:]
+        self.pending, self.size = ([data], len(data)) if data else ([], 0)
+        if final and data:
+            yield self._block(data.removesuffix(b"\n"))
+        elif len(data) > self.max_line_bytes:
+            end = data.rfind(b"\n")
+            if len(data) - end - 1 > self.max_line_bytes:  # the unfinished line is over the limit already
+                if end >= 0:
+                    yield self._block(data[:end])
+                self.long_head, self.long_size = data[end + 1 : end + 1 + _RAW_KEEP], len(data) - end - 1
+                self.pending, self.size = [], 0
+
+
 def iter_line_blocks(chunks: Iterable[bytes], *, max_line_bytes: int) -> Iterator[LineBlock | RawLine]:
     """Group a byte stream into blocks of whole lines, in order.
 
@@ -131,68 +203,15 @@ def iter_line_blocks(chunks: Iterable[bytes], *, max_line_bytes: int) -> Iterato
     ``overflow`` set) and, last, for a corrupt gzip stream (``gzip_error`` set). Splitting a
     block into lines is left to whoever handles it (``block_lines``), maybe another process.
     """
-    pending: list[bytes] = []  # the stream from the start of the next block on
-    size = 0
-    line_no = 1  # the first line not yet handed out
-    long_head: bytes | None = None  # the kept start of a line over the limit, while skipping its rest
-    long_size = 0
-
-    def block(data: bytes) -> LineBlock:
-        nonlocal line_no
-        if line_no == 1:
-            data = data.removeprefix(_BOM)
-        n_lines = data.count(b"\n") + 1
-        first, line_no = line_no, line_no + n_lines
-        return LineBlock(first, data, n_lines)
-
-    def long_line() -> RawLine:
-        nonlocal line_no, long_head
-        assert long_head is not None
-        line = RawLine(line_no, long_head.removeprefix(_BOM) if line_no == 1 else long_head, True, long_size)
-        line_no += 1
-        long_head = None
-        return line
-
-    def cut_pending(*, final: bool) -> Iterator[LineBlock | RawLine]:
-        nonlocal pending, size, long_head, long_size
-        data = b"".join(pending)
-        start = 0
-        while len(data) - start > _BLOCK_BYTES and (end := data.find(b"\n", start + _BLOCK_BYTES)) >= 0:
-            yield block(data[start:end])
-            start = end + 1
-        data = data[start:]
-        pending, size = ([data], len(data)) if data else ([], 0)
-        if final and data:
-            yield block(data.removesuffix(b"\n"))
-        elif len(data) > max_line_bytes:
-            end = data.rfind(b"\n")
-            if len(data) - end - 1 > max_line_bytes:  # the unfinished line is over the limit already
-                if end >= 0:
-                    yield block(data[:end])
-                long_head, long_size = data[end + 1 : end + 1 + _RAW_KEEP], len(data) - end - 1
-                pending, size = [], 0
-
+    cutter = _BlockCutter(max_line_bytes)
     try:
-        for inflated in _inflate(chunks):
-            chunk = inflated
-            if long_head is not None:
-                end = chunk.find(b"\n")
-                if end < 0:
-                    long_size += len(chunk)
-                    continue
-                long_size += end
-                yield long_line()
-                chunk = chunk[end + 1 :]
-            if chunk:
-                pending.append(chunk)
-                size += len(chunk)
-                if (size > _BLOCK_BYTES and b"\n" in chunk) or size > max_line_bytes:
-                    yield from cut_pending(final=False)
+        for chunk in _inflate(chunks):
+            yield from cutter.feed(chunk)
     except zlib.error as exc:
-        yield from (long_line(),) if long_head is not None else cut_pending(final=True)
-        yield RawLine(line_no, b"", gzip_error=str(exc))
+        yield from cutter.finish()
+        yield RawLine(cutter.line_no, b"", gzip_error=str(exc))
         return
-    yield from (long_line(),) if long_head is not None else cut_pending(final=True)
+    yield from cutter.finish()
 
 
 def block_lines(block: LineBlock, *, max_line_bytes: int) -> Iterator[tuple[int, int, bytes, int]]:

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from retrain.cli.main import app
 from retrain.config.reference import configuration_reference
-from retrain.validate.batch import BATCH_COLUMNS
-from retrain.validate.line_checks import feature_row_columns
+from retrain.validate.features import feature_row_columns
+from retrain.validate.gates import BATCH_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 

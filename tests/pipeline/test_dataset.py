@@ -15,7 +15,7 @@ from retrain.curate.dataset import (
 )
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
-from retrain.validate.chat_format import example_hash, near_duplicate_key, normalise_prompt
+from retrain.validate.canonical import example_hash, near_duplicate_key, normalise_prompt
 
 
 @pytest.fixture

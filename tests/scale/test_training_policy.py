@@ -21,7 +21,7 @@ from retrain.curate.dataset import (
 from retrain.exceptions import DataError
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
-from retrain.validate.chat_format import example_hash, normalise_prompt
+from retrain.validate.canonical import example_hash, normalise_prompt
 
 
 def _prompt(example: dict[str, Any]) -> str:

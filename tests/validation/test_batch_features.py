@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from retrain.config.settings import ValidationSettings
-from retrain.validate.batch import BatchResult, validate_batch
-from retrain.validate.chat_format import near_duplicate_key, normalise_prompt
+from retrain.validate.batch import validate_batch
+from retrain.validate.batch_result import BatchResult
+from retrain.validate.canonical import near_duplicate_key, normalise_prompt
 
 from .conftest import MODEL, ROOT, chat, clean_examples, jsonl
 from .test_validation import _hostile_corpus

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from retrain.validate.chat_format import check_example, example_hash, near_duplicate_key, normalise_prompt
+from retrain.validate.canonical import example_hash, near_duplicate_key, normalise_prompt
+from retrain.validate.chat_format import check_example
 
 from .conftest import chat
 

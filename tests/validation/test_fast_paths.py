@@ -20,24 +20,18 @@ import pytest
 
 from retrain.config.settings import ValidationSettings
 from retrain.validate.batch import check_line
-from retrain.validate.chat_format import (
-    check_example,
+from retrain.validate.canonical import (
     example_hash,
-    example_texts,
     near_duplicate_key,
     normalise_prompt,
     normalise_text,
     prompt_first_word,
 )
-from retrain.validate.line_checks import (
-    SECRETS,
-    CheckConfig,
-    LineChecker,
-    PlainChat,
-    feature_row,
-    may_hold_secret,
-    plain_chat,
-)
+from retrain.validate.chat_format import check_example
+from retrain.validate.features import feature_row
+from retrain.validate.line_checks import CheckConfig, LineChecker
+from retrain.validate.plain_chat import PlainChat, plain_chat
+from retrain.validate.secret_scan import SECRETS, example_texts, may_hold_secret
 from retrain.validate.tokens import count_example, get_encoding
 
 from .conftest import MODEL, chat

@@ -14,7 +14,7 @@ import pytest
 from retrain.config.settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import ConfigError
 from retrain.validate.batch import validate_batch
-from retrain.validate.chat_format import example_hash, normalise_prompt
+from retrain.validate.canonical import example_hash, normalise_prompt
 
 from .conftest import CHAT_SUITE, MODEL, chat, clean_examples, jsonl
 
