@@ -40,7 +40,16 @@ def test_readme_names_only_commands_that_exist() -> None:
         "chat",
         "jobs",
     )
-    for command in (*commands, "batches", "data", "history", "spend", "lease", "automations", "config-reference"):
+    for command in (
+        *commands,
+        "batches",
+        "data",
+        "history",
+        "spend",
+        "lease",
+        "automations",
+        "config-reference",
+    ):
         assert f"`retrain {command}" in (ROOT / "README.md").read_text(encoding="utf-8")
         assert command in result.output
 
