@@ -134,8 +134,10 @@ def _register_commands() -> None:
 def _place_in_panels() -> None:
     panel_of = {name: panel for panel, names in _PANELS.items() for name in names}
     order = {name: i for i, name in enumerate(panel_of)}
-    for info in [*app.registered_commands, *app.registered_groups]:
-        info.rich_help_panel = panel_of[str(info.name)]
+    for command in app.registered_commands:
+        command.rich_help_panel = panel_of[str(command.name)]
+    for group in app.registered_groups:
+        group.rich_help_panel = panel_of[str(group.name)]
     app.registered_commands.sort(key=lambda info: order[str(info.name)])
 
 
