@@ -35,7 +35,8 @@ import httpx
 
 from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
 from retrain.evaluate.eval_sets import put_eval_set
-from retrain.evaluate.runner import ModelTarget, run_evaluation
+from retrain.evaluate.runner import run_evaluation
+from retrain.evaluate.targets import ModelTarget
 from retrain.local.synthetic import make_eval_set
 from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port, localbucket_server, wait_for_port

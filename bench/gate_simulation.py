@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from retrain.config.settings import EvaluationSettings
-from retrain.evaluate.runner import ModelScores
+from retrain.evaluate.results import ModelScores
 from retrain.promote.gate import decide
 
 __all__ = ["main", "simulate"]

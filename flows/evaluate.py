@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from retrain.config.settings import get_settings
-from retrain.evaluate.runner import resolve_target
+from retrain.evaluate.targets import resolve_target
 from retrain.promote.gate import GateDecision, decide_reports
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.storage.object_store import ObjectStore

@@ -11,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from retrain.config.settings import get_settings
-from retrain.evaluate.runner import ModelTarget
+from retrain.evaluate.targets import ModelTarget
 from retrain.ingest.lease import HeldLease
 from retrain.providers.clients import provider_named, wind_down_notice
 from retrain.registry.registry import ModelRecord

@@ -12,7 +12,9 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from retrain.config.settings import OrchestrationSettings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
-from retrain.evaluate.runner import EvalReport, ModelTarget, run_evaluation
+from retrain.evaluate.results import EvalReport
+from retrain.evaluate.runner import run_evaluation
+from retrain.evaluate.targets import ModelTarget
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.storage.object_store import ObjectStore
 from tasks.finetune import provider_with_credentials

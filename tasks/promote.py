@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from retrain.config.settings import get_settings
-from retrain.evaluate.runner import EvalReport
+from retrain.evaluate.results import EvalReport
 from retrain.promote.decision import (
     Decision,
     TrainingPlan,

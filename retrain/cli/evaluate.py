@@ -19,7 +19,9 @@ from retrain.cli.credentials import with_credentials
 from retrain.cli.output import Rows, plain_console
 from retrain.config.settings import Settings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
-from retrain.evaluate.runner import ALL, EvalReport, ModelTarget, resolve_target, run_evaluation
+from retrain.evaluate.results import ALL, EvalReport
+from retrain.evaluate.runner import run_evaluation
+from retrain.evaluate.targets import ModelTarget, resolve_target
 from retrain.promote.gate import GateDecision, decide_reports
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.report.comparison import compare, significance_in_words

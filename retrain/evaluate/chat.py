@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from retrain.config.settings import ProviderSettings, Settings, get_settings
-from retrain.evaluate.runner import token_limit_field
+from retrain.evaluate.request_params import token_limit_field
 from retrain.exceptions import ProviderError
 from retrain.providers.clients import api_errors, make_client, provider_named
 from retrain.registry.resolver import resolve_record

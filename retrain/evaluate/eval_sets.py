@@ -32,6 +32,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+EVAL_SETS_PREFIX = "eval/"
+
 
 @dataclass(frozen=True)
 class EvalItem:
@@ -51,7 +53,7 @@ class EvalSet:
 
 
 def eval_set_key(name: str) -> str:
-    return f"eval/{name}/items.jsonl"
+    return f"{EVAL_SETS_PREFIX}{name}/items.jsonl"
 
 
 def prompt_hash(messages: list[dict[str, Any]]) -> str:

@@ -40,7 +40,7 @@ from retrain.exceptions import EvaluationError
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
 if TYPE_CHECKING:
-    from retrain.evaluate.runner import EvalReport, ModelScores
+    from retrain.evaluate.results import EvalReport, ModelScores
 
 __all__ = [
     "GateCheckResult",

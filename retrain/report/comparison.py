@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retrain.config.settings import EvaluationSettings
-from retrain.evaluate.runner import EvalReport, ItemResult
+from retrain.evaluate.results import EvalReport, ItemResult
 from retrain.promote.gate import Significance, is_binary, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 

@@ -7,7 +7,7 @@ from math import comb
 import pytest
 
 from retrain.config.settings import EvaluationSettings
-from retrain.evaluate.runner import ModelScores
+from retrain.evaluate.results import ModelScores
 from retrain.exceptions import EvaluationError
 from retrain.promote.gate import decide, mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
 

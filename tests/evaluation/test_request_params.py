@@ -11,8 +11,9 @@ from openai import BadRequestError, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from retrain.config.settings import EvaluationSettings, ProviderSettings
+from retrain.evaluate.answer_cache import cache_prefix
 from retrain.evaluate.chat import ask_model
-from retrain.evaluate.runner import cache_prefix, is_reasoning_model, request_params, token_limit_field
+from retrain.evaluate.request_params import is_reasoning_model, request_params, token_limit_field
 
 REASONING = [
     "o1",

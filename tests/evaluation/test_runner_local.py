@@ -15,8 +15,10 @@ from local_openai import FALLBACK_REPLY, serve_in_thread
 from openai import OpenAI
 
 from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.evaluate.answer_cache import cache_prefix
 from retrain.evaluate.eval_sets import EvalSet, put_eval_set
-from retrain.evaluate.runner import ModelTarget, cache_prefix, run_evaluation
+from retrain.evaluate.runner import run_evaluation
+from retrain.evaluate.targets import ModelTarget
 from retrain.exceptions import EvaluationError
 from retrain.local.synthetic import make_eval_set
 from retrain.promote.gate import decide, decide_reports

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from retrain.config.settings import EvaluationSettings
 from retrain.evaluate.graders import Grade
-from retrain.evaluate.runner import EvalReport, ItemResult, ModelScores
+from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
 from retrain.ingest.batches import IngestReport, ObjectManifest
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.records import ModelRecord

@@ -10,7 +10,8 @@ from prefect import flow
 
 from retrain.config.settings import get_settings
 from retrain.evaluate.eval_sets import put_eval_set
-from retrain.evaluate.runner import EvalReport, ModelTarget
+from retrain.evaluate.results import EvalReport
+from retrain.evaluate.targets import ModelTarget
 from retrain.local.synthetic import make_eval_set
 from tasks.evaluate import evaluate_sets, evaluation_task_runner
 from tests.pipeline.conftest import Stack
