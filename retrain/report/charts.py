@@ -78,11 +78,11 @@ def loss_curve(points: Sequence[LossPoint], *, title: str = "Training loss") -> 
     """The training (and validation) loss per step, as an SVG data URI."""
     figure, axes = _figure(title)
     axes.plot([p.step for p in points], [p.train_loss for p in points], color=_LINE, label="train loss")
-    valid = [p for p in points if p.valid_loss is not None]
+    valid = [(p.step, p.valid_loss) for p in points if p.valid_loss is not None]
     if valid:
         axes.plot(
-            [p.step for p in valid],
-            [p.valid_loss for p in valid],
+            [step for step, _ in valid],
+            [loss for _, loss in valid],
             color=_SECOND_LINE,
             marker=".",
             label="validation loss",
@@ -100,7 +100,8 @@ def score_history(points: Sequence[ScorePoint], *, title: str) -> str:
     for event, (marker, colour, label) in _MARKERS.items():
         marked = [(i, p.score) for i, p in zip(positions, points, strict=True) if p.event == event]
         if marked:
-            axes.scatter(*zip(*marked, strict=True), marker=marker, s=60, color=colour, label=label, zorder=3)
+            xs, ys = [x for x, _ in marked], [y for _, y in marked]
+            axes.scatter(xs, ys, marker=marker, s=60, color=colour, label=label, zorder=3)
     axes.set_xticks(list(positions), [p.night for p in points], rotation=45, ha="right")
     axes.set_ylim(-0.02, 1.02)
     axes.set_ylabel("mean score", color=_TEXT, fontsize=9)
