@@ -26,7 +26,7 @@ from pydantic import Field
 
 from retrain.config.settings import get_settings
 from retrain.promote.decision import Decision, save_decision
-from retrain.storage.object_store import ObjectStore
+from tasks.context import task_context
 from tasks.retry import IO_TASK
 
 __all__ = ["ApprovalInput", "record_decision", "review_promotion"]
@@ -45,7 +45,7 @@ class ApprovalInput(RunInput):
 @task(name="record-promotion-decision", **IO_TASK)
 def record_decision(decision: Decision) -> Decision:
     """Save the decision create-only (the first decision of a dataset version wins)."""
-    return save_decision(ObjectStore.from_settings(get_settings().s3), decision)
+    return save_decision(task_context().store, decision)
 
 
 def _now() -> str:

@@ -14,8 +14,8 @@ from retrain.config.settings import OrchestrationSettings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.evaluate.runner import EvalReport, ModelTarget, run_evaluation
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
-from retrain.storage.object_store import ObjectStore
-from tasks.finetune import provider_with_credentials
+from tasks.context import task_context
+from tasks.credentials import provider_with_credentials
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
@@ -25,17 +25,16 @@ __all__ = ["evaluate_models", "evaluate_sets", "evaluation_task_runner"]
 @task(name="evaluate-models", **IO_TASK)
 def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: str) -> EvalReport:
     """Ask every target every item of the set; a retry reuses the answers already cached."""
-    settings = get_settings()
+    context = task_context()
     targets = [replace(t, provider=provider_with_credentials(t.provider)) for t in targets]
-    store = ObjectStore.from_settings(settings.s3)
     logger = get_run_logger()
-    eval_set = load_eval_set(store, eval_set_name)
+    eval_set = load_eval_set(context.store, eval_set_name)
     progress = TaskProgress(f"evaluating {len(targets)} model(s) on {eval_set_name}")
     report = run_evaluation(
-        store,
+        context.store,
         targets,
         eval_set,
-        settings.evaluation,
+        context.settings.evaluation,
         run_id=run_id,
         progress=lambda done, total: progress.update(done, total, f"{done}/{total} answers graded"),
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from retrain.config.settings import get_settings
 from retrain.evaluate.runner import EvalReport
 from retrain.promote.decision import (
     Decision,
@@ -16,10 +15,8 @@ from retrain.promote.decision import (
     save_decision,
 )
 from retrain.promote.gate import decide
-from retrain.providers.clients import provider_named
-from retrain.registry.registry import ModelRecord, Registry
-from retrain.storage.object_store import ObjectStore
-from tasks.finetune import provider_with_credentials
+from retrain.registry.registry import ModelRecord
+from tasks.context import task_context
 from tasks.registry import announce_alias_change
 from tasks.retry import IO_TASK
 
@@ -28,9 +25,8 @@ __all__ = ["apply_promotion", "current_production", "decide_promotion", "plan_to
 
 @task(name="plan-training", **IO_TASK)
 def plan_tonight() -> TrainingPlan:
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    plan = plan_training(store, settings, Registry(store))
+    context = task_context()
+    plan = plan_training(context.store, context.settings, context.registry)
     get_run_logger().info(plan.reason)
     return plan
 
@@ -39,9 +35,9 @@ def plan_tonight() -> TrainingPlan:
 def current_production() -> ModelRecord:
     """The model `production` points to; fails (ConfigError) unless its provider is configured
     with its key, since it is evaluated there."""
-    settings = get_settings()
-    record = production_or_base(Registry(ObjectStore.from_settings(settings.s3)), settings)
-    provider_with_credentials(provider_named(settings, record.provider))
+    context = task_context()
+    record = production_or_base(context.registry, context.settings)
+    context.provider(record.provider)
     get_run_logger().info("production is %s (provider %s)", record.model_id, record.provider)
     return record
 
@@ -58,11 +54,11 @@ def decide_promotion(
     save: bool = True,
 ) -> Decision:
     """The gate's decision, recorded create-only unless ``save`` is false (approval records it later)."""
-    settings = get_settings()
+    context = task_context()
     gate = decide(
         main.models["candidate"],
         main.models["production"],
-        settings.evaluation,
+        context.settings.evaluation,
         guardrails={name: (r.models["candidate"], r.models["production"]) for name, r in guardrails.items()},
     )
     scored = candidate.model_copy(
@@ -81,7 +77,7 @@ def decide_promotion(
         report_markdown=gate.to_markdown(),
     )
     if save:
-        decision = save_decision(ObjectStore.from_settings(settings.s3), decision)
+        decision = save_decision(context.store, decision)
     verdict = "PROMOTE" if decision.promote else "REJECT"
     get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)
     return decision
@@ -89,8 +85,7 @@ def decide_promotion(
 
 @task(name="apply-promotion-decision", **IO_TASK)
 def apply_promotion(decision: Decision) -> None:
-    settings = get_settings()
-    registry = Registry(ObjectStore.from_settings(settings.s3))
+    registry = task_context().registry
     before = registry.get("production")
     event = apply_decision(registry, decision, actor="nightly-retrain")
     after = registry.get("production")

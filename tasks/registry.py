@@ -8,9 +8,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from retrain.config.settings import get_settings
-from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
-from retrain.storage.object_store import ObjectStore
+from retrain.registry.registry import ModelRecord, RegistryEvent
+from tasks.context import task_context
 from tasks.retry import IO_TASK
 
 __all__ = [
@@ -23,10 +22,6 @@ __all__ = [
 ]
 
 ALIAS_CHANGED_EVENT = "retrain.alias.changed"
-
-
-def _registry() -> Registry:
-    return Registry(ObjectStore.from_settings(get_settings().s3))
 
 
 def _actor() -> str:
@@ -72,7 +67,7 @@ def _report(before: ModelRecord | None, event: RegistryEvent) -> None:
 
 @task(name="read-alias", **IO_TASK)
 def read_alias(alias: str) -> ModelRecord | None:
-    return _registry().get(alias)
+    return task_context().registry.get(alias)
 
 
 @task(name="move-alias", **IO_TASK)
@@ -85,7 +80,7 @@ def move_alias(
     run_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> RegistryEvent:
-    registry = _registry()
+    registry = task_context().registry
     before = registry.get(alias)
     event = registry.set(
         alias,
@@ -109,7 +104,7 @@ def rollback_alias(
     reason: str,
     idempotency_key: str | None = None,
 ) -> RegistryEvent:
-    registry = _registry()
+    registry = task_context().registry
     before = registry.get(alias)
     event = registry.rollback(
         alias,
