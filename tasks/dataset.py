@@ -10,15 +10,17 @@ from retrain.validate.chat_format import normalise_prompt
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
-__all__ = ["eval_prompts", "prepare_training_files"]
+__all__ = ["load_eval_prompts", "prepare_training_files"]
 
 
 @task(name="load-eval-prompts", **IO_TASK)
-def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
-    """The normalised prompts of every eval item: training must never see them."""
-    store = task_context().store
+def load_eval_prompts() -> frozenset[str]:
+    """The normalised prompts of every item of the main and the guardrail eval sets: training must
+    never see them."""
+    context = task_context()
+    store, evaluation = context.store, context.settings.evaluation
     prompts: set[str] = set()
-    for name in eval_set_names:
+    for name in [evaluation.eval_set, *evaluation.guardrails]:
         eval_set = load_eval_set(store, name)
         prompts.update(normalise_prompt(item.prompt_messages) for item in eval_set.items)
         get_run_logger().info(

@@ -39,9 +39,9 @@ from tasks.retry import IO_TASK
 __all__ = [
     "cancel_fine_tuning_of_run",
     "check_training_budget",
-    "start_fine_tuning",
+    "start_fine_tuning_job",
     "upload_training_files",
-    "wait_for_fine_tuning",
+    "wait_for_fine_tuning_job",
 ]
 
 
@@ -93,7 +93,7 @@ def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
 
 
 @task(name="start-fine-tuning-job", **IO_TASK)
-def start_fine_tuning(
+def start_fine_tuning_job(
     dataset_version: str,
     file_ids: tuple[str, str | None],
     run_id: str,
@@ -135,7 +135,7 @@ def _after_the_job(context: TaskContext, job_id: str) -> FineTuningJob:
 
 
 @task(name="wait-for-fine-tuning-job", **IO_TASK)
-def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
+def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
     """Wait for the job; the returned job's ``fine_tuned_model`` is the candidate model.
 
     With ``use_best_checkpoint`` that is the checkpoint with the lowest validation loss.
