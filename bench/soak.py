@@ -492,7 +492,7 @@ def _alias_moves_are_recorded(store: Any, result: SoakResult) -> Check:
             if (
                 decision is None
                 or not decision.promote
-                or decision.candidate["model_id"] != event.model.model_id
+                or decision.candidate.model_id != event.model.model_id
             ):
                 problems.append(f"event {event.seq}: promotion of {event.model.model_id} without a decision")
         elif event.action == "rollback":

@@ -8,11 +8,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from retrain.config.settings import get_settings
-from retrain.evaluate.targets import resolve_target
+from retrain.promote.comparison import gate_runs
 from retrain.promote.gate import GateDecision, decide_reports
-from retrain.registry.aliases import CANDIDATE, PRODUCTION
-from retrain.storage.object_store import ObjectStore
-from tasks.evaluate import evaluate_sets
+from tasks.evaluate import evaluate_gate_sets, resolve_targets
 
 __all__ = ["evaluate"]
 
@@ -20,20 +18,11 @@ __all__ = ["evaluate"]
 @flow(name="evaluate")
 def evaluate(model_a: str, model_b: str, eval_set: str = "main") -> GateDecision:
     """Would model_a (the candidate) be promoted over model_b (production)? Nothing is promoted here."""
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    targets = [
-        resolve_target(store, model_a, CANDIDATE, settings),
-        resolve_target(store, model_b, PRODUCTION, settings),
-    ]
+    settings = get_settings().evaluation
+    targets = resolve_targets(model_a, model_b)
     run_id = f"compare-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    guardrails = evaluate_sets(
-        targets,
-        {eval_set: f"{run_id}-{eval_set}"}
-        | {name: f"{run_id}-{name}" for name in settings.evaluation.guardrails},
-    )
-    main = guardrails.pop(eval_set)
-    decision = decide_reports(main, guardrails, settings.evaluation)
+    reports = evaluate_gate_sets(targets, gate_runs(run_id, eval_set, settings.guardrails))
+    decision = decide_reports(reports.main, reports.guardrails, settings)
     create_markdown_artifact(
         key="eval-decision", markdown=decision.to_markdown(), description=decision.reason
     )

@@ -5,30 +5,30 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from openai.types.fine_tuning import FineTuningJob
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from retrain.config.settings import get_settings
-from retrain.evaluate.targets import ModelTarget
 from retrain.ingest.lease import HeldLease
-from retrain.providers.clients import provider_named, wind_down_notice
-from retrain.registry.registry import ModelRecord
+from retrain.providers.clients import wind_down_notice
 from tasks.approval import review_promotion
-from tasks.dataset import eval_prompts, prepare_training_files
-from tasks.evaluate import evaluate_sets
+from tasks.dataset import load_eval_prompts, prepare_training_files
+from tasks.evaluate import evaluate_candidate
 from tasks.finetune import (
     cancel_fine_tuning_of_run,
     check_training_budget,
-    start_fine_tuning,
+    start_fine_tuning_job,
     upload_training_files,
-    wait_for_fine_tuning,
+    wait_for_fine_tuning_job,
 )
 from tasks.ingest import discover_new_objects, validate_and_curate
 from tasks.lease import confirm_nightly_lease, nightly_lease_held, take_nightly_lease
-from tasks.promote import apply_promotion, current_production, decide_promotion, plan_tonight
-from tasks.registry import move_alias
+from tasks.plan import plan_training, read_training_history
+from tasks.promote import apply_promotion_decision, decide_promotion, read_production
+from tasks.registry import register_candidate
 
 __all__ = ["nightly_retrain"]
 
@@ -56,66 +56,62 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
 
 
 def _night(night: date, run_id: str, lease: HeldLease) -> State[Any]:
-    settings = get_settings()
-    logger = get_run_logger()
-    eval_sets = [settings.evaluation.eval_set, *settings.evaluation.guardrails]
-    prompts = eval_prompts(eval_sets)
+    prompts = load_eval_prompts()
+    if (rejected := _ingest(run_id, prompts)) is not None:
+        return rejected
 
-    objects = discover_new_objects()
-    if objects:
-        batch = validate_and_curate(objects, run_id, prompts)
-        if not batch.passed:
-            reasons = "; ".join(batch.failed_gates)
-            return Failed(message=f"batch {batch.batch_id} rejected, nothing uploaded: {reasons}")
-
-    plan = plan_tonight()
-    if plan.decided is not None:
-        apply_promotion(plan.decided)
+    plan = plan_training(read_training_history())
+    if plan.decided is not None:  # decided but not applied: the last run stopped in between
+        apply_promotion_decision(plan.decided)
     if not plan.train or plan.version is None:
         return Completed(message=plan.reason)
     version_id = plan.version.version_id
 
-    current_production()  # before anything is paid for: its provider must be configured to compare
-    if notice := wind_down_notice(settings.provider, datetime.now(UTC).date()):
-        logger.warning(notice)
-    files = prepare_training_files(version_id, prompts)
-    budget = check_training_budget(version_id, files)
-    file_ids = upload_training_files(files)
-    confirm_nightly_lease(lease, before="starting a fine-tuning job")
-    training = start_fine_tuning(version_id, file_ids, run_id, night, budget.estimated_usd)
-    job = wait_for_fine_tuning(training)
+    job = _train(night, run_id, lease, version_id, prompts)
     if job.status != "succeeded" or not job.fine_tuned_model:
         return Completed(
             name="StillTraining",
             message=f"job {job.id} is still {job.status} at the wait limit; the next run resumes it",
         )
+    return _evaluate_and_promote(job, version_id, run_id)
 
-    candidate = ModelRecord(
-        model_id=job.fine_tuned_model,
-        provider=settings.provider.name,
-        base_model=job.model,
-        job_id=job.id,
-        dataset_version=version_id,
+
+def _ingest(run_id: str, prompts: frozenset[str]) -> State[Any] | None:
+    """Validate and curate the new objects, if any; a Failed state if their batch is rejected."""
+    objects = discover_new_objects()
+    if not objects:
+        return None
+    batch = validate_and_curate(objects, run_id, prompts)
+    if batch.passed:
+        return None
+    reasons = "; ".join(batch.failed_gates)
+    return Failed(message=f"batch {batch.batch_id} rejected, nothing uploaded: {reasons}")
+
+
+def _train(
+    night: date, run_id: str, lease: HeldLease, version_id: str, prompts: frozenset[str]
+) -> FineTuningJob:
+    """Fine-tune on the dataset version; the job as it is at the end of the wait."""
+    read_production()  # before anything is paid for: its provider must be configured to compare
+    if notice := wind_down_notice(get_settings().provider, datetime.now(UTC).date()):
+        get_run_logger().warning(notice)
+    files = prepare_training_files(version_id, prompts)
+    budget = check_training_budget(version_id, files)
+    file_ids = upload_training_files(files)
+    confirm_nightly_lease(lease, before="starting a fine-tuning job")
+    training = start_fine_tuning_job(version_id, file_ids, run_id, night, budget.estimated_usd)
+    return wait_for_fine_tuning_job(training)
+
+
+def _evaluate_and_promote(job: FineTuningJob, version_id: str, run_id: str) -> State[Any]:
+    """Evaluate the job's model against production, decide (with approval if required) and apply."""
+    candidate = register_candidate(job, version_id, run_id)
+    production = read_production()
+    reports = evaluate_candidate(candidate, production, run_id)
+    decision = review_promotion(
+        decide_promotion(reports, candidate, production, dataset_version=version_id, run_id=run_id)
     )
-    move_alias("candidate", candidate, reason=f"trained on {version_id}", run_id=run_id)
-    production = current_production()
-    targets = [
-        ModelTarget("candidate", candidate.model_id, provider_named(settings, candidate.provider)),
-        ModelTarget("production", production.model_id, provider_named(settings, production.provider)),
-    ]
-    guardrails = evaluate_sets(
-        targets,
-        {settings.evaluation.eval_set: run_id}
-        | {name: f"{run_id}-{name}" for name in settings.evaluation.guardrails},
-    )
-    main = guardrails.pop(settings.evaluation.eval_set)
-    approval = settings.evaluation.require_approval
-    decision = decide_promotion(
-        main, guardrails, candidate, production, dataset_version=version_id, run_id=run_id, save=not approval
-    )
-    if approval:
-        decision = review_promotion(decision)
-    apply_promotion(decision)
+    apply_promotion_decision(decision)
     verdict = "promoted" if decision.promote else "rejected"
-    logger.info("candidate %s %s", candidate.model_id, verdict)
+    get_run_logger().info("candidate %s %s", candidate.model_id, verdict)
     return Completed(message=f"candidate {verdict}: {decision.reason}")

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from retrain.registry.aliases import PRODUCTION
 from tasks.registry import publish_alias_change, read_alias, rollback_alias
 
 __all__ = ["rollback"]
@@ -14,7 +15,7 @@ __all__ = ["rollback"]
 
 @flow(name="rollback")
 def rollback(
-    alias: str = "production",
+    alias: str = PRODUCTION,
     to_model: str | None = None,
     steps: int = 1,
     reason: str = "rollback from Prefect",

@@ -2,17 +2,12 @@
 
 With ``RETRAIN_EVALUATION__REQUIRE_APPROVAL=true`` a decision to promote is not recorded or
 applied until a person resumes the paused flow run in the Prefect UI with the
-``ApprovalInput`` form (approve or reject, their name and a note). No answer within
-``RETRAIN_EVALUATION__APPROVAL_TIMEOUT_SECONDS`` rejects. Either way the decision record
-(``state/decisions/{version}.json``) says who or what decided in its ``approval`` field, so a
-rejected candidate is never promoted by a later re-run.
+``ApprovalInput`` form (approve or reject, their name and a note). What the answer, or its
+absence, makes of the decision is ``retrain.promote.approval``; this module pauses the run and
+records the result (``state/decisions/{version}.json``).
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
@@ -25,13 +20,12 @@ from prefect.states import Running
 from pydantic import Field
 
 from retrain.config.settings import get_settings
-from retrain.promote.decision import Decision, save_decision
-from retrain.storage.object_store import ObjectStore
+from retrain.promote.approval import answered, approval_question, not_asked, reviewed, timed_out
+from retrain.promote.decision import Approval, Decision, save_decision
+from tasks.context import task_context
 from tasks.retry import IO_TASK
 
-__all__ = ["ApprovalInput", "record_decision", "review_promotion"]
-
-UI = "Prefect UI (flow run input)"
+__all__ = ["ApprovalInput", "record_promotion_decision", "review_promotion"]
 
 
 class ApprovalInput(RunInput):
@@ -43,13 +37,9 @@ class ApprovalInput(RunInput):
 
 
 @task(name="record-promotion-decision", **IO_TASK)
-def record_decision(decision: Decision) -> Decision:
+def record_promotion_decision(decision: Decision) -> Decision:
     """Save the decision create-only (the first decision of a dataset version wins)."""
-    return save_decision(ObjectStore.from_settings(get_settings().s3), decision)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return save_decision(task_context().store, decision)
 
 
 def _resume_after_timeout() -> None:
@@ -63,18 +53,11 @@ def _resume_after_timeout() -> None:
             client.set_flow_run_state(context.flow_run.id, Running(), force=True)
 
 
-def _ask(decision: Decision, timeout: int) -> dict[str, Any]:
+def _ask(decision: Decision, timeout: int) -> Approval:
     logger = get_run_logger()
-    form = ApprovalInput.with_initial_data(
-        description=(
-            f"# Approve promotion of `{decision.candidate_record.model_id}`?\n\n"
-            f"No answer within {timeout} s rejects.\n\n{decision.report_markdown}"
-        ),
-        approve=False,
-    )
-    logger.info(
-        "waiting up to %d s for approval of %s in the Prefect UI", timeout, decision.candidate_record.model_id
-    )
+    form = ApprovalInput.with_initial_data(description=approval_question(decision, timeout), approve=False)
+    model_id = decision.candidate.model_id
+    logger.info("waiting up to %d s for approval of %s in the Prefect UI", timeout, model_id)
     try:
         answer = pause_flow_run(
             wait_for_input=form,
@@ -85,14 +68,8 @@ def _ask(decision: Decision, timeout: int) -> dict[str, Any]:
     except FlowPauseTimeout:
         _resume_after_timeout()
         logger.warning("no approval within %d s: rejecting", timeout)
-        return {
-            "verdict": "rejected",
-            "by": "timeout",
-            "via": "approval timeout",
-            "note": f"no answer in {timeout} s",
-        }
-    verdict = "approved" if answer.approve else "rejected"
-    return {"verdict": verdict, "by": answer.approver.strip() or "unnamed", "via": UI, "note": answer.note}
+        return timed_out(timeout)
+    return answered(answer.approve, answer.approver, answer.note)
 
 
 def review_promotion(decision: Decision) -> Decision:
@@ -103,29 +80,9 @@ def review_promotion(decision: Decision) -> Decision:
     """
     settings = get_settings().evaluation
     if not settings.require_approval:
-        return record_decision(decision)
+        return record_promotion_decision(decision)
     if not decision.promote:
-        approval = {
-            "verdict": "not asked",
-            "by": "gate",
-            "via": "gate",
-            "note": "the gate held the candidate",
-        }
-        return record_decision(replace(decision, approval=approval | {"at": _now()}))
-    approval = _ask(decision, settings.approval_timeout_seconds) | {"at": _now()}
-    who = f"{approval['verdict']} by {approval['by']}"
-    if approval["verdict"] == "approved":
-        reviewed = replace(decision, reason=f"{decision.reason}; {who}", approval=approval)
-    else:
-        reviewed = replace(
-            decision,
-            promote=False,
-            reason=f"hold: {who} ({approval['note'] or 'no note'}); the gate said {decision.reason}",
-            approval=approval,
-        )
-    section = (
-        f"\n## Approval: {approval['verdict']}\n\n| by | via | at | note |\n|---|---|---|---|\n"
-        f"| {approval['by']} | {approval['via']} | {approval['at']} | {approval['note'] or '-'} |\n"
-    )
-    get_run_logger().info("promotion of %s %s", decision.candidate_record.model_id, who)
-    return record_decision(replace(reviewed, report_markdown=decision.report_markdown + section))
+        return record_promotion_decision(reviewed(decision, not_asked()))
+    approval = _ask(decision, settings.approval_timeout_seconds)
+    get_run_logger().info("promotion of %s %s", decision.candidate.model_id, approval.who)
+    return record_promotion_decision(reviewed(decision, approval))

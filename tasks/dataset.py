@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from retrain.config.settings import get_settings
 from retrain.curate.dataset import TrainingFiles, build_training_files, load_version
 from retrain.evaluate.eval_sets import load_eval_set
-from retrain.storage.object_store import ObjectStore
 from retrain.validate.canonical import normalise_prompt
+from tasks.context import task_context
 from tasks.retry import IO_TASK
 
-__all__ = ["eval_prompts", "prepare_training_files"]
+__all__ = ["load_eval_prompts", "prepare_training_files"]
 
 
 @task(name="load-eval-prompts", **IO_TASK)
-def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
-    """The normalised prompts of every eval item: training must never see them."""
-    store = ObjectStore.from_settings(get_settings().s3)
+def load_eval_prompts() -> frozenset[str]:
+    """The normalised prompts of every item of the main and the guardrail eval sets: training must
+    never see them."""
+    context = task_context()
+    store, evaluation = context.store, context.settings.evaluation
     prompts: set[str] = set()
-    for name in eval_set_names:
+    for name in [evaluation.eval_set, *evaluation.guardrails]:
         eval_set = load_eval_set(store, name)
         prompts.update(normalise_prompt(item.prompt_messages) for item in eval_set.items)
         get_run_logger().info(
@@ -30,7 +31,7 @@ def eval_prompts(eval_set_names: list[str]) -> frozenset[str]:
 
 @task(name="prepare-training-files", **IO_TASK)
 def prepare_training_files(version_id: str, prompts: frozenset[str]) -> TrainingFiles:
-    store = ObjectStore.from_settings(get_settings().s3)
+    store = task_context().store
     files = build_training_files(
         store,
         load_version(store, version_id),

@@ -1,4 +1,4 @@
-"""Prefect task that evaluates models on one eval set (logic in retrain.evaluate.runner)."""
+"""Prefect tasks that evaluate models on eval sets (logic in retrain.evaluate.runner)."""
 
 from __future__ import annotations
 
@@ -14,30 +14,49 @@ from retrain.config.settings import OrchestrationSettings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.evaluate.results import EvalReport
 from retrain.evaluate.runner import run_evaluation
-from retrain.evaluate.targets import ModelTarget
+from retrain.evaluate.targets import ModelTarget, resolve_target
+from retrain.promote.comparison import GateSets, gate_runs, gate_targets
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
-from retrain.storage.object_store import ObjectStore
-from tasks.finetune import provider_with_credentials
+from retrain.registry.records import ModelRecord
+from tasks.context import task_context
+from tasks.credentials import provider_with_credentials
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
-__all__ = ["evaluate_models", "evaluate_sets", "evaluation_task_runner"]
+__all__ = [
+    "evaluate_candidate",
+    "evaluate_gate_sets",
+    "evaluate_models",
+    "evaluate_sets",
+    "evaluation_task_runner",
+    "resolve_targets",
+]
+
+
+@task(name="resolve-targets", **IO_TASK)
+def resolve_targets(candidate: str, production: str) -> list[ModelTarget]:
+    """The two models to compare, labelled ``candidate`` and ``production``: a registry alias
+    becomes the model it points to, any other name is a model id."""
+    context = task_context()
+    return [
+        resolve_target(context.store, candidate, CANDIDATE, context.settings),
+        resolve_target(context.store, production, PRODUCTION, context.settings),
+    ]
 
 
 @task(name="evaluate-models", **IO_TASK)
 def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: str) -> EvalReport:
     """Ask every target every item of the set; a retry reuses the answers already cached."""
-    settings = get_settings()
+    context = task_context()
     targets = [replace(t, provider=provider_with_credentials(t.provider)) for t in targets]
-    store = ObjectStore.from_settings(settings.s3)
     logger = get_run_logger()
-    eval_set = load_eval_set(store, eval_set_name)
+    eval_set = load_eval_set(context.store, eval_set_name)
     progress = TaskProgress(f"evaluating {len(targets)} model(s) on {eval_set_name}")
     report = run_evaluation(
-        store,
+        context.store,
         targets,
         eval_set,
-        settings.evaluation,
+        context.settings.evaluation,
         run_id=run_id,
         progress=lambda done, total: progress.update(done, total, f"{done}/{total} answers graded"),
     )
@@ -77,3 +96,17 @@ def evaluate_sets(targets: Sequence[ModelTarget], runs: Mapping[str, str]) -> di
             for name, run_id in runs.items()
         }
         return {name: future.result() for name, future in futures.items()}
+
+
+def evaluate_gate_sets(targets: Sequence[ModelTarget], runs: GateSets[str]) -> GateSets[EvalReport]:
+    """The reports the gate reads: the main set and each guardrail set, each in its eval run."""
+    return GateSets.split(evaluate_sets(targets, runs.by_set()), runs.main_set)
+
+
+def evaluate_candidate(candidate: ModelRecord, production: ModelRecord, run_id: str) -> GateSets[EvalReport]:
+    """Tonight's candidate and production, on the main eval set (in eval run ``run_id``) and each
+    guardrail set (in ``{run_id}-{set}``)."""
+    settings = get_settings()
+    evaluation = settings.evaluation
+    runs = gate_runs(run_id, evaluation.eval_set, evaluation.guardrails, main_run=run_id)
+    return evaluate_gate_sets(gate_targets(candidate, production, settings), runs)

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 
-from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run as current_flow_run
 
-from retrain.config.settings import ProviderSettings, Settings, get_settings
 from retrain.curate.dataset import TrainingFiles
-from retrain.exceptions import ConfigError, FineTuneFailed
-from retrain.providers.clients import api_errors, make_client, with_api_key
-from retrain.storage.object_store import ObjectStore
+from retrain.exceptions import FineTuneFailed
+from retrain.providers.clients import api_errors
 from retrain.train.budget import (
     BudgetCheck,
     check_budget,
@@ -35,50 +32,27 @@ from retrain.train.finetune import (
     wait_for_job,
 )
 from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
+from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = [
     "cancel_fine_tuning_of_run",
     "check_training_budget",
-    "provider_with_credentials",
-    "start_fine_tuning",
+    "start_fine_tuning_job",
     "upload_training_files",
-    "wait_for_fine_tuning",
+    "wait_for_fine_tuning_job",
 ]
-
-
-def provider_with_credentials(provider: ProviderSettings) -> ProviderSettings:
-    """The provider with its API key from the Prefect Secret block named in its settings, if any."""
-    if not provider.api_key_secret_block:
-        return provider
-    from prefect.blocks.system import Secret
-
-    name = provider.api_key_secret_block
-    try:
-        secret = cast("Secret[Any]", Secret.load(name))
-    except ValueError:
-        raise ConfigError(
-            f"provider {provider.name!r}: Prefect Secret block {name!r} not found: create it "
-            f"(Secret(value=...).save({name!r})) or unset RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK "
-            "(RETRAIN_PROVIDERS__<KEY>__API_KEY_SECRET_BLOCK for a further provider)"
-        ) from None
-    return with_api_key(provider, str(secret.get()))
-
-
-def _training_provider(settings: Settings) -> tuple[OpenAI, ProviderSettings]:
-    provider = provider_with_credentials(settings.provider)
-    return make_client(provider), provider
 
 
 @task(name="check-training-budget", **IO_TASK)
 def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
     """Price the training file and refuse (BudgetExceeded) before anything is uploaded."""
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
+    context = task_context()
+    settings = context.settings
     estimate = estimate_training_cost(files.train, settings.training, settings.validation)
     check = check_budget(
-        store,
+        context.store,
         estimate,
         settings.training,
         dataset_version=version_id,
@@ -99,16 +73,12 @@ def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
 
 @task(name="upload-training-files", **IO_TASK)
 def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    client, provider = _training_provider(settings)
-    train = upload_training_file(
-        client, store, provider, files.train, role="train", training=settings.training
-    )
+    context = task_context()
+    client, store, provider = context.training_client, context.store, context.training_provider
+    training = context.settings.training
+    train = upload_training_file(client, store, provider, files.train, role="train", training=training)
     validation = (
-        upload_training_file(
-            client, store, provider, files.validation, role="validation", training=settings.training
-        )
+        upload_training_file(client, store, provider, files.validation, role="validation", training=training)
         if files.validation_examples
         else None
     )
@@ -123,55 +93,55 @@ def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
 
 
 @task(name="start-fine-tuning-job", **IO_TASK)
-def start_fine_tuning(
+def start_fine_tuning_job(
     dataset_version: str,
     file_ids: tuple[str, str | None],
     run_id: str,
     night: date,
     estimated_usd: float | None = None,
 ) -> TrainingJob:
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    client, provider = _training_provider(settings)
-    spec = job_spec(settings.training, dataset_version=dataset_version, run_id=run_id, night=night)
+    context = task_context()
+    spec = job_spec(context.settings.training, dataset_version=dataset_version, run_id=run_id, night=night)
     training = ensure_job(
-        client,
-        store,
-        provider,
+        context.training_client,
+        context.store,
+        context.training_provider,
         spec,
         training_file=file_ids[0],
         validation_file=file_ids[1],
         owner=current_flow_run.id,
     )
     reserve_job_cost(
-        store, training.job, estimated_usd, dataset_version=dataset_version, config_hash=spec.config_hash
+        context.store,
+        training.job,
+        estimated_usd,
+        dataset_version=dataset_version,
+        config_hash=spec.config_hash,
     )
     verb = "resumed" if training.resumed else "created"
     get_run_logger().info("%s fine-tuning job %s (%s)", verb, training.job.id, training.job.status)
     return training
 
 
-def _after_the_job(
-    client: OpenAI, store: ObjectStore, provider: ProviderSettings, settings: Settings, job_id: str
-) -> FineTuningJob:
+def _after_the_job(context: TaskContext, job_id: str) -> FineTuningJob:
     """Once a job ended: record what it cost and, if configured, delete our uploaded files."""
+    client, provider = context.training_client, context.training_provider
     with api_errors(f"reading fine-tuning job {job_id}", provider):
         job = client.fine_tuning.jobs.retrieve(job_id)
-    record_job_cost(store, job, settings.validation)
-    if settings.training.delete_files_after_job:
-        delete_job_files(client, store, provider, job)
+    record_job_cost(context.store, job, context.settings.validation)
+    if context.settings.training.delete_files_after_job:
+        delete_job_files(client, context.store, provider, job)
     return job
 
 
 @task(name="wait-for-fine-tuning-job", **IO_TASK)
-def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
+def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
     """Wait for the job; the returned job's ``fine_tuned_model`` is the candidate model.
 
     With ``use_best_checkpoint`` that is the checkpoint with the lowest validation loss.
     """
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    client, provider = _training_provider(settings)
+    context = task_context()
+    settings, client, provider = context.settings, context.training_client, context.training_provider
     logger = get_run_logger()
     events: list[FineTuningJobEvent] = []
     status = {"last": training.job.status}
@@ -202,7 +172,7 @@ def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
             on_status=log_status,
         )
     except FineTuneFailed:
-        _after_the_job(client, store, provider, settings, training.job.id)
+        _after_the_job(context, training.job.id)
         raise
     finally:
         rows = metrics_rows(events)
@@ -211,7 +181,7 @@ def wait_for_fine_tuning(training: TrainingJob) -> FineTuningJob:
                 rows, key="training-metrics", description=f"Metrics of job {training.job.id}"
             )
     if job.status == "succeeded":
-        job = _after_the_job(client, store, provider, settings, job.id)
+        job = _after_the_job(context, job.id)
     create_markdown_artifact(
         training_job_markdown(job, provider.name, training.resumed),
         key="training-job",
@@ -230,10 +200,10 @@ def cancel_fine_tuning_of_run(flow: Any, flow_run: Any, state: Any) -> None:
     from prefect.logging.loggers import flow_run_logger
 
     logger = flow_run_logger(flow_run, flow)
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    client, provider = _training_provider(settings)
-    cancelled = cancel_jobs_of_run(client, store, provider, str(flow_run.id))
+    context = task_context()
+    cancelled = cancel_jobs_of_run(
+        context.training_client, context.store, context.training_provider, str(flow_run.id)
+    )
     if cancelled:
         logger.info("cancelled fine-tuning job(s) %s with flow run %s", ", ".join(cancelled), flow_run.id)
     else:

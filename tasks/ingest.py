@@ -7,11 +7,11 @@ from collections.abc import Container
 from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 
-from retrain.config.settings import get_settings
 from retrain.ingest.batches import IngestReport, ingest_objects
 from retrain.ingest.discovery import discover
 from retrain.ingest.summary import validation_markdown
-from retrain.storage.object_store import ObjectInfo, ObjectStore
+from retrain.storage.object_store import ObjectInfo
+from tasks.context import task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
@@ -21,8 +21,8 @@ __all__ = ["discover_new_objects", "validate_and_curate"]
 @task(name="discover-new-objects", **IO_TASK)
 def discover_new_objects(reconcile: bool = False) -> list[ObjectInfo]:
     """New objects from the watermark on; everything under incoming/ when reconciling."""
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
+    context = task_context()
+    settings, store = context.settings, context.store
     store.check_bucket()
     found = discover(
         store, reconcile=reconcile or settings.ingest.reconcile, overlap_days=settings.ingest.overlap_days
@@ -44,8 +44,8 @@ def _mb(n_bytes: int) -> str:
 
 @task(name="validate-and-curate", **IO_TASK)
 def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Container[str]) -> IngestReport:
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
+    context = task_context()
+    settings, store = context.settings, context.store
     logger = get_run_logger()
     progress = TaskProgress(f"validating {len(objects)} new object(s)")
     report = ingest_objects(

@@ -12,17 +12,16 @@ from prefect import get_client, get_run_logger, task
 from prefect.exceptions import ObjectNotFound
 from prefect.runtime import flow_run
 
-from retrain.config.settings import get_settings
 from retrain.exceptions import RunInProgress
 from retrain.ingest.lease import NIGHTLY, HeldLease, Holder, Lease, LeaseLost, acquire, held
-from retrain.storage.object_store import ObjectStore
+from tasks.context import TaskContext, task_context
 from tasks.retry import IO_TASK
 
 __all__ = ["confirm_nightly_lease", "nightly_lease_held", "take_nightly_lease"]
 
 
-def _ttl() -> timedelta:
-    return get_settings().orchestration.run_lease
+def _ttl(context: TaskContext) -> timedelta:
+    return context.settings.orchestration.run_lease
 
 
 def _flow_run_ended(holder: Holder) -> str | None:
@@ -56,9 +55,9 @@ def take_nightly_lease(run_id: str) -> Lease:
 
     A holder whose Prefect flow run has ended is taken over at once (``_flow_run_ended``).
     """
-    store = ObjectStore.from_settings(get_settings().s3)
+    context = task_context()
     holder = Holder.this_process(run_id, flow_run.id)
-    lease = acquire(store, NIGHTLY, holder, _ttl(), stopped=_flow_run_ended)
+    lease = acquire(context.store, NIGHTLY, holder, _ttl(context), stopped=_flow_run_ended)
     get_run_logger().info("%s holds the nightly lease until %s", run_id, f"{lease.expires_at:%H:%M:%S} UTC")
     return lease
 
@@ -66,7 +65,8 @@ def take_nightly_lease(run_id: str) -> Lease:
 @contextmanager
 def nightly_lease_held(lease: Lease) -> Iterator[HeldLease]:
     """Renew the lease while the block runs; release it after, however the block ends."""
-    with held(ObjectStore.from_settings(get_settings().s3), lease, _ttl()) as keeper:
+    context = task_context()
+    with held(context.store, lease, _ttl(context)) as keeper:
         yield keeper
 
 

@@ -1,117 +1,64 @@
-"""Prefect tasks for the promotion decision and the alias move (logic in retrain.promote.decision)."""
+"""Prefect tasks for the promotion decision and the alias move (logic in retrain.promote)."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from retrain.config.settings import get_settings
 from retrain.evaluate.results import EvalReport
-from retrain.promote.decision import (
-    Decision,
-    TrainingPlan,
-    apply_decision,
-    plan_training,
-    production_or_base,
-    save_decision,
-)
-from retrain.promote.gate import decide
-from retrain.providers.clients import provider_named
-from retrain.registry.registry import ModelRecord, Registry
-from retrain.storage.object_store import ObjectStore
-from tasks.finetune import provider_with_credentials
+from retrain.promote.comparison import GateSets
+from retrain.promote.decision import Decision, promotion_decision
+from retrain.promote.promotion import apply_decision, production_or_base
+from retrain.registry.registry import ModelRecord
+from tasks.context import task_context
 from tasks.registry import announce_alias_change
 from tasks.retry import IO_TASK
 
-__all__ = ["apply_promotion", "current_production", "decide_promotion", "plan_tonight"]
+__all__ = ["apply_promotion_decision", "decide_promotion", "read_production"]
 
 
-@task(name="plan-training", **IO_TASK)
-def plan_tonight() -> TrainingPlan:
-    settings = get_settings()
-    store = ObjectStore.from_settings(settings.s3)
-    plan = plan_training(store, settings, Registry(store))
-    get_run_logger().info(plan.reason)
-    return plan
-
-
-@task(name="current-production", **IO_TASK)
-def current_production() -> ModelRecord:
+@task(name="read-production", **IO_TASK)
+def read_production() -> ModelRecord:
     """The model `production` points to; fails (ConfigError) unless its provider is configured
     with its key, since it is evaluated there."""
-    settings = get_settings()
-    record = production_or_base(Registry(ObjectStore.from_settings(settings.s3)), settings)
-    provider_with_credentials(provider_named(settings, record.provider))
+    context = task_context()
+    record = production_or_base(context.registry, context.settings)
+    context.provider(record.provider)
     get_run_logger().info("production is %s (provider %s)", record.model_id, record.provider)
     return record
 
 
-@task(name="decide-promotion", **IO_TASK)
+@task(name="decide-promotion", cache_policy=NO_CACHE)
 def decide_promotion(
-    main: EvalReport,
-    guardrails: dict[str, EvalReport],
+    reports: GateSets[EvalReport],
     candidate: ModelRecord,
     production: ModelRecord,
     *,
     dataset_version: str,
     run_id: str,
-    save: bool = True,
 ) -> Decision:
-    """The gate's decision, recorded create-only unless ``save`` is false (approval records it later)."""
-    settings = get_settings()
-    gate = decide(
-        main.models["candidate"],
-        main.models["production"],
-        settings.evaluation,
-        guardrails={name: (r.models["candidate"], r.models["production"]) for name, r in guardrails.items()},
-    )
-    scored = candidate.model_copy(
-        update={"eval_run": run_id, "scores": {main.eval_set: round(gate.candidate_score, 6)}}
-    )
-    decision = Decision(
+    """The gate's decision on the eval reports (no I/O, so no retries; recording it is a task of its own)."""
+    decision = promotion_decision(
+        reports,
+        candidate,
+        production,
+        task_context().settings.evaluation,
         dataset_version=dataset_version,
         run_id=run_id,
-        job_id=candidate.job_id or "",
-        candidate=scored.model_dump(mode="json"),
-        production=production.model_dump(mode="json"),
-        promote=gate.promote,
-        reason=gate.reason,
-        candidate_score=gate.candidate_score,
-        production_score=gate.production_score,
-        report_markdown=gate.to_markdown(),
     )
-    if save:
-        decision = save_decision(ObjectStore.from_settings(settings.s3), decision)
     verdict = "PROMOTE" if decision.promote else "REJECT"
     get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)
     return decision
 
 
 @task(name="apply-promotion-decision", **IO_TASK)
-def apply_promotion(decision: Decision) -> None:
-    settings = get_settings()
-    registry = Registry(ObjectStore.from_settings(settings.s3))
-    before = registry.get("production")
-    event = apply_decision(registry, decision, actor="nightly-retrain")
-    after = registry.get("production")
-    moved = event is not None and before != after
-    if moved and event is not None:
-        announce_alias_change(event)
-    lines = [
-        decision.report_markdown,
-        "",
-        "## Alias `production`",
-        "",
-        "| | model |",
-        "| --- | --- |",
-        f"| before | `{before.model_id if before else '-'}` |",
-        f"| after | `{after.model_id if after else '-'}` |",
-    ]
-    create_markdown_artifact("\n".join(lines), key="promotion-decision", description=decision.reason[:500])
-    logger = get_run_logger()
-    if moved:
-        logger.info(
-            "production: %s -> %s", before.model_id if before else "-", after.model_id if after else "-"
-        )
-    else:
-        logger.info("production stays %s", before.model_id if before else "unset (base model)")
+def apply_promotion_decision(decision: Decision) -> None:
+    """Move `production` if the decision says so; publish the ``promotion-decision`` artifact."""
+    promotion = apply_decision(task_context().registry, decision, actor="nightly-retrain")
+    if promotion.moved and promotion.event is not None:
+        announce_alias_change(promotion.event)
+    create_markdown_artifact(
+        promotion.to_markdown(), key="promotion-decision", description=decision.reason[:500]
+    )
+    get_run_logger().info(promotion.summary())

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+from openai.types.fine_tuning import FineTuningJob
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from retrain.config.settings import get_settings
-from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
-from retrain.storage.object_store import ObjectStore
+from retrain.promote.candidate import candidate_from_job
+from retrain.registry.aliases import CANDIDATE
+from retrain.registry.registry import ModelRecord, RegistryEvent
+from tasks.context import task_context
 from tasks.retry import IO_TASK
 
 __all__ = [
     "ALIAS_CHANGED_EVENT",
     "announce_alias_change",
-    "move_alias",
     "publish_alias_change",
     "read_alias",
+    "register_candidate",
     "rollback_alias",
 ]
 
 ALIAS_CHANGED_EVENT = "retrain.alias.changed"
-
-
-def _registry() -> Registry:
-    return Registry(ObjectStore.from_settings(get_settings().s3))
 
 
 def _actor() -> str:
@@ -72,32 +70,20 @@ def _report(before: ModelRecord | None, event: RegistryEvent) -> None:
 
 @task(name="read-alias", **IO_TASK)
 def read_alias(alias: str) -> ModelRecord | None:
-    return _registry().get(alias)
+    return task_context().registry.get(alias)
 
 
-@task(name="move-alias", **IO_TASK)
-def move_alias(
-    alias: str,
-    model: ModelRecord,
-    *,
-    reason: str,
-    action: str = "set",
-    run_id: str | None = None,
-    idempotency_key: str | None = None,
-) -> RegistryEvent:
-    registry = _registry()
-    before = registry.get(alias)
-    event = registry.set(
-        alias,
-        model,
-        actor=_actor(),
-        reason=reason,
-        action=action,
-        run_id=run_id,
-        idempotency_key=idempotency_key,
+@task(name="register-candidate", **IO_TASK)
+def register_candidate(job: FineTuningJob, dataset_version: str, run_id: str) -> ModelRecord:
+    """Point `candidate` to the model the job made on the training provider; return its record."""
+    context = task_context()
+    candidate = candidate_from_job(job, context.settings.provider.name, dataset_version)
+    before = context.registry.get(CANDIDATE)
+    event = context.registry.set(
+        CANDIDATE, candidate, actor=_actor(), reason=f"trained on {dataset_version}", run_id=run_id
     )
     _report(before, event)
-    return event
+    return candidate
 
 
 @task(name="rollback-alias", **IO_TASK)
@@ -109,7 +95,7 @@ def rollback_alias(
     reason: str,
     idempotency_key: str | None = None,
 ) -> RegistryEvent:
-    registry = _registry()
+    registry = task_context().registry
     before = registry.get(alias)
     event = registry.rollback(
         alias,

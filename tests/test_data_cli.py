@@ -12,6 +12,7 @@ from retrain.cli.main import app
 from retrain.config.settings import S3Settings, get_settings
 from retrain.curate.dataset import Shard, publish_version
 from retrain.promote.decision import Decision, save_decision
+from retrain.registry.records import ModelRecord
 from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow
@@ -41,8 +42,12 @@ def test_versions_are_listed_newest_first_with_what_was_decided(s3_env: S3Settin
             dataset_version=first.version_id,
             run_id="retrain-2026-11-01",
             job_id="ftjob-1",
-            candidate={"model_id": "ft:gpt-4o-mini:acme:n1"},
-            production={"model_id": "gpt-4o-mini-2024-07-18"},
+            candidate=ModelRecord(
+                model_id="ft:gpt-4o-mini:acme:n1", provider="local", base_model="gpt-4o-mini-2024-07-18"
+            ),
+            production=ModelRecord(
+                model_id="gpt-4o-mini-2024-07-18", provider="local", base_model="gpt-4o-mini-2024-07-18"
+            ),
             promote=True,
             reason="promote: better by +0.27",
             candidate_score=0.27,

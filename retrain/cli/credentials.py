@@ -1,6 +1,6 @@
 """API keys kept in a Prefect Secret block, for the commands that call a provider themselves.
 
-Flows read the block in their tasks (``tasks.finetune.provider_with_credentials``); `retrain
+Flows read the block in their tasks (``tasks.credentials.provider_with_credentials``); `retrain
 jobs`, `retrain eval` and `retrain chat` run outside a flow and read it here, the same way.
 """
 
@@ -17,6 +17,6 @@ def with_credentials(provider: ProviderSettings) -> ProviderSettings:
     if not provider.api_key_secret_block:
         return provider
     require_prefect_api()
-    from tasks.finetune import provider_with_credentials
+    from tasks.credentials import provider_with_credentials
 
     return provider_with_credentials(provider)

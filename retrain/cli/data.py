@@ -45,9 +45,9 @@ def _as_json(version: DatasetVersion, decision: Decision | None) -> dict[str, An
         outcome = {
             "promote": decision.promote,
             "reason": decision.reason,
-            "candidate": decision.candidate.get("model_id"),
+            "candidate": decision.candidate.model_id,
             "candidate_score": decision.candidate_score,
-            "production": decision.production.get("model_id"),
+            "production": decision.production.model_id,
             "production_score": decision.production_score,
             "run_id": decision.run_id,
             "decided_at": decision.decided_at,
@@ -109,8 +109,8 @@ def show(
     }
     if decision is not None:
         rows |= {
-            "candidate": str(decision.candidate.get("model_id", "-")),
-            "compared with": str(decision.production.get("model_id", "-")),
+            "candidate": decision.candidate.model_id,
+            "compared with": decision.production.model_id,
             "reason": decision.reason,
             "decided": f"{decision.decided_at} by run {decision.run_id}",
         }

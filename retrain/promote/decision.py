@@ -1,34 +1,38 @@
-"""What to train tonight, and what was decided about each dataset version.
+"""The decision record: what was decided about one dataset version, and where it is kept.
 
 Each dataset version gets at most one decision, recorded create-only at
-``state/decisions/{version_id}.json`` (promote or reject, both scores, the reason and the
-gate's checks). A version with a decision is never trained again; ``state/decisions/LAST.json``
+``state/decisions/{version_id}.json`` (promote or reject, the candidate and production records,
+both scores, the reason, the gate's checks as markdown and, with approval required, the
+approval). A version with a decision is never trained again; ``state/decisions/LAST.json``
 points at the newest decision so "new examples since the last decision" can be counted.
-Promotion moves the ``production`` alias with an idempotency key derived from the
-candidate, so a re-run after a crash never promotes twice.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Literal
 
-from retrain.config.settings import Settings
-from retrain.curate.dataset import DatasetVersion, latest_version, load_version
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrain.config.settings import EvaluationSettings
 from retrain.exceptions import AlreadyExists
-from retrain.registry.aliases import PRODUCTION
-from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
+from retrain.promote.gate import decide_reports
+from retrain.registry.records import ModelRecord
 from retrain.storage.object_store import ObjectStore
 
+if TYPE_CHECKING:
+    from retrain.evaluate.results import EvalReport
+    from retrain.promote.comparison import GateSets
+
 __all__ = [
+    "DECISION_PREFIX",
+    "LAST_DECISION_KEY",
+    "Approval",
     "Decision",
-    "TrainingPlan",
-    "apply_decision",
+    "last_decided_version",
     "load_decision",
-    "plan_training",
-    "production_or_base",
+    "promotion_decision",
     "save_decision",
 ]
 
@@ -38,78 +42,93 @@ DECISION_PREFIX = "state/decisions/"
 LAST_DECISION_KEY = f"{DECISION_PREFIX}LAST.json"
 
 
-@dataclass(frozen=True)
-class TrainingPlan:
-    version: DatasetVersion | None
-    train: bool
-    reason: str
-    decided: Decision | None = None
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-@dataclass(frozen=True)
-class Decision:
+class Approval(BaseModel):
+    """Who or what approved or rejected a promotion, stamped when the answer came."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    verdict: Literal["approved", "rejected", "not asked"]
+    by: str
+    via: str
+    note: str
+    at: str = Field(default_factory=_now)
+
+    @property
+    def who(self) -> str:
+        """The verdict and who gave it, e.g. ``approved by alice``."""
+        return f"{self.verdict} by {self.by}"
+
+
+class Decision(BaseModel):
+    """The decision on one dataset version, as stored (its JSON keys are the field names, in order)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     dataset_version: str
     run_id: str
     job_id: str
-    candidate: dict[str, Any]
-    production: dict[str, Any]
+    candidate: ModelRecord
+    production: ModelRecord
     promote: bool
     reason: str
     candidate_score: float
     production_score: float
     report_markdown: str
     decided_at: str = ""
-    approval: dict[str, Any] | None = None
-
-    @property
-    def candidate_record(self) -> ModelRecord:
-        return ModelRecord.model_validate(self.candidate)
+    approval: Approval | None = None
 
 
-def plan_training(store: ObjectStore, settings: Settings, registry: Registry) -> TrainingPlan:
-    """Train the newest dataset version unless it was decided already or adds too little.
-
-    A promotion that was decided but not applied (a crash in between) comes back as
-    ``decided`` so the flow finishes it.
-    """
-    version = latest_version(store)
-    if version is None:
-        return TrainingPlan(None, False, "no curated data yet: put chat JSONL files under incoming/")
-    done = load_decision(store, version.version_id)
-    if done is not None:
-        verdict = "promoted" if done.promote else "rejected"
-        unfinished = done.promote and _promotion_key(done) not in registry.state().idempotency
-        return TrainingPlan(
-            version,
-            False,
-            f"no new data: dataset version {version.version_id} was already {verdict}",
-            done if unfinished else None,
-        )
-    pointer = store.get_json_or_none(LAST_DECISION_KEY)
-    previous = load_version(store, pointer["dataset_version"]) if pointer else None
-    new = version.examples - (previous.examples if previous else 0)
-    minimum = settings.validation.min_new_examples
-    if new < minimum:
-        return TrainingPlan(
-            version,
-            False,
-            f"only {new} new example(s) since the last decision (minimum {minimum}, "
-            "RETRAIN_VALIDATION__MIN_NEW_EXAMPLES): not training tonight; they are kept for the next run",
-        )
-    return TrainingPlan(version, True, f"{new} new example(s): training dataset version {version.version_id}")
+def promotion_decision(
+    reports: GateSets[EvalReport],
+    candidate: ModelRecord,
+    production: ModelRecord,
+    settings: EvaluationSettings,
+    *,
+    dataset_version: str,
+    run_id: str,
+) -> Decision:
+    """The gate's decision on the eval reports, with the candidate's record carrying its score."""
+    gate = decide_reports(reports.main, reports.guardrails, settings)
+    scored = candidate.model_copy(
+        update={"eval_run": run_id, "scores": {reports.main.eval_set: round(gate.candidate_score, 6)}}
+    )
+    return Decision(
+        dataset_version=dataset_version,
+        run_id=run_id,
+        job_id=candidate.job_id or "",
+        candidate=scored,
+        production=production,
+        promote=gate.promote,
+        reason=gate.reason,
+        candidate_score=gate.candidate_score,
+        production_score=gate.production_score,
+        report_markdown=gate.to_markdown(),
+    )
 
 
 def load_decision(store: ObjectStore, version_id: str) -> Decision | None:
     data = store.get_json_or_none(f"{DECISION_PREFIX}{version_id}.json")
-    return None if data is None else Decision(**data)
+    return None if data is None else Decision.model_validate(data)
+
+
+def last_decided_version(store: ObjectStore) -> str | None:
+    """The dataset version decided last, or None before the first decision."""
+    pointer = store.get_json_or_none(LAST_DECISION_KEY)
+    return str(pointer["dataset_version"]) if pointer else None
 
 
 def save_decision(store: ObjectStore, decision: Decision) -> Decision:
     """Record the decision for its dataset version; the first recorded decision wins."""
-    decision = Decision(**{**asdict(decision), "decided_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    decision = decision.model_copy(update={"decided_at": _now()})
     try:
         store.put_json(
-            f"{DECISION_PREFIX}{decision.dataset_version}.json", asdict(decision), create_only=True
+            f"{DECISION_PREFIX}{decision.dataset_version}.json",
+            decision.model_dump(mode="json"),
+            create_only=True,
         )
     except AlreadyExists:
         existing = load_decision(store, decision.dataset_version)
@@ -118,34 +137,3 @@ def save_decision(store: ObjectStore, decision: Decision) -> Decision:
         decision = existing
     store.put_json(LAST_DECISION_KEY, {"dataset_version": decision.dataset_version})
     return decision
-
-
-def production_or_base(registry: Registry, settings: Settings) -> ModelRecord:
-    """The model `production` points to; on the first night, the base model itself."""
-    current = registry.get(PRODUCTION)
-    if current is not None:
-        return current
-    return ModelRecord(
-        model_id=settings.training.base_model,
-        provider=settings.provider.name,
-        base_model=settings.training.base_model,
-    )
-
-
-def apply_decision(registry: Registry, decision: Decision, *, actor: str) -> RegistryEvent | None:
-    """Move `production` to the candidate if the decision says so (idempotent per candidate)."""
-    if not decision.promote:
-        return None
-    return registry.set(
-        PRODUCTION,
-        decision.candidate_record,
-        actor=actor,
-        reason=decision.reason,
-        action="promote",
-        run_id=decision.run_id,
-        idempotency_key=_promotion_key(decision),
-    )
-
-
-def _promotion_key(decision: Decision) -> str:
-    return f"promote:{decision.candidate_record.model_id}"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from retrain.config.settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport, ItemResult
-from retrain.promote.gate import Significance, is_binary, significance
+from retrain.promote.statistics import Significance, is_binary, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
 __all__ = ["Comparison", "ItemExample", "comparison_markdown", "compare", "significance_in_words"]

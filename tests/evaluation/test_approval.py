@@ -93,12 +93,12 @@ def test_an_approved_promotion_moves_production_and_records_the_approver(
     decision = _only_decision(stack)
     assert decision.promote
     assert decision.approval is not None
-    assert decision.approval["verdict"] == "approved"
-    assert decision.approval["by"] == "alice"
-    assert decision.approval["note"] == "looked at the report"
+    assert decision.approval.verdict == "approved"
+    assert decision.approval.by == "alice"
+    assert decision.approval.note == "looked at the report"
     assert "approved by alice" in decision.reason
     production = Registry(stack.store).get("production")
-    assert production is not None and production.model_id == decision.candidate_record.model_id
+    assert production is not None and production.model_id == decision.candidate.model_id
 
 
 def test_no_answer_before_the_timeout_rejects_and_a_rerun_does_not_promote(
@@ -113,7 +113,7 @@ def test_no_answer_before_the_timeout_rejects_and_a_rerun_does_not_promote(
     decision = _only_decision(stack)
     assert not decision.promote
     assert decision.approval is not None
-    assert decision.approval["verdict"] == "rejected" and decision.approval["by"] == "timeout"
+    assert decision.approval.verdict == "rejected" and decision.approval.by == "timeout"
     assert "## Approval: rejected" in decision.report_markdown
     assert Registry(stack.store).get("production") is None
 

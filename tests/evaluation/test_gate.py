@@ -9,7 +9,8 @@ import pytest
 from retrain.config.settings import EvaluationSettings
 from retrain.evaluate.results import ModelScores
 from retrain.exceptions import EvaluationError
-from retrain.promote.gate import decide, mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
+from retrain.promote.gate import decide
+from retrain.promote.statistics import mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
 
 
 def scores(model_id: str, values: list[float], label: str = "m", threshold: float = 0.5) -> ModelScores:

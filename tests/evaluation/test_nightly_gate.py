@@ -54,8 +54,8 @@ def test_a_candidate_equal_to_production_within_noise_is_not_promoted(stack: Sta
     assert abs(decision.candidate_score - decision.production_score) <= 0.05
     assert "significance" in _failed_checks(decision)
     assert "significance" in decision.reason
-    assert decision.production["model_id"] == production.model_id
-    assert decision.candidate["model_id"] != production.model_id
+    assert decision.production.model_id == production.model_id
+    assert decision.candidate.model_id != production.model_id
     after = Registry(stack.store).get("production")
     assert after is not None and after.model_id == production.model_id
 

@@ -7,7 +7,7 @@ from prefect.blocks.system import Secret
 
 from retrain.config.settings import ProviderSettings, load_settings
 from retrain.exceptions import ConfigError
-from tasks.finetune import provider_with_credentials
+from tasks.credentials import provider_with_credentials
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,91 @@
+"""Applying a decision: `production` moves to the candidate if the decision says so, once.
+
+The move carries an idempotency key derived from the candidate (``promote:{model}``), so a re-run
+after a crash, or after a rollback, never promotes the same candidate twice. Until the first
+promotion `production` is unset and the base model stands in for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrain.config.settings import Settings
+from retrain.promote.decision import Decision
+from retrain.registry.aliases import PRODUCTION
+from retrain.registry.records import ModelRecord, RegistryEvent
+from retrain.registry.registry import Registry
+
+__all__ = ["Promotion", "apply_decision", "production_or_base", "promotion_key"]
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What applying a decision did to `production`: the model before and after, and the event."""
+
+    decision: Decision
+    before: ModelRecord | None
+    after: ModelRecord | None
+    event: RegistryEvent | None
+
+    @property
+    def moved(self) -> bool:
+        """Whether `production` points to another model than before."""
+        return self.event is not None and self.before != self.after
+
+    def summary(self) -> str:
+        """One line for the log: where `production` went, or that it stays."""
+        if self.moved:
+            return f"{PRODUCTION}: {_model_id(self.before)} -> {_model_id(self.after)}"
+        return f"{PRODUCTION} stays {self.before.model_id if self.before else 'unset (base model)'}"
+
+    def to_markdown(self) -> str:
+        """The ``promotion-decision`` artifact: the decision's report, then the alias before and after."""
+        lines = [
+            self.decision.report_markdown,
+            "",
+            f"## Alias `{PRODUCTION}`",
+            "",
+            "| | model |",
+            "| --- | --- |",
+            f"| before | `{_model_id(self.before)}` |",
+            f"| after | `{_model_id(self.after)}` |",
+        ]
+        return "\n".join(lines)
+
+
+def _model_id(record: ModelRecord | None) -> str:
+    return record.model_id if record else "-"
+
+
+def production_or_base(registry: Registry, settings: Settings) -> ModelRecord:
+    """The model `production` points to; on the first night, the base model itself."""
+    current = registry.get(PRODUCTION)
+    if current is not None:
+        return current
+    return ModelRecord(
+        model_id=settings.training.base_model,
+        provider=settings.provider.name,
+        base_model=settings.training.base_model,
+    )
+
+
+def promotion_key(decision: Decision) -> str:
+    """The idempotency key of the decision's promotion: one per candidate model."""
+    return f"promote:{decision.candidate.model_id}"
+
+
+def apply_decision(registry: Registry, decision: Decision, *, actor: str) -> Promotion:
+    """Move `production` to the candidate if the decision says so (idempotent per candidate)."""
+    before = registry.get(PRODUCTION)
+    event: RegistryEvent | None = None
+    if decision.promote:
+        event = registry.set(
+            PRODUCTION,
+            decision.candidate,
+            actor=actor,
+            reason=decision.reason,
+            action="promote",
+            run_id=decision.run_id,
+            idempotency_key=promotion_key(decision),
+        )
+    return Promotion(decision, before, registry.get(PRODUCTION), event)

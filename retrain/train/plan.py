@@ -1,0 +1,85 @@
+"""What to train tonight: the newest dataset version, unless it was decided already or adds too little.
+
+``training_history`` reads what the plan needs from the bucket (the newest dataset version, the
+decision on it, or else how many examples the version decided last had); ``plan_training`` is
+the pure rule over it. A version with a decision is never trained again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from retrain.curate.dataset import DatasetVersion, latest_version, load_version
+from retrain.promote.decision import Decision, last_decided_version, load_decision
+from retrain.promote.promotion import promotion_key
+from retrain.registry.registry import Registry
+from retrain.storage.object_store import ObjectStore
+
+__all__ = ["TrainingHistory", "TrainingPlan", "plan_training", "training_history"]
+
+
+@dataclass(frozen=True)
+class TrainingHistory:
+    """What the bucket says about the newest dataset version.
+
+    ``decision`` is the decision on ``version``, if any; ``promotion_pending`` whether it
+    promotes and `production` has not been moved for it yet (a crash in between);
+    ``previous_examples`` how many examples the version decided last had (0 before the first
+    decision; only read while ``version`` is undecided).
+    """
+
+    version: DatasetVersion | None
+    decision: Decision | None = None
+    promotion_pending: bool = False
+    previous_examples: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    version: DatasetVersion | None
+    train: bool
+    reason: str
+    decided: Decision | None = None
+
+
+def training_history(store: ObjectStore, registry: Registry) -> TrainingHistory:
+    """Read the newest dataset version and what was decided, reading no more than the plan needs."""
+    version = latest_version(store)
+    if version is None:
+        return TrainingHistory(None)
+    decision = load_decision(store, version.version_id)
+    if decision is not None:
+        pending = decision.promote and promotion_key(decision) not in registry.state().idempotency
+        return TrainingHistory(version, decision, promotion_pending=pending)
+    previous = last_decided_version(store)
+    examples = load_version(store, previous).examples if previous is not None else 0
+    return TrainingHistory(version, previous_examples=examples)
+
+
+def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPlan:
+    """Train the newest dataset version unless it was decided already or adds fewer than
+    ``min_new_examples`` examples since the last decision.
+
+    A promotion that was decided but not applied comes back as ``decided`` so the flow finishes it.
+    """
+    version = history.version
+    if version is None:
+        return TrainingPlan(None, False, "no curated data yet: put chat JSONL files under incoming/")
+    done = history.decision
+    if done is not None:
+        verdict = "promoted" if done.promote else "rejected"
+        return TrainingPlan(
+            version,
+            False,
+            f"no new data: dataset version {version.version_id} was already {verdict}",
+            done if history.promotion_pending else None,
+        )
+    new = version.examples - history.previous_examples
+    if new < min_new_examples:
+        return TrainingPlan(
+            version,
+            False,
+            f"only {new} new example(s) since the last decision (minimum {min_new_examples}, "
+            "RETRAIN_VALIDATION__MIN_NEW_EXAMPLES): not training tonight; they are kept for the next run",
+        )
+    return TrainingPlan(version, True, f"{new} new example(s): training dataset version {version.version_id}")
