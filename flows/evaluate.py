@@ -10,16 +10,18 @@ from prefect.artifacts import create_markdown_artifact
 from retrain.config.settings import get_settings
 from retrain.promote.comparison import gate_runs
 from retrain.promote.gate import GateDecision, decide_reports
+from retrain.registry.aliases import PRODUCTION
 from tasks.evaluate import evaluate_gate_sets, resolve_targets
 
 __all__ = ["evaluate"]
 
 
 @flow(name="evaluate")
-def evaluate(model_a: str, model_b: str, eval_set: str = "main") -> GateDecision:
-    """Would model_a (the candidate) be promoted over model_b (production)? Nothing is promoted here."""
+def evaluate(candidate: str, production: str = PRODUCTION, eval_set: str = "main") -> GateDecision:
+    """Would ``candidate`` be promoted over ``production`` (each an alias or a model id)? Nothing is
+    promoted here; the roles are named, never taken from the order of the parameters."""
     settings = get_settings().evaluation
-    targets = resolve_targets(model_a, model_b)
+    targets = resolve_targets(candidate, production)
     run_id = f"compare-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     reports = evaluate_gate_sets(targets, gate_runs(run_id, eval_set, settings.guardrails))
     decision = decide_reports(reports.main, reports.guardrails, settings)

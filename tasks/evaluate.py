@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from retrain.config.settings import OrchestrationSettings, get_settings
@@ -18,6 +18,7 @@ from retrain.evaluate.targets import ModelTarget, resolve_target
 from retrain.promote.comparison import GateSets, gate_runs, gate_targets
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.records import ModelRecord
+from retrain.report.comparison import artifact_key, compare, comparison_markdown
 from tasks.context import task_context
 from tasks.credentials import provider_with_credentials
 from tasks.progress import TaskProgress
@@ -51,7 +52,10 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
     targets = [replace(t, provider=provider_with_credentials(t.provider)) for t in targets]
     logger = get_run_logger()
     eval_set = load_eval_set(context.store, eval_set_name)
-    progress = TaskProgress(f"evaluating {len(targets)} model(s) on {eval_set_name}")
+    progress = TaskProgress(
+        f"evaluating {len(targets)} model(s) on {eval_set_name}",
+        key=artifact_key("eval-progress", eval_set_name),
+    )
     report = run_evaluation(
         context.store,
         targets,
@@ -62,9 +66,9 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
     )
     labels = set(report.models)
     if {CANDIDATE, PRODUCTION} <= labels:
-        create_table_artifact(
-            key="eval-comparison",
-            table=report.comparison(CANDIDATE, PRODUCTION),
+        create_markdown_artifact(
+            comparison_markdown(compare(report, context.settings.evaluation), heading="#"),
+            key=artifact_key("eval-comparison", eval_set_name),
             description=f"{eval_set_name} (version {report.eval_version[:12]}), run {run_id}",
         )
     for scores in report.models.values():

@@ -7,12 +7,13 @@ from typing import Any
 
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 
 from retrain.curate.dataset import TrainingFiles
 from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors
+from retrain.report.training import training_metrics_markdown
 from retrain.train.budget import (
     BudgetCheck,
     check_budget,
@@ -31,7 +32,7 @@ from retrain.train.finetune import (
     upload_training_file,
     wait_for_job,
 )
-from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
+from retrain.train.reports import TrainingResult, loss_points, training_job_markdown, training_progress
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
@@ -135,8 +136,8 @@ def _after_the_job(context: TaskContext, job_id: str) -> FineTuningJob:
 
 
 @task(name="wait-for-fine-tuning-job", **IO_TASK)
-def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
-    """Wait for the job; the returned job's ``fine_tuned_model`` is the candidate model.
+def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
+    """Wait for the job; the result's ``job.fine_tuned_model`` is the candidate model.
 
     With ``use_best_checkpoint`` that is the checkpoint with the lowest validation loss.
     """
@@ -154,7 +155,7 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
             logger.info("[%s] %s", training.job.id, event.message)
         steps = training_progress(event)
         if steps is not None:
-            progress = progress or TaskProgress(f"fine-tuning job {training.job.id}")
+            progress = progress or TaskProgress(f"fine-tuning job {training.job.id}", key="training-progress")
             progress.update(*steps)
 
     def log_status(job: FineTuningJob) -> None:
@@ -175,10 +176,12 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
         _after_the_job(context, training.job.id)
         raise
     finally:
-        rows = metrics_rows(events)
-        if rows:
-            create_table_artifact(
-                rows, key="training-metrics", description=f"Metrics of job {training.job.id}"
+        loss = loss_points(events)
+        if loss:
+            create_markdown_artifact(
+                training_metrics_markdown(loss),
+                key="training-metrics",
+                description=f"Loss of job {training.job.id}, step by step",
             )
     if job.status == "succeeded":
         job = _after_the_job(context, job.id)
@@ -192,7 +195,7 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> FineTuningJob:
         if checkpoint is not None:
             logger.info("candidate is checkpoint %s instead of %s", checkpoint, job.fine_tuned_model)
             job = job.model_copy(update={"fine_tuned_model": checkpoint})
-    return job
+    return TrainingResult(job, provider.name, training.resumed, loss)
 
 
 def cancel_fine_tuning_of_run(flow: Any, flow_run: Any, state: Any) -> None:

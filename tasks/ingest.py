@@ -47,7 +47,7 @@ def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Co
     context = task_context()
     settings, store = context.settings, context.store
     logger = get_run_logger()
-    progress = TaskProgress(f"validating {len(objects)} new object(s)")
+    progress = TaskProgress(f"validating {len(objects)} new object(s)", key="validation-progress")
     report = ingest_objects(
         store,
         objects,

@@ -16,11 +16,17 @@ __all__ = ["TaskProgress"]
 
 
 class TaskProgress:
-    """A progress artifact of the current task run, moved (and a line logged) at most every
-    ``every_seconds`` and once more at the end, so a long step is never silent and never floods."""
+    """A progress artifact of the current task run (named by ``key``, so its card has a title),
+    moved (and a line logged) at most every ``every_seconds`` and once more at the end, so a long
+    step is never silent and never floods."""
 
     def __init__(
-        self, what: str, *, every_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic
+        self,
+        what: str,
+        *,
+        key: str,
+        every_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._what = what
         self._every = every_seconds
@@ -28,7 +34,7 @@ class TaskProgress:
         self._last = clock()
         self._logger = get_run_logger()
         # Called from sync tasks, so Prefect's async_dispatch runs the sync variant: a UUID.
-        self._artifact = cast("UUID", create_progress_artifact(0.0, description=what))
+        self._artifact = cast("UUID", create_progress_artifact(0.0, key=key, description=what))
 
     def update(self, done: float, total: float, message: str) -> None:
         """``done`` of ``total`` so far; ``message`` says it for the log."""

@@ -9,6 +9,7 @@ from prefect.cache_policies import NO_CACHE
 from retrain.evaluate.results import EvalReport
 from retrain.promote.comparison import GateSets
 from retrain.promote.decision import Decision, promotion_decision
+from retrain.promote.outcome import Outcome
 from retrain.promote.promotion import apply_decision, production_or_base
 from retrain.registry.registry import ModelRecord
 from tasks.context import task_context
@@ -47,7 +48,7 @@ def decide_promotion(
         dataset_version=dataset_version,
         run_id=run_id,
     )
-    verdict = "PROMOTE" if decision.promote else "REJECT"
+    verdict = Outcome.of_decision(decision.promote).value
     get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)
     return decision
 

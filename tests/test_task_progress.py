@@ -27,7 +27,9 @@ def clock(times: list[float]) -> Iterator[float]:
 @task
 def count_to_five() -> None:
     times = clock([0.0, 1.0, 11.0, 12.0, 13.0, 14.0])  # one reading at the start, one per update
-    progress = TaskProgress("counting", every_seconds=10.0, clock=lambda: next(times))
+    progress = TaskProgress(
+        "counting", key="counting-progress", every_seconds=10.0, clock=lambda: next(times)
+    )
     for done in range(1, 6):
         progress.update(done, 5, f"{done}/5 counted")
 
@@ -49,4 +51,4 @@ def test_progress_is_an_artifact_and_a_line_now_and_then(prefect_harness: None) 
     lines = [log.message for log in logs if log.message.startswith("counting:")]
     assert lines == ["counting: 2/5 counted", "counting: 5/5 counted"]  # at 11 s, then at the end
     [bar] = [artifact for artifact in artifacts if artifact.type == "progress"]
-    assert bar.data == 100.0 and bar.description == "counting"
+    assert bar.data == 100.0 and bar.description == "counting" and bar.key == "counting-progress"

@@ -2,7 +2,9 @@
 
 Night 1 promotes a first model over the base model; night 2 adds data and promotes a
 better one; night 3 brings data with wrong answers and its candidate is rejected; night 4
-has no new data and finishes without any upload or job. The data is synthetic and
+has no new data and finishes without any upload or job; night 5 brings a trickle of examples,
+too few to train on (they are kept for a later night). Each night ends in a state named for its
+outcome: Promoted, Promoted, Rejected, NoNewData, TooFewExamples. The data is synthetic and
 deterministic (``retrain.local.synthetic``); the flow that runs each night is the real one. Each demo
 starts over on an empty bucket, on the local stack only (it moves `production`).
 """
@@ -41,6 +43,13 @@ NIGHTS: tuple[Night, ...] = (
         date(2026, 11, 3), "a bad export: 2,500 examples, 90% with wrong answers", 2500, 3, 0.9, 0, "reject"
     ),
     Night(date(2026, 11, 4), "nothing new landed", expect="no new data"),
+    Night(
+        date(2026, 11, 5),
+        "a trickle: a handful of new examples, too few to train on",
+        6,
+        5,
+        expect="too few examples",
+    ),
 )
 
 

@@ -2,7 +2,7 @@
 
 The candidate (the model a finished job made, ``candidate``) and production are compared as eval
 targets on the main eval set and each guardrail set (``comparison``). The gate (``gate``, with
-its paired ``statistics``) turns the eval reports into promote or hold; the ``decision`` record
+its paired ``statistics``) turns the eval reports into promoted or rejected; the ``decision`` record
 keeps that verdict for the dataset version, create-only in the bucket. With approval required, a
 person's answer (``approval``) turns the gate's decision into the recorded one. Applying it
 (``promotion``) moves `production` once per candidate and says what moved.
@@ -22,6 +22,7 @@ from retrain.promote.decision import (
     save_decision,
 )
 from retrain.promote.gate import GateCheckResult, GateDecision, decide, decide_reports
+from retrain.promote.outcome import Outcome
 from retrain.promote.promotion import Promotion, apply_decision, production_or_base, promotion_key
 from retrain.promote.statistics import (
     Significance,
@@ -34,6 +35,7 @@ from retrain.promote.statistics import (
 
 __all__ = [
     "Approval",
+    "Outcome",
     "DECISION_PREFIX",
     "Decision",
     "GateCheckResult",

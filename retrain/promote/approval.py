@@ -38,14 +38,14 @@ def timed_out(timeout: int) -> Approval:
 
 
 def not_asked() -> Approval:
-    """The gate held the candidate, so nobody was asked."""
-    return Approval(verdict="not asked", by="gate", via="gate", note="the gate held the candidate")
+    """The gate rejected the candidate, so nobody was asked."""
+    return Approval(verdict="not asked", by="gate", via="gate", note="the gate rejected the candidate")
 
 
 def reviewed(decision: Decision, approval: Approval) -> Decision:
     """The decision to record after ``approval``.
 
-    Approved keeps the gate's decision and says by whom; rejected holds the candidate and keeps
+    Approved keeps the gate's decision and says by whom; rejected rejects the candidate and keeps
     what the gate said in the reason. Both add an approval section to the report. "Not asked"
     only records the approval.
     """
@@ -55,7 +55,7 @@ def reviewed(decision: Decision, approval: Approval) -> Decision:
         promote, reason = decision.promote, f"{decision.reason}; {approval.who}"
     else:
         promote = False
-        reason = f"hold: {approval.who} ({approval.note or 'no note'}); the gate said {decision.reason}"
+        reason = f"{approval.who} ({approval.note or 'no note'}); the gate said {decision.reason}"
     section = (
         f"\n## Approval: {approval.verdict}\n\n| by | via | at | note |\n|---|---|---|---|\n"
         f"| {approval.by} | {approval.via} | {approval.at} | {approval.note or '-'} |\n"

@@ -1,4 +1,4 @@
-"""The promotion gate: pure functions from paired eval scores to a promote / hold decision.
+"""The promotion gate: pure functions from paired eval scores to a decision, promoted or rejected.
 
 A candidate is promoted over production only if every check passes:
 
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from retrain.config.settings import EvaluationSettings
+from retrain.promote.outcome import Outcome
 from retrain.promote.statistics import Significance, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
@@ -69,7 +70,7 @@ class GateDecision:
         def cell(value: float | str) -> str:
             return f"{value:.4g}" if isinstance(value, float) else str(value).replace("|", "\\|")
 
-        verdict = "PROMOTE" if self.promote else "HOLD"
+        verdict = Outcome.of_decision(self.promote).value
         lines = [
             f"## Promotion gate: **{verdict}**",
             "",
@@ -141,9 +142,9 @@ def _checks(
 
 def _reason(candidate: ModelScores, production: ModelScores, stats: Significance, failed: list[str]) -> str:
     if failed:
-        return f"hold: {production.model_id} stays; failed {', '.join(failed)}"
+        return f"{production.model_id} stays; failed {', '.join(failed)}"
     return (
-        f"promote: {candidate.model_id} beats {production.model_id} by {stats.difference:+.4f} "
+        f"{candidate.model_id} beats {production.model_id} by {stats.difference:+.4f} "
         f"(p = {stats.p_value:.3g})"
     )
 
@@ -154,7 +155,7 @@ def decide(
     settings: EvaluationSettings,
     guardrails: Mapping[str, tuple[ModelScores, ModelScores]] | None = None,
 ) -> GateDecision:
-    """Promote or hold: every check in the module docstring must pass.
+    """Promoted or rejected: promoted only if every check in the module docstring passes.
 
     ``guardrails`` maps a guardrail set's name to (candidate, production) scores on it; its
     tolerance is ``settings.guardrails[name]`` (0.0 if the set is not listed there).

@@ -121,7 +121,11 @@ def significance(
         b = sum(c and not p for c, p in zip(cand, prod, strict=True))
         c = sum(p and not c for c, p in zip(cand, prod, strict=True))
         ci = paired_binary_ci(cand, prod, settings.alpha)
-        return Significance(f"exact McNemar (b={b}, c={c})", difference, mcnemar_exact_p(b, c), ci)
+        method = (
+            f"exact McNemar test on {b + c} discordant items: {b} passed only by the candidate, "
+            f"{c} only by production"
+        )
+        return Significance(method, difference, mcnemar_exact_p(b, c), ci)
     diffs = [c - p for c, p in zip(candidate.scores, production.scores, strict=True)]
     p_value, ci = paired_bootstrap(
         diffs, resamples=settings.bootstrap_resamples, seed=settings.seed, alpha=settings.alpha

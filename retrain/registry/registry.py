@@ -168,6 +168,31 @@ class Registry:
             "too many concurrent writers; retry"
         )
 
+    def _steps_out_of_range(self, alias: str, steps: int, candidates: list[str], current: str) -> str:
+        """Why ``--steps`` cannot go that far back, and which models ``--to`` can still reach.
+
+        A rollback drops the model it rolled away from (rolling back twice goes further back), so
+        the alias's history can name models that ``--steps`` no longer reaches."""
+        elsewhere = [
+            model_id
+            for model_id in dict.fromkeys(event.model.model_id for event in reversed(self.history(alias)))
+            if model_id != current and model_id not in candidates
+        ]
+        others = ", ".join(elsewhere)
+        if candidates:
+            also = f" (or one of the others in its history: {others})" if elsewhere else ""
+            return (
+                f"alias {alias!r} has {len(candidates)} earlier model(s) to roll back to by steps "
+                f"({', '.join(candidates)}), so --steps {steps} is out of range: use 1..{len(candidates)} "
+                f"or --to MODEL{also}"
+            )
+        if elsewhere:
+            return (
+                f"alias {alias!r} has no earlier model to roll back to by steps (a rollback never undoes "
+                f"itself): use --to MODEL with one of the others in its history: {others}"
+            )
+        return f"alias {alias!r} has pointed to no other model, so there is nothing to roll back to"
+
     def rollback(
         self,
         alias: str,
@@ -196,12 +221,7 @@ class Registry:
                         f"{', '.join(candidates) or 'no earlier model'} (see `retrain alias history {alias}`)"
                     )
             elif steps < 1 or steps > len(candidates):
-                raise UnknownModel(
-                    f"alias {alias!r} has {len(candidates)} earlier model(s) to roll back to, so --steps "
-                    f"{steps} is out of range: use 1..{len(candidates)} or --to MODEL"
-                    if candidates
-                    else f"alias {alias!r} has no earlier model to roll back to: use --to MODEL"
-                )
+                raise UnknownModel(self._steps_out_of_range(alias, steps, candidates, current.model.model_id))
             else:
                 target = state.models[candidates[steps - 1]]
             return self.set(

@@ -4,26 +4,26 @@ Pure functions of what the other stages produced (plus reads of what the bucket 
 for the history); the tasks publish them as Prefect artifacts and the CLI prints them.
 """
 
-from retrain.report.charts import LossPoint, ScorePoint, loss_curve, markdown_image, score_history
+from retrain.report.charts import ScorePoint, loss_curve, markdown_image, score_history
 from retrain.report.comparison import (
     Comparison,
     ItemExample,
+    artifact_key,
     compare,
     comparison_markdown,
     significance_in_words,
 )
 from retrain.report.history import HistoryPoint, score_history_of
-from retrain.report.night_summary import DecisionFacts, NightFacts, TrainingFacts, night_summary_markdown
+from retrain.report.night_summary import NightFacts, Tonight, night_summary_markdown
 
 __all__ = [
     "Comparison",
-    "DecisionFacts",
     "HistoryPoint",
     "ItemExample",
-    "LossPoint",
     "NightFacts",
     "ScorePoint",
-    "TrainingFacts",
+    "Tonight",
+    "artifact_key",
     "compare",
     "comparison_markdown",
     "loss_curve",

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from retrain.train.reports import LossPoint
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["LossPoint", "ScorePoint", "loss_curve", "markdown_image", "score_history"]
+__all__ = ["ScorePoint", "loss_curve", "markdown_image", "score_history"]
 
 _BACKGROUND = "#1f2430"
 _TEXT = "#d8dee9"
@@ -31,13 +33,6 @@ _MARKERS = {
     "rejected": ("X", "#bf616a", "rejected"),
     "rolled back": ("o", "#d08770", "rolled back"),
 }
-
-
-@dataclass(frozen=True)
-class LossPoint:
-    step: int
-    train_loss: float
-    valid_loss: float | None = None
 
 
 @dataclass(frozen=True)

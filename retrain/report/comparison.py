@@ -7,14 +7,22 @@ and a few items where one model passed and the other failed (with both answers).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from retrain.config.settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport, ItemResult
-from retrain.promote.statistics import Significance, is_binary, significance
+from retrain.promote.statistics import Significance, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
-__all__ = ["Comparison", "ItemExample", "comparison_markdown", "compare", "significance_in_words"]
+__all__ = [
+    "Comparison",
+    "ItemExample",
+    "artifact_key",
+    "compare",
+    "comparison_markdown",
+    "significance_in_words",
+]
 
 EXAMPLES = 3
 _ANSWER_CHARS = 160
@@ -37,7 +45,6 @@ class Comparison:
     production_mean: float
     by_grader: list[tuple[str, float, float]]  # grader, candidate, production
     significance: Significance
-    binary: bool
     only_candidate_passed: list[ItemExample]
     only_production_passed: list[ItemExample]
     total_only_candidate: int
@@ -46,6 +53,11 @@ class Comparison:
     @property
     def difference(self) -> float:
         return self.candidate_mean - self.production_mean
+
+
+def artifact_key(prefix: str, eval_set: str) -> str:
+    """``{prefix}-{set}`` as a Prefect artifact key (lowercase letters, digits and dashes only)."""
+    return f"{prefix}-" + (re.sub(r"[^a-z0-9]+", "-", eval_set.lower()).strip("-") or "set")
 
 
 def _answer(result: ItemResult) -> str:
@@ -79,7 +91,6 @@ def compare(report: EvalReport, settings: EvaluationSettings, *, examples: int =
         production_mean=prod.mean,
         by_grader=[(g, cand.by_grader.get(g, 0.0), prod.by_grader.get(g, 0.0)) for g in graders],
         significance=significance(cand, prod, settings),
-        binary=is_binary(cand.scores) and is_binary(prod.scores),
         only_candidate_passed=wins[:examples],
         only_production_passed=losses[:examples],
         total_only_candidate=len(wins),
@@ -97,17 +108,9 @@ def _chance(p_value: float) -> str:
 def significance_in_words(comparison: Comparison) -> str:
     """The test, the interval and the p-value as one sentence a person can read."""
     s = comparison.significance
-    if comparison.binary:
-        wins, losses = comparison.total_only_candidate, comparison.total_only_production
-        test = (
-            f"exact McNemar test on the {wins + losses} items where the models disagree "
-            f"({wins} passed only by the candidate, {losses} only by production)"
-        )
-    else:
-        test = s.method
     return (
         f"difference {s.difference:+.3f} (interval {s.ci[0]:+.3f} to {s.ci[1]:+.3f}); "
-        f"one-sided p = {s.p_value:.3g}: {_chance(s.p_value)}; {test}"
+        f"one-sided p = {s.p_value:.3g}: {_chance(s.p_value)}; {s.method}"
     )
 
 

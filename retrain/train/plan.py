@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from retrain.curate.dataset import DatasetVersion, latest_version, load_version
 from retrain.promote.decision import Decision, last_decided_version, load_decision
+from retrain.promote.outcome import Outcome
 from retrain.promote.promotion import promotion_key
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
@@ -36,10 +37,13 @@ class TrainingHistory:
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """Whether to train tonight; when not, the night's outcome (``NoNewData``, ``TooFewExamples``)."""
+
     version: DatasetVersion | None
     train: bool
     reason: str
     decided: Decision | None = None
+    outcome: Outcome | None = None
 
 
 def training_history(store: ObjectStore, registry: Registry) -> TrainingHistory:
@@ -64,7 +68,12 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
     """
     version = history.version
     if version is None:
-        return TrainingPlan(None, False, "no curated data yet: put chat JSONL files under incoming/")
+        return TrainingPlan(
+            None,
+            False,
+            "no curated data yet: put chat JSONL files under incoming/",
+            outcome=Outcome.NO_NEW_DATA,
+        )
     done = history.decision
     if done is not None:
         verdict = "promoted" if done.promote else "rejected"
@@ -73,6 +82,7 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
             False,
             f"no new data: dataset version {version.version_id} was already {verdict}",
             done if history.promotion_pending else None,
+            Outcome.NO_NEW_DATA,
         )
     new = version.examples - history.previous_examples
     if new < min_new_examples:
@@ -81,5 +91,6 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
             False,
             f"only {new} new example(s) since the last decision (minimum {min_new_examples}, "
             "RETRAIN_VALIDATION__MIN_NEW_EXAMPLES): not training tonight; they are kept for the next run",
+            outcome=Outcome.TOO_FEW_EXAMPLES,
         )
     return TrainingPlan(version, True, f"{new} new example(s): training dataset version {version.version_id}")

@@ -6,12 +6,40 @@ publish them as artifacts with stable keys.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
-__all__ = ["metrics_rows", "training_job_markdown", "training_progress"]
+__all__ = [
+    "LossPoint",
+    "TrainingResult",
+    "loss_points",
+    "metrics_rows",
+    "metrics_table_markdown",
+    "training_job_markdown",
+    "training_progress",
+]
+
+TABLE_ROWS = 10
+
+
+@dataclass(frozen=True)
+class LossPoint:
+    step: int
+    train_loss: float
+    valid_loss: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A fine-tuning job as the wait left it, with the loss it reported step by step."""
+
+    job: FineTuningJob
+    provider: str
+    resumed: bool
+    loss: Sequence[LossPoint] = field(default_factory=list)
 
 
 def training_progress(event: FineTuningJobEvent) -> tuple[float, float, str] | None:
@@ -33,6 +61,34 @@ def metrics_rows(events: Iterable[FineTuningJobEvent]) -> list[dict[str, Any]]:
         if event.type == "metrics" and isinstance(event.data, dict):
             rows.append({key: event.data.get(key) for key in sorted(event.data)})
     return sorted(rows, key=lambda row: row.get("step") or 0)
+
+
+def loss_points(events: Iterable[FineTuningJobEvent]) -> list[LossPoint]:
+    """The training (and, where reported, validation) loss of each step, in step order."""
+    points = []
+    for row in metrics_rows(events):
+        step, train = row.get("step"), row.get("train_loss")
+        if isinstance(step, int | float) and isinstance(train, int | float):
+            valid = row.get("valid_loss")
+            points.append(
+                LossPoint(int(step), float(train), float(valid) if isinstance(valid, int | float) else None)
+            )
+    return points
+
+
+def metrics_table_markdown(points: Sequence[LossPoint], *, rows: int = TABLE_ROWS) -> str:
+    """A short table of the loss: about ``rows`` steps evenly spread, the last one always, rounded."""
+    if not points:
+        return ""
+    stride = max(1, -(-len(points) // rows))
+    shown = [*points[::stride][: rows - 1], points[-1]] if len(points) > rows else list(points)
+    has_valid = any(p.valid_loss is not None for p in points)
+    header = "| step | training loss |" + (" validation loss |" if has_valid else "")
+    lines = [header, "| ---: | ---: |" + (" ---: |" if has_valid else "")]
+    for p in dict.fromkeys(shown):
+        valid = "" if not has_valid else f" {p.valid_loss:.3f} |" if p.valid_loss is not None else " - |"
+        lines.append(f"| {p.step} | {p.train_loss:.3f} |{valid}")
+    return "\n".join(lines)
 
 
 def training_job_markdown(job: FineTuningJob, provider: str, resumed: bool) -> str:

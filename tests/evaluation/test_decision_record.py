@@ -42,7 +42,7 @@ STORED: dict[str, Any] = {
         "created_at": "2026-11-01T00:00:00Z",
     },
     "promote": False,
-    "reason": "hold: rejected by timeout (no answer in 2 s); the gate said promote: x",
+    "reason": "rejected by timeout (no answer in 2 s); the gate said x beats y",
     "candidate_score": 0.2712345678,
     "production_score": 0.0,
     "report_markdown": "## md\n",
@@ -79,7 +79,7 @@ def _report(eval_set: str, candidate: list[float], production: list[float]) -> E
 
 
 def _decision(promote: bool = True) -> Decision:
-    data = copy.deepcopy(STORED) | {"promote": promote, "reason": "promote: x", "approval": None}
+    data = copy.deepcopy(STORED) | {"promote": promote, "reason": "x beats y", "approval": None}
     return Decision.model_validate(data)
 
 
@@ -107,7 +107,7 @@ def test_the_gate_decision_becomes_a_record_with_the_candidate_scored() -> None:
         reports, candidate, production, SETTINGS, dataset_version="ds-9", run_id="retrain-2026-11-09"
     )
 
-    assert decision.promote and decision.reason.startswith("promote: ft:x beats b")
+    assert decision.promote and decision.reason.startswith("ft:x beats b")
     assert (decision.job_id, decision.dataset_version) == ("ftjob-9", "ds-9")
     assert decision.run_id == "retrain-2026-11-09"
     assert decision.candidate.eval_run == "retrain-2026-11-09"
@@ -129,7 +129,7 @@ def test_the_runs_of_the_gate_sets_are_named_for_the_run() -> None:
 def test_an_approval_keeps_the_promotion_and_says_who() -> None:
     approval = answered(True, "  alice ", "looked at it")
     decision = reviewed(_decision(), approval)
-    assert decision.promote and decision.reason == "promote: x; approved by alice"
+    assert decision.promote and decision.reason == "x beats y; approved by alice"
     assert decision.approval == approval and approval.via == "Prefect UI (flow run input)"
     assert decision.report_markdown.startswith("## md\n\n## Approval: approved\n")
     row = f"| alice | Prefect UI (flow run input) | {approval.at} | looked at it |"
@@ -139,8 +139,8 @@ def test_an_approval_keeps_the_promotion_and_says_who() -> None:
 @pytest.mark.parametrize(
     ("approval", "reason"),
     [
-        (timed_out(2), "hold: rejected by timeout (no answer in 2 s); the gate said promote: x"),
-        (answered(False, "", ""), "hold: rejected by unnamed (no note); the gate said promote: x"),
+        (timed_out(2), "rejected by timeout (no answer in 2 s); the gate said x beats y"),
+        (answered(False, "", ""), "rejected by unnamed (no note); the gate said x beats y"),
     ],
 )
 def test_a_rejection_or_no_answer_holds_the_candidate(approval: Any, reason: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-import orjson
 import pytest
 from openai import OpenAI
 from prefect.client.orchestration import get_client
@@ -57,7 +56,7 @@ def test_evaluate_flow_compares_two_aliases_with_guardrails_and_promotes_nothing
     get_settings.cache_clear()
     history_before = Registry(stack.store).history("production")
 
-    state = evaluate(model_a="candidate", model_b="production", return_state=True)
+    state = evaluate(candidate="candidate", production="production", return_state=True)
     assert state.is_completed(), state.message
     decision = state.result()
     assert isinstance(decision, GateDecision)
@@ -68,9 +67,13 @@ def test_evaluate_flow_compares_two_aliases_with_guardrails_and_promotes_nothing
 
     assert state.state_details.flow_run_id is not None
     artifacts = _artifacts(state.state_details.flow_run_id)
-    assert "PROMOTE" in str(artifacts["eval-decision"])
-    comparison = orjson.loads(str(artifacts["eval-comparison"]))
-    assert {row["set"] for row in comparison} <= {"main", "safety"}
+    assert "Promotion gate: **Promoted**" in str(artifacts["eval-decision"])
+    for name, items in (("main", 120), ("safety", 30)):
+        comparison = str(artifacts[f"eval-comparison-{name}"])
+        assert f"# Eval set `{name}` ({items} items)" in comparison
+        assert f"- candidate `{tuned}`" in comparison and f"- production `{BASE}`" in comparison
+        assert "one-sided p = " in comparison and "interval" in comparison
+    assert "eval-comparison" not in artifacts
     summaries = [info.key for info in stack.store.list("evals/") if info.key.endswith("summary.json")]
     assert len(summaries) == 2 and any(key.endswith("-safety/summary.json") for key in summaries)
     assert Registry(stack.store).history("production") == history_before
@@ -78,7 +81,7 @@ def test_evaluate_flow_compares_two_aliases_with_guardrails_and_promotes_nothing
 
 def test_evaluate_flow_never_promotes_a_model_over_itself(stack: Stack) -> None:
     _point(stack, "production", BASE)
-    decision = evaluate(model_a="production", model_b=BASE)
+    decision = evaluate(candidate="production", production=BASE)
     assert not decision.promote
     failed = {check.name for check in decision.checks if not check.passed}
     assert {"different models", "significance"} <= failed

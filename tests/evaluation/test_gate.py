@@ -88,7 +88,9 @@ def test_significance_picks_mcnemar_for_pass_fail_and_bootstrap_otherwise() -> N
     settings = EvaluationSettings(bootstrap_resamples=1000)
     cand, prod = paired(b=8, c=2, both=40, neither=10)
     binary = significance(scores("a", cand), scores("b", prod), settings)
-    assert binary.method.startswith("exact McNemar (b=8, c=2)")
+    assert binary.method == (
+        "exact McNemar test on 10 discordant items: 8 passed only by the candidate, 2 only by production"
+    )
     assert binary.p_value == pytest.approx(56 / 1024)
     graded = significance(scores("a", [0.9, 0.8, 0.7] * 10), scores("b", [0.5, 0.6, 0.7] * 10), settings)
     assert graded.method.startswith("paired bootstrap")
@@ -105,7 +107,7 @@ def test_promotes_a_clearly_better_candidate() -> None:
     assert decision.ci[0] > 0
     assert all(check.passed for check in decision.checks)
     table = decision.to_markdown()
-    assert "PROMOTE" in table
+    assert "Promotion gate: **Promoted**" in table
     assert "| significance | pass |" in table
 
 
@@ -138,7 +140,7 @@ def test_holds_on_ties_and_below_min_improvement_and_floor() -> None:
     strict = EvaluationSettings(min_improvement=0.3, floor=0.9)
     decision = decide(scores("new", cand), scores("old", prod), strict)
     assert {c.name for c in decision.checks if not c.passed} == {"improvement", "floor"}
-    assert "HOLD" in decision.to_markdown()
+    assert "Promotion gate: **Rejected**" in decision.to_markdown()
 
 
 def test_guardrail_regression_blocks_a_better_primary() -> None:

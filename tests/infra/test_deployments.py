@@ -88,4 +88,4 @@ def test_parameters_and_tags(deployed: dict[str, Any]) -> None:
     assert deployed["rollback/rollback"].parameters == {"alias": "production", "steps": 1}
     assert deployed["evaluate/evaluate"].parameters == {"eval_set": "main"}
     schema = deployed["evaluate/evaluate"].parameter_openapi_schema
-    assert set(schema["required"]) == {"model_a", "model_b"}
+    assert set(schema["required"]) == {"candidate"}

@@ -191,3 +191,29 @@ def test_model_record_round_trips_and_has_no_secret_fields() -> None:
     }
     with pytest.raises(ValueError, match="api_key"):
         ModelRecord.model_validate({**model.model_dump(), "api_key": "sk-x"})
+
+
+def test_steps_past_the_lineage_name_the_models_to_can_still_reach(store: ObjectStore) -> None:
+    """After promote a, promote b, roll back to a (as the demo ends), b is in the history but no
+    step reaches it: the error says so and names it for --to, instead of "no earlier model"."""
+    registry = Registry(store)
+    for model_id in ("ft:a", "ft:b"):
+        registry.set("production", record(model_id), actor="nightly", reason="promote")
+    registry.rollback("production", actor="oncall")
+    with pytest.raises(UnknownModel) as steps_99:
+        registry.rollback("production", steps=99, actor="oncall")
+    assert str(steps_99.value) == (
+        "alias 'production' has no earlier model to roll back to by steps (a rollback never undoes "
+        "itself): use --to MODEL with one of the others in its history: ft:b"
+    )
+    registry.set("production", record("ft:c"), actor="nightly", reason="promote")
+    with pytest.raises(
+        UnknownModel,
+        match=r"\(ft:a\), so --steps 99 is out of range: use 1\.\.1 or --to MODEL "
+        r"\(or one of the others in its history: ft:b\)",
+    ):
+        registry.rollback("production", steps=99, actor="oncall")
+    only = Registry(store)
+    only.set("staging", record("ft:s"), actor="dev", reason="try")
+    with pytest.raises(UnknownModel, match="has pointed to no other model"):
+        only.rollback("staging", steps=1, actor="oncall")

@@ -5,18 +5,19 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 
+from openai.types.fine_tuning import FineTuningJob
+
 from retrain.config.settings import EvaluationSettings
 from retrain.evaluate.graders import Grade
 from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
 from retrain.ingest.batches import IngestReport, ObjectManifest
+from retrain.promote.comparison import GateSets
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.records import ModelRecord
 from retrain.registry.registry import Registry
 from retrain.report import (
-    DecisionFacts,
-    LossPoint,
     NightFacts,
-    TrainingFacts,
+    Tonight,
     compare,
     comparison_markdown,
     loss_curve,
@@ -24,6 +25,7 @@ from retrain.report import (
     score_history_of,
 )
 from retrain.storage.object_store import ObjectStore
+from retrain.train.reports import LossPoint, TrainingResult
 
 
 def _results(passes: list[bool], prefix: str) -> list[ItemResult]:
@@ -52,7 +54,7 @@ def test_comparison_names_both_models_in_their_roles_and_explains_the_test() -> 
     assert "- candidate `ft:cand-model`: **0.550**" in markdown
     assert "- production `ft:prod-model`: **0.950**" in markdown
     assert (
-        "10 items where the models disagree (1 passed only by the candidate, 9 only by production)"
+        "exact McNemar test on 10 discordant items: 1 passed only by the candidate, 9 only by production"
         in markdown
     )
     assert "no evidence that the candidate is better" in markdown
@@ -93,43 +95,61 @@ def _batch() -> IngestReport:
     )
 
 
-def test_night_summary_answers_every_question_on_one_page() -> None:
-    report = _report([True] * 5 + [False] * 15, [True] * 18 + [False] * 2)
-    facts = NightFacts(
-        run_id="retrain-2026-12-01",
-        outcome="Rejected",
-        message="candidate rejected: not better",
-        batch=_batch(),
-        quarantined=[
-            {
-                "source": "incoming/2026-12-01/app.jsonl",
-                "line_no": 4,
-                "reasons": [{"code": "too_many_tokens", "message": "5000 tokens, limit 4096"}],
-                "raw": '{"messages": []}',
-            }
-        ],
-        training=TrainingFacts(
-            "openai",
-            "gpt-4o-mini",
-            "ftjob-1",
-            "succeeded",
-            0.12,
-            "ft:cand-model",
-            loss=[LossPoint(1, 2.0), LossPoint(2, 1.0)],
-        ),
-        comparisons=[compare(report, EvaluationSettings())],
-        decision=DecisionFacts(False, "the candidate is not better", ["improvement: -0.65 (needs > 0)"]),
-        production_before="ft:prod-model",
-        production_now=ModelRecord(model_id="ft:prod-model", provider="openai", base_model="gpt-4o-mini"),
-        commands=["retrain batches show b-1"],
+def _job() -> FineTuningJob:
+    return FineTuningJob.model_validate(
+        {
+            "id": "ftjob-1",
+            "object": "fine_tuning.job",
+            "created_at": 1,
+            "model": "gpt-4o-mini",
+            "fine_tuned_model": "ft:cand-model",
+            "status": "succeeded",
+            "organization_id": "org",
+            "result_files": [],
+            "seed": 1,
+            "training_file": "file-1",
+            "validation_file": None,
+            "hyperparameters": {"n_epochs": 3},
+            "error": None,
+            "finished_at": 2,
+            "trained_tokens": 10,
+        }
     )
-    page = night_summary_markdown(facts)
+
+
+def _facts(candidate: list[bool], production: list[bool], **tonight: object) -> NightFacts:
+    report = _report(candidate, production)
+    settings = EvaluationSettings()
+    prod = ModelRecord(model_id="ft:prod-model", provider="openai", base_model="gpt-4o-mini")
+    night = Tonight(
+        "retrain-2026-12-01",
+        batch=_batch(),
+        training=TrainingResult(_job(), "openai", False, [LossPoint(1, 2.0), LossPoint(2, 1.0)]),
+        estimated_usd=0.12,
+        production=prod,
+        reports=GateSets("main", report, {}),
+        **tonight,  # type: ignore[arg-type]
+    )
+    quarantined = [
+        {
+            "source": "incoming/2026-12-01/app.jsonl",
+            "line_no": 4,
+            "reasons": [{"code": "too_many_tokens", "message": "5000 tokens, limit 4096"}],
+            "raw": '{"messages": []}',
+        }
+    ]
+    return NightFacts.of(
+        night, "Rejected", "candidate rejected", settings, quarantined=quarantined, production_now=prod
+    )
+
+
+def test_night_summary_answers_every_question_on_one_page() -> None:
+    page = night_summary_markdown(_facts([True] * 5 + [False] * 15, [True] * 18 + [False] * 2))
     sections = [
         "# retrain-2026-12-01: Rejected",
         "## What came in",
         "## What was trained",
         "## How the candidate compared with production",
-        "## What was decided",
         "## Production now",
         "## More",
     ]
@@ -138,9 +158,17 @@ def test_night_summary_answers_every_question_on_one_page() -> None:
     assert "**12** lines read = **9** accepted + **3** quarantined" in page
     assert "| `too_many_tokens` | 2 |" in page
     assert "too_many_tokens: 5000 tokens, limit 4096" in page
+    assert "job `ftjob-1` on provider `openai`: **succeeded**, $0.12 estimated" in page
     assert "![loss curve](data:image/svg+xml;base64," in page
+    assert "- candidate `ft:cand-model`: **0.250**" in page
     assert "`production` points to `ft:prod-model` (provider `openai`)." in page
     assert "moved from" not in page
+    assert "- `retrain batches show b-1`" in page and "- `retrain jobs show ftjob-1`" in page
+
+
+def test_night_summary_says_why_the_gate_rejected() -> None:
+    facts = _facts([True] * 5 + [False] * 15, [True] * 18 + [False] * 2)
+    assert any(check.startswith("significance") for check in facts.failed_checks), facts.failed_checks
 
 
 def test_score_history_follows_promotions_rejections_and_rollbacks(moto_store: ObjectStore) -> None:

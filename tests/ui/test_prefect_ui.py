@@ -159,10 +159,12 @@ def test_nightly_deployment_run_completes_with_its_artifacts(
     nightly_run: dict[str, Any], stack: Stack
 ) -> None:
     assert nightly_run["state_type"] == "COMPLETED", nightly_run["state"]
+    assert nightly_run["state_name"] == "Promoted"
     assert nightly_run["state"]["message"].startswith("candidate promoted")
     assert nightly_run["work_pool_name"] == local_stack.PREFECT_POOL
     keys = _artifact_keys(stack.api, nightly_run["id"])
-    assert {"promotion-decision", "validation-summary", "eval-comparison"} <= keys
+    expected = {"night-summary", "promotion-decision", "validation-summary", "eval-comparison-main"}
+    assert expected | {"training-metrics", "validation-progress", "training-progress"} <= keys
 
 
 @pytest.mark.browser
@@ -185,7 +187,7 @@ def test_the_prefect_ui_shows_the_completed_run_and_its_promotion_decision(
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.goto(f"{stack.ui_url}/runs/flow-run/{nightly_run['id']}")
             expect(page.get_by_text(nightly_run["name"], exact=True).first).to_be_visible(timeout=60_000)
-            expect(page.locator(".state-badge", has_text="Completed").first).to_be_visible()
+            expect(page.locator(".state-badge", has_text="Promoted").first).to_be_visible()
             page.get_by_text("Artifacts", exact=True).first.click()
             card = page.locator(".artifact-card__title", has_text="promotion-decision")
             expect(card).to_be_visible(timeout=60_000)
@@ -194,6 +196,67 @@ def test_the_prefect_ui_shows_the_completed_run_and_its_promotion_decision(
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def rejected_run(nightly_run: dict[str, Any], stack: Stack) -> dict[str, Any]:
+    """After the first night, the demo's bad export (90% wrong answers): its candidate is rejected."""
+    bad = NIGHTS[2]
+    land_night(ObjectStore.from_settings(stack.settings.s3), bad)
+    return _wait_finished(
+        stack.api, _run_deployment(stack.api, "nightly-retrain/retrain-now", bad.night.isoformat())
+    )
+
+
+def _images_loaded(page: Any) -> list[int]:
+    """The natural width of each image on the page (0: it did not load)."""
+    return list(page.eval_on_selector_all("img", "images => images.map(image => image.naturalWidth)"))
+
+
+@pytest.mark.browser
+def test_a_rejected_night_shows_its_outcome_and_its_summary_first_with_charts(
+    rejected_run: dict[str, Any], nightly_run: dict[str, Any], stack: Stack
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"needs Debian's chromium at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import expect, sync_playwright
+
+    assert rejected_run["state_name"] == "Rejected", rejected_run["state"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    shots = {
+        name: ARTIFACTS / f"prefect-ui-{name}.png" for name in ("run-list", "rejected-run", "night-summary")
+    }
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.goto(f"{stack.ui_url}/runs")
+            for name in ("Rejected", "Promoted"):
+                expect(page.locator(".state-badge", has_text=name).first).to_be_visible(timeout=60_000)
+            page.screenshot(path=str(shots["run-list"]), full_page=True)
+
+            page.goto(f"{stack.ui_url}/runs/flow-run/{rejected_run['id']}")
+            expect(page.locator(".state-badge", has_text="Rejected").first).to_be_visible(timeout=60_000)
+            page.get_by_text("Artifacts", exact=True).first.click()
+            first = page.locator(".artifact-card__title").first
+            expect(first).to_have_text("night-summary", timeout=60_000)
+            page.screenshot(path=str(shots["rejected-run"]), full_page=True)
+
+            first.click()
+            expect(page.get_by_text("How the candidate compared with production").first).to_be_visible(
+                timeout=60_000
+            )
+            page.wait_for_function(
+                "[...document.images].length >= 2 && [...document.images].every(i => i.complete)"
+            )
+            widths = _images_loaded(page)
+            assert len(widths) >= 2 and all(width > 0 for width in widths), (
+                widths
+            )  # loss curve, score history
+            page.screenshot(path=str(shots["night-summary"]), full_page=True)
+        finally:
+            browser.close()
+    assert all(shot.stat().st_size > 10_000 for shot in shots.values())
 
 
 def test_a_second_run_while_one_is_in_progress_is_cancelled_not_queued(
@@ -236,7 +299,7 @@ def test_retrain_run_via_deployment_is_executed_by_the_worker(
     assert result.returncode == 0, result.stdout + result.stderr
     output = " ".join(result.stdout.split())
     assert "flow run retrain-2026-11-20 (" in output and ") of nightly-retrain/retrain-now" in output
-    assert "Completed: no new data" in output
+    assert "NoNewData: no new data" in output
     runs = stack.api.post("/flow_runs/filter", json={}).raise_for_status().json()
     [run] = [run for run in runs if run["name"] == "retrain-2026-11-20"]
     assert run["state_type"] == "COMPLETED" and run["work_pool_name"] == local_stack.PREFECT_POOL
