@@ -21,11 +21,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from retrain.cli.output import print_error
+from retrain.cli.output import Rows, plain_console, print_error
 from retrain.config.settings import load_settings
 from retrain.exceptions import BucketNotFound
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult, QuarantinedLine
+from retrain.validate.source_notes import SourceWatch
 
 if TYPE_CHECKING:
     from retrain.storage.object_store import ObjectStore
@@ -34,6 +35,8 @@ __all__ = ["register"]
 
 _CHUNK = 1 << 20
 _console = Console()
+_plain = plain_console()
+_notes = plain_console(stderr=True)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
@@ -62,9 +65,9 @@ def _unless_bucket_missing(store: ObjectStore) -> str:
     return ""
 
 
-def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
-    """(name, chunks) per input; raises typer.Exit(2) for anything missing, before reading."""
-    sources: list[tuple[str, Iterator[bytes]]] = []
+def _sources(paths: list[str]) -> list[SourceWatch]:
+    """The chunks of each input, watched; raises typer.Exit(2) for anything missing, before reading."""
+    sources: list[SourceWatch] = []
     for raw in paths:
         if raw.startswith("s3://"):
             from retrain.storage.object_store import ObjectStore, make_s3_client
@@ -75,7 +78,7 @@ def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
             store = ObjectStore(make_s3_client(load_settings().s3), bucket)
             if store.head(key) is None:
                 raise _usage_error(f"{raw} does not exist{_unless_bucket_missing(store)}")
-            sources.append((raw, store.iter_chunks(key)))
+            sources.append(SourceWatch(raw, store.iter_chunks(key)))
             continue
         path = Path(raw)
         if not path.exists():
@@ -83,7 +86,7 @@ def _sources(paths: list[str]) -> list[tuple[str, Iterator[bytes]]]:
         files = _local_files(path)
         if not files:
             raise _usage_error(f"{raw} holds no .jsonl or .jsonl.gz files")
-        sources += [(str(file), _file_chunks(file)) for file in files]
+        sources += [SourceWatch(str(file), _file_chunks(file)) for file in files]
     return sources
 
 
@@ -93,10 +96,10 @@ def _print_summary(result: BatchResult) -> None:
         f"[red]{result.n_quarantined:,} quarantined[/]"
     )
     if result.by_reason:
-        reasons = Table("reason", "lines", title="Quarantine reasons")
+        reasons = Rows("Quarantine reasons", ("reason", "lines", "first line's reason"))
         for code, count in sorted(result.by_reason.items(), key=lambda item: -item[1]):
-            reasons.add_row(code, f"{count:,}")
-        _console.print(reasons)
+            reasons.add_row(code, f"{count:,}", result.reason_examples.get(code, ""))
+        reasons.print(_plain)
     stats = result.token_stats
     if stats.get("count"):
         _console.print(
@@ -157,7 +160,7 @@ def validate_command(
                 sink_file.write(orjson.dumps(line.to_json()) + b"\n")
 
         result = validate_batch(
-            sources,
+            [(source.name, iter(source)) for source in sources],
             validation,
             base_model=model or settings.training.base_model,
             training=settings.training,
@@ -169,6 +172,10 @@ def validate_command(
         report.write_bytes(
             orjson.dumps(result.summary(), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
         )
+    for source in sources:
+        counts = result.per_source.get(source.name)
+        for note in source.notes(counts.lines_read if counts else 0):
+            _notes.print(f"note: {note}", soft_wrap=True)
     _print_summary(result)
     if not result.passed:
         raise typer.Exit(code=1)

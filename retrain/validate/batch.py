@@ -54,7 +54,7 @@ from retrain.validate.gates import GateColumns, batch_gates
 from retrain.validate.gx_chunks import check_chunk, load_suite
 from retrain.validate.jsonl_reader import iter_line_blocks
 from retrain.validate.line_checks import CheckConfig, CheckedBlock, CheckedLine, LineChecker
-from retrain.validate.reason import Reason
+from retrain.validate.reason import Reason, reason_example
 from retrain.validate.tokens import estimate_cost, example_token_limit
 from retrain.validate.worker_pool import OrderedChecks, worker_count
 
@@ -124,6 +124,7 @@ class _BatchValidator:
         self.pending: list[tuple[str, bytes, CheckedLine]] = []
         self.per_source: dict[str, SourceCounts] = {}
         self.by_reason: Counter[str] = Counter()
+        self.reason_examples: dict[str, str] = {}
         self.accepted: list[AcceptedExample] = []
         self.quarantined: list[QuarantinedLine] = []
         self.gate_columns = GateColumns()
@@ -168,6 +169,9 @@ class _BatchValidator:
     def quarantine(self, source: str, line_no: int, data: bytes, reasons: list[Reason]) -> None:
         self.per_source[source].quarantined += 1
         self.by_reason.update(reason.code for reason in reasons)
+        for reason in reasons:
+            if reason.code not in self.reason_examples:
+                self.reason_examples[reason.code] = reason_example(reason)
         if is_duplicate(reasons):
             self.duplicates += 1
         line = QuarantinedLine(source, line_no, data.decode("utf-8", errors="replace"), reasons)
@@ -198,6 +202,7 @@ class _BatchValidator:
             quarantined=self.quarantined,
             per_source=self.per_source,
             by_reason=dict(self.by_reason),
+            reason_examples=dict(self.reason_examples),
             gates=gates,
             token_stats=_token_stats(tokens),
             cost_estimate_usd=None if estimate.usd is None else round(estimate.usd, 4),

@@ -57,6 +57,8 @@ class BatchResult:
     token_stats: dict[str, float]
     cost_estimate_usd: float | None
     cost: dict[str, Any] = field(default_factory=dict)
+    reason_examples: dict[str, str] = field(default_factory=dict)
+    """Per reason code, its first line's message (redacted, cut short): the counts and limits behind it."""
     data_docs_index: Path | None = None
     """The index.html of the Data Docs built for this batch (None when none were asked for or built)."""
 
@@ -87,6 +89,7 @@ class BatchResult:
             "accepted": self.n_accepted,
             "quarantined": self.n_quarantined,
             "by_reason": dict(sorted(self.by_reason.items())),
+            "reason_examples": dict(sorted(self.reason_examples.items())),
             "per_source": {name: asdict(counts) for name, counts in self.per_source.items()},
             "token_stats": self.token_stats,
             "cost_estimate_usd": self.cost_estimate_usd,

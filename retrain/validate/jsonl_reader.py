@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 __all__ = [
+    "GZIP_MAGIC",
     "LineBlock",
     "ParsedLine",
     "RawLine",
@@ -38,7 +39,7 @@ __all__ = [
     "rejection",
 ]
 
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
 _BOM = b"\xef\xbb\xbf"
 _INFLATE_STEP = 1 << 20
 _RAW_KEEP = 64 * 1024
@@ -82,9 +83,9 @@ def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
     first = b""
     for chunk in iterator:  # enough bytes to tell gzip, however small the chunks
         first += chunk
-        if len(first) >= len(_GZIP_MAGIC):
+        if len(first) >= len(GZIP_MAGIC):
             break
-    if not first.startswith(_GZIP_MAGIC):
+    if not first.startswith(GZIP_MAGIC):
         if first:
             yield first
         yield from iterator

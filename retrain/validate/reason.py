@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Reason"]
+from retrain.config.redact import redact
+
+__all__ = ["Reason", "reason_example"]
+
+_EXAMPLE_CHARS = 160
 
 
 @dataclass(frozen=True)
@@ -13,3 +17,10 @@ class Reason:
 
     code: str
     message: str
+
+
+def reason_example(reason: Reason) -> str:
+    """The reason's message as an example of its code, safe to show in a summary: anything shaped
+    like a credential masked (a message can quote a key or a role from the line), cut short."""
+    text = redact(reason.message)
+    return text if len(text) <= _EXAMPLE_CHARS else text[: _EXAMPLE_CHARS - 1] + "…"

@@ -141,3 +141,45 @@ def test_what_stops_validation_exits_2_not_1_which_means_a_failed_batch(
     assert result.exit_code == 2, result.output
     (line,) = result.output.splitlines()
     assert line.startswith(error.format(tmp=tmp_path)), line
+
+
+def _words(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_an_empty_file_says_it_is_empty(app: typer.Typer, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\n\n  \n")
+    result = CliRunner().invoke(app, ["validate", str(empty), str(blank)])
+    assert f"note: {empty} is empty (0 bytes): there is nothing in it to validate" in _words(result.output)
+    assert f"note: {blank} holds only blank lines (5 bytes): there is nothing to validate" in _words(
+        result.output
+    )
+
+
+def test_a_gz_name_that_is_not_gzip_is_said_to_be_read_as_text(app: typer.Typer, tmp_path: Path) -> None:
+    source = tmp_path / "named.jsonl.gz"
+    source.write_bytes(jsonl(*clean_examples(25)))
+    result = CliRunner().invoke(app, ["validate", str(source)])
+    assert result.exit_code == 0, result.output
+    expected = f"note: {source} is named .gz but is not gzip-compressed: it was read as plain text"
+    assert expected in _words(result.output)
+    really = tmp_path / "really.jsonl.gz"
+    really.write_bytes(gzip.compress(jsonl(*clean_examples(25))))
+    assert "note:" not in CliRunner().invoke(app, ["validate", str(really)]).output
+
+
+def test_the_reasons_table_shows_the_count_and_limit_behind_too_many_tokens(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_VALIDATION__EXAMPLE_TOKEN_LIMITS", '{"gpt": 20}')
+    long = {"messages": [{"role": "user", "content": "word " * 60}, {"role": "assistant", "content": "ok"}]}
+    source = tmp_path / "long.jsonl"
+    source.write_bytes(jsonl(*clean_examples(2), long))
+    report = tmp_path / "r.json"
+    result = CliRunner().invoke(app, ["validate", str(source), "--report", str(report)], terminal_width=200)
+    example = json.loads(report.read_text())["reason_examples"]["too_many_tokens"]
+    assert example.startswith("line ") and "tokens, over the 20-token example limit" in example
+    assert example in _words(result.output)
