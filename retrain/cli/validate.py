@@ -113,7 +113,8 @@ def _print_summary(result: BatchResult) -> None:
         )
     gates = Table("gate", "result", "detail", title="Gates")
     for gate in result.gates:
-        gates.add_row(gate.name, "[green]pass[/]" if gate.passed else "[red]FAIL[/]", gate.detail)
+        style = "yellow" if gate.skipped else "green" if gate.passed else "red"
+        gates.add_row(gate.name, f"[{style}]{gate.result}[/]", gate.detail)
     _console.print(gates)
     if result.data_docs_index is not None:
         _console.print(f"Data Docs: {result.data_docs_index}", highlight=False, soft_wrap=True)

@@ -167,17 +167,17 @@ def ingest_objects(
 
     previous = latest_version(store)
     seen = curated_keys(store, previous, skip_shard=shard_key(batch_id))
-    nightly_validation = settings.validation.model_copy(update={"min_new_examples": 0})
     with tempfile.TemporaryDirectory(prefix="retrain-data-docs-") as docs_dir:
         result = validate_batch(
             _sources(store, objects, progress),
-            nightly_validation,
+            settings.validation,
             base_model=settings.training.base_model,
             known_hashes=seen.hashes,
             known_near_keys=seen.near,
             eval_prompts=eval_prompts,
             training=settings.training,
             data_docs_dir=Path(docs_dir),
+            new_examples_gate=False,  # the plan counts new examples since the last decision
         )
         data_docs_key = _upload_data_docs(
             store, result.data_docs_index, f"reports/{run_id}/{batch_id}/data-docs/"

@@ -44,7 +44,7 @@ def validation_markdown(report: IngestReport) -> str:
     if report.gates:
         lines += ["", "| gate | result | detail |", "| --- | --- | --- |"]
         for gate in report.gates:
-            result = "pass" if gate["passed"] else "**FAIL**"
+            result = "skipped" if gate.get("skipped") else "pass" if gate["passed"] else "**FAIL**"
             # reports stored before gates had a detail carry only the message
             lines.append(f"| {gate['name']} | {result} | {gate.get('detail') or gate['message']} |")
     if report.cost_estimate_usd is not None:

@@ -181,7 +181,11 @@ class _BatchValidator:
             self.quarantined.append(line)
 
     def result(
-        self, base_model: str, training: TrainingSettings | None, data_docs_dir: Path | None
+        self,
+        base_model: str,
+        training: TrainingSettings | None,
+        data_docs_dir: Path | None,
+        new_examples_gate: bool,
     ) -> BatchResult:
         """The gates and the result of the batch, once every line is taken and flushed."""
         gates, docs_index = batch_gates(
@@ -193,6 +197,7 @@ class _BatchValidator:
             quarantined=sum(c.quarantined for c in self.per_source.values()),
             duplicates=self.duplicates,
             data_docs_dir=data_docs_dir,
+            new_examples_gate=new_examples_gate,
         )
         tokens = self.accepted_tokens.array()
         n_epochs = training.n_epochs if training is not None else "auto"
@@ -237,6 +242,7 @@ def validate_batch(
     data_docs_dir: Path | None = None,
     keep_examples: bool = True,
     quarantine_sink: Callable[[QuarantinedLine], None] | None = None,
+    new_examples_gate: bool = True,
 ) -> BatchResult:
     """Validate every source and decide the batch gates.
 
@@ -247,7 +253,8 @@ def validate_batch(
     ``near_duplicate_key`` values; ``eval_prompts`` holds ``normalise_prompt`` values of the
     evaluation items (it is sent to the worker processes, so it must pickle: a set is best).
     With ``data_docs_dir`` the Data Docs of the batch-level checks are built there and
-    ``BatchResult.data_docs_index`` is their index.html.
+    ``BatchResult.data_docs_index`` is their index.html. ``new_examples_gate=False`` skips the
+    ``min_new_examples`` gate (the nightly run counts new examples at plan time instead).
     """
     validator = _BatchValidator(settings, known_hashes, known_near_keys, keep_examples, quarantine_sink)
     checker = LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=keep_examples))
@@ -263,7 +270,7 @@ def validate_batch(
         for done in checks.drain():
             validator.take_block(*done)
     validator.flush()
-    result = validator.result(base_model, training, data_docs_dir)
+    result = validator.result(base_model, training, data_docs_dir, new_examples_gate)
     logger.debug(
         "validated %d lines: %d accepted, %d quarantined, gates %s",
         result.lines_read,

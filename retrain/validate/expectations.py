@@ -46,10 +46,16 @@ class GateCheck:
     observed: float | int
     threshold: float | int
     detail: str
+    skipped: bool = False
 
     @property
     def message(self) -> str:
         return f"{self.name}: {self.detail}"
+
+    @property
+    def result(self) -> str:
+        """``pass``, ``FAIL`` or ``skipped`` (a gate that was not checked passes, but never says so)."""
+        return "skipped" if self.skipped else "pass" if self.passed else "FAIL"
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "message": self.message}
@@ -222,7 +228,7 @@ class SuiteRunner:
             return [], None
         if frame.empty:
             skipped = [
-                GateCheck(_gate_name(e), True, 0, 0, "skipped, no examples to measure")
+                GateCheck(_gate_name(e), True, 0, 0, "no examples to measure", skipped=True)
                 for e in self.expectations("batch")
             ]
             return skipped, None

@@ -62,12 +62,14 @@ def batch_gates(
     quarantined: int,
     duplicates: int,
     data_docs_dir: Path | None,
+    new_examples_gate: bool = True,
 ) -> tuple[list[GateCheck], Path | None]:
     """Every gate of the batch, and the index.html of the Data Docs built in ``data_docs_dir`` (None
     when none were built).
 
     ``duplicates`` is how many of the ``quarantined`` lines are (near) duplicates: they do not
-    count towards the quarantine rate.
+    count towards the quarantine rate. Without ``new_examples_gate`` the ``min_new_examples`` gate
+    is skipped: the nightly run counts new examples when it plans, against the last decision.
     """
     import pandas as pd
 
@@ -79,6 +81,16 @@ def batch_gates(
             accepted,
             minimum,
             f"{accepted} accepted, at least {minimum} needed",
+        )
+        if new_examples_gate
+        else GateCheck(
+            "min_new_examples",
+            True,
+            accepted,
+            minimum,
+            f"{accepted} accepted; the plan counts new examples since the last decision instead "
+            f"(at least {minimum}, RETRAIN_VALIDATION__MIN_NEW_EXAMPLES)",
+            skipped=True,
         )
     ]
     counted = lines_read - duplicates

@@ -53,3 +53,15 @@ def test_progress_follows_the_bytes_read_up_to_every_byte_of_the_batch(
     assert {of for _, of in seen} == {total}
     assert [done for done, _ in seen] == sorted({done for done, _ in seen})  # only ever forward
     assert seen[-1] == (total, total)
+
+
+def test_the_nightly_batch_skips_the_new_examples_gate_and_names_the_real_minimum(
+    moto_store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRAIN_VALIDATION__MIN_NEW_EXAMPLES", "10")
+    _land(moto_store, "incoming/2026-11-01/a.jsonl", make_examples(4, seed=3))
+    report = ingest_objects(moto_store, find_new_objects(moto_store), load_settings(), run_id="r")
+    [gate] = [g for g in report.gates if g["name"] == "min_new_examples"]
+    assert gate["skipped"] is True and gate["passed"] is True and gate["threshold"] == 10
+    assert "at least 10, RETRAIN_VALIDATION__MIN_NEW_EXAMPLES" in gate["detail"]
+    assert "at least 0" not in gate["detail"]

@@ -52,3 +52,8 @@ def test_the_curated_version_points_to_retrain_data_show() -> None:
     assert "Curated dataset version: `ds-0123456789ab` (`retrain data show ds-0123456789ab`)" in (
         validation_markdown(report)
     )
+
+
+def test_a_skipped_gate_says_skipped_not_pass() -> None:
+    skipped = GateCheck("min_new_examples", True, 4, 10, "counted at plan time", skipped=True).to_json()
+    assert "| min_new_examples | skipped | counted at plan time |" in validation_markdown(_report([skipped]))
