@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from retrain.config.settings import DatasetSettings
+from retrain.config.stage_settings import DatasetSettings
 from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound, StorageError
 from retrain.storage.layout import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
 from retrain.storage.object_store import ObjectStore

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.request_params import params_hash
 from retrain.evaluate.targets import ModelTarget
 from retrain.exceptions import StorageUnavailable

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.asker import Asker
 from retrain.evaluate.eval_sets import EvalItem, EvalSet, prompt_hash
 from retrain.evaluate.graders import MODEL_GRADED, Grade, RubricJudge, grade_output

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrain.config.settings import S3Settings, Settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import Settings
 from retrain.exceptions import ConfigError, ProviderUnavailable, RetrainError, StorageUnavailable
 from retrain.storage.object_store import ObjectStore
 

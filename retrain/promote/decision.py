@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.exceptions import AlreadyExists
 from retrain.promote.gate import decide_reports
 from retrain.registry.records import ModelRecord

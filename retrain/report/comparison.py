@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport, ItemResult
 from retrain.promote.statistics import Significance, is_binary, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from openai.types.fine_tuning import FineTuningJob
 
-from retrain.config.settings import TrainingSettings, ValidationSettings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import BudgetExceeded, ConfigError, DataError
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.tokens import (

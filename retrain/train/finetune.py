@@ -38,7 +38,8 @@ from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed, ProviderError
 from retrain.providers.clients import api_errors, create_once, job_refused_hint
 from retrain.storage.object_store import ObjectStore

@@ -11,7 +11,9 @@ from openai.types.fine_tuning import FineTuningJob
 from typer.testing import CliRunner
 
 from retrain.cli.main import app
-from retrain.config.settings import S3Settings, TrainingSettings, ValidationSettings, get_settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import BudgetExceeded
 from retrain.storage.object_store import ObjectStore
 from retrain.train.budget import (

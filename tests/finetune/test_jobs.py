@@ -10,7 +10,8 @@ import pytest
 from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJobEvent
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.storage.object_store import ObjectStore
 from retrain.train.finetune import (
     best_checkpoint,

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore

@@ -8,7 +8,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.rollback import rollback
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.registry.log import LOG_PREFIX
 from retrain.registry.registry import Registry, RegistryEvent
 from retrain.storage.object_store import ObjectStore

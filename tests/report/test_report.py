@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.graders import Grade
 from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
 from retrain.ingest.batches import IngestReport, ObjectManifest

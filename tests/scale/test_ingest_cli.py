@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli.main import app as root
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.ingest.discovery import read_watermark
 from retrain.ingest.lease import NIGHTLY, Holder, acquire, lease_prefix, release

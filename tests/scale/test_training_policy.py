@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import DatasetSettings
+from retrain.config.stage_settings import DatasetSettings
 from retrain.curate.dataset import (
     MIN_FILE_EXAMPLES,
     DatasetVersion,
