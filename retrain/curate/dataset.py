@@ -37,12 +37,23 @@ import orjson
 
 from retrain.config.stage_settings import DatasetSettings
 from retrain.exceptions import AlreadyExists, DataError, ObjectNotFound, StorageError
-from retrain.storage.layout import BATCH_PREFIX, UNDATED, partition_of, source_of, tags_of
+from retrain.storage.layout import (
+    CURATED_LATEST_KEY,
+    UNDATED,
+    VERSION_PREFIX,
+    batch_key,
+    keys_key,
+    partition_of,
+    shard_batch_id,
+    shard_key,
+    source_of,
+    tags_of,
+    version_key,
+)
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.canonical import near_duplicate_key
 
 __all__ = [
-    "LATEST_KEY",
     "MIN_FILE_EXAMPLES",
     "DatasetVersion",
     "Shard",
@@ -50,25 +61,19 @@ __all__ = [
     "build_training_files",
     "is_validation",
     "iter_shard_rows",
-    "keys_key",
     "CuratedKeys",
     "curated_keys",
     "latest_version",
     "list_versions",
     "load_version",
     "publish_version",
-    "shard_key",
     "training_set_policy",
     "write_shard",
 ]
 
 logger = logging.getLogger(__name__)
 
-SHARD_PREFIX = "curated/shards/"
-KEYS_PREFIX = "curated/keys/"
 _DIGEST = 32  # bytes of a SHA-256 digest; a keys file holds two per example
-VERSION_PREFIX = "curated/versions/"
-LATEST_KEY = "curated/LATEST.json"
 MIN_FILE_EXAMPLES = 10
 
 
@@ -122,15 +127,6 @@ def is_validation(example_hash: str, fraction: float) -> bool:
     return int(example_hash[:8], 16) / 0x1_0000_0000 < fraction
 
 
-def shard_key(batch_id: str) -> str:
-    return f"{SHARD_PREFIX}{batch_id}.jsonl"
-
-
-def keys_key(shard: str) -> str:
-    """The dedup keys file beside the shard at key ``shard``."""
-    return f"{KEYS_PREFIX}{shard.removeprefix(SHARD_PREFIX).removesuffix('.jsonl')}.keys"
-
-
 def _packed_keys(example_hash: str, near: str) -> bytes:
     """One example's entry in a keys file: its two hex SHA-256 keys as raw bytes."""
     return bytes.fromhex(example_hash) + bytes.fromhex(near)
@@ -180,7 +176,7 @@ def iter_shard_rows(store: ObjectStore, shard: Shard) -> Iterator[dict[str, Any]
 
 
 def latest_version(store: ObjectStore) -> DatasetVersion | None:
-    pointer = store.get_json_or_none(LATEST_KEY)
+    pointer = store.get_json_or_none(CURATED_LATEST_KEY)
     return None if pointer is None else load_version(store, pointer["version_id"])
 
 
@@ -189,7 +185,7 @@ def load_version(store: ObjectStore, version_id: str) -> DatasetVersion:
         f"dataset version {version_id!r} not found under {store.uri(VERSION_PREFIX)}: `retrain data "
         "list` shows the versions that exist"
     )
-    return DatasetVersion.from_json(store.get_json(f"{VERSION_PREFIX}{version_id}.json", missing=missing))
+    return DatasetVersion.from_json(store.get_json(version_key(version_id), missing=missing))
 
 
 def list_versions(store: ObjectStore, *, newest: int | None = None) -> list[DatasetVersion]:
@@ -252,10 +248,10 @@ def publish_version(
         policy=dict(policy or {"name": "all"}),
     )
     try:
-        store.put_json(f"{VERSION_PREFIX}{version.version_id}.json", version.to_json(), create_only=True)
+        store.put_json(version_key(version.version_id), version.to_json(), create_only=True)
     except AlreadyExists:
         version = load_version(store, version.version_id)
-    store.put_json(LATEST_KEY, {"version_id": version.version_id})
+    store.put_json(CURATED_LATEST_KEY, {"version_id": version.version_id})
     logger.info(
         "dataset version %s: %d examples in %d shard(s)", version.version_id, version.examples, len(shards)
     )
@@ -386,8 +382,7 @@ def _recent(store: ObjectStore, version: DatasetVersion, rows: list[_Row], days:
         if partition != UNDATED:
             return partition
         if row.shard_key not in ingested:
-            batch_id = row.shard_key.removeprefix(SHARD_PREFIX).removesuffix(".jsonl")
-            manifest = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json") or {}
+            manifest = store.get_json_or_none(batch_key(shard_batch_id(row.shard_key))) or {}
             ingested[row.shard_key] = str(manifest.get("finished_at") or version.created_at)[:10]
         return ingested[row.shard_key]
 

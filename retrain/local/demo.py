@@ -16,6 +16,7 @@ import orjson
 
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.local import synthetic
+from retrain.storage.layout import eval_set_key, incoming_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set", "start_over"]
@@ -55,7 +56,7 @@ def start_over(store: ObjectStore) -> int:
 
 def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -> int:
     """The fixed held-out set (written once; its content hash versions every result)."""
-    if store.exists(f"eval/{name}/items.jsonl"):
+    if store.exists(eval_set_key(name)):
         return 0
     put_eval_set(store, name, synthetic.make_eval_set(n, seed=99))
     return n
@@ -72,6 +73,6 @@ def land_night(store: ObjectStore, night: Night) -> str | None:
         )
     ]
     lines += synthetic.make_dirty_lines(night.dirty_lines, seed=night.seed)
-    key = f"incoming/{night.night.isoformat()}/support-chats.jsonl"
+    key = incoming_key(night.night.isoformat(), "support-chats.jsonl")
     store.put_bytes(key, ("\n".join(lines) + "\n").encode())
     return key

@@ -2,9 +2,9 @@
 
 Idempotency rests on two records and one query:
 
-- ``state/uploads/{sha256}.json``: content hash -> file id, so the same bytes are uploaded
-  once (uploads are also named ``retrain-{sha256[:16]}-...`` so a crash between upload and
-  record is recovered by listing the provider's files);
+- ``state/uploads/{provider}/{sha256}.json``: content hash -> file id, so the same bytes are
+  uploaded once to each provider (uploads are also named ``retrain-{sha256[:16]}-...`` so a
+  crash between upload and record is recovered by listing the provider's files);
 - ``state/jobs/{dataset_version}-{config_hash}.json``: the job for a dataset version and
   training configuration;
 - ``jobs.list(metadata={dataset_version, config_hash})``: finds a job created just before a
@@ -42,6 +42,7 @@ from retrain.config.services import ProviderSettings
 from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed, ProviderError
 from retrain.providers.clients import api_errors, create_once, job_refused_hint
+from retrain.storage.layout import JOB_PREFIX, job_key, upload_key, uploads_prefix
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
@@ -62,8 +63,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-UPLOAD_STATE = "state/uploads/"
-JOB_STATE = "state/jobs/"
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
 ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
 _PAUSED = {"pausing", "paused"}
@@ -85,7 +84,7 @@ class JobSpec:
 
     @property
     def state_key(self) -> str:
-        return f"{JOB_STATE}{self.dataset_version}-{self.config_hash}.json"
+        return job_key(self.dataset_version, self.config_hash)
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ def upload_training_file(
     part_size = training.upload_part_size_bytes if training else _DEFAULT_PART_THRESHOLD
     digest = hashlib.sha256(content).hexdigest()
     name = f"retrain-{digest[:16]}-{role}.jsonl"
-    record_key = f"{UPLOAD_STATE}{provider.name}/{digest}.json"
+    record_key = upload_key(provider.name, digest)
     record = store.get_json_or_none(record_key)
     with api_errors(f"uploading {role} file", provider):
         if record is not None and _file_exists(client, record["file_id"]):
@@ -332,7 +331,7 @@ def _record_job(
 
 def job_records(store: ObjectStore) -> list[tuple[str, dict[str, Any]]]:
     """Every job record in ``state/jobs/`` as (key, record)."""
-    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_STATE)]
+    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_PREFIX)]
 
 
 def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
@@ -370,9 +369,8 @@ def delete_job_files(
 ) -> list[str]:
     """Delete the job's training and validation files that we uploaded, and their records."""
     wanted = {job.training_file, job.validation_file} - {None, ""}
-    prefix = f"{UPLOAD_STATE}{provider.name}/"
     deleted = []
-    for info in list(store.list(prefix)):
+    for info in list(store.list(uploads_prefix(provider.name))):
         record = store.get_json(info.key)
         file_id = record.get("file_id")
         if file_id not in wanted:

@@ -8,12 +8,12 @@ from retrain.curate.dataset import (
     build_training_files,
     curated_keys,
     is_validation,
-    keys_key,
     latest_version,
     publish_version,
     write_shard,
 )
 from retrain.local.synthetic import make_examples
+from retrain.storage.layout import keys_key
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.canonical import example_hash, near_duplicate_key, normalise_prompt
 
