@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run as current_flow_run
 
-from retrain.curate.dataset import TrainingFiles
+from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors
 from retrain.train.budget import (

@@ -31,14 +31,10 @@ from typing import Any
 import orjson
 
 from retrain.config.settings import Settings
-from retrain.curate.dataset import (
-    DatasetVersion,
-    curated_keys,
-    latest_version,
-    publish_version,
-    training_set_policy,
-    write_shard,
-)
+from retrain.curate.curated_keys import curated_keys
+from retrain.curate.dataset import DatasetVersion, latest_version, publish_version
+from retrain.curate.shards import write_shard
+from retrain.curate.training_files import training_set_policy
 from retrain.exceptions import AlreadyExists
 from retrain.ingest.discovery import record_processed
 from retrain.storage.layout import BATCH_PREFIX, batch_key, data_docs_prefix, quarantine_key, shard_key
