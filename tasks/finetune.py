@@ -20,18 +20,17 @@ from retrain.train.budget import (
     record_job_cost,
     reserve_job_cost,
 )
-from retrain.train.finetune import (
+from retrain.train.jobs import (
     TrainingJob,
     best_checkpoint,
     cancel_jobs_of_run,
     config_hash,
-    delete_job_files,
     ensure_job,
     job_spec,
-    upload_training_file,
     wait_for_job,
 )
 from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
+from retrain.train.uploads import delete_job_files, upload_training_file
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK

@@ -15,7 +15,7 @@ from retrain.config.services import ProviderSettings
 from retrain.config.settings import get_settings
 from retrain.providers.clients import api_errors, make_client, provider_named
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import ACTIVE_STATUSES, cancel_job
+from retrain.train.jobs import ACTIVE_STATUSES, cancel_job
 
 __all__ = ["app"]
 
