@@ -15,7 +15,7 @@ from datetime import date
 import orjson
 
 from retrain.evaluate.eval_sets import put_eval_set
-from retrain.local import synthetic
+from retrain.local.synthetic import make_dirty_lines, make_eval_set, make_examples
 from retrain.storage.layout import eval_set_key, incoming_key
 from retrain.storage.object_store import ObjectStore
 
@@ -58,7 +58,7 @@ def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -
     """The fixed held-out set (written once; its content hash versions every result)."""
     if store.exists(eval_set_key(name)):
         return 0
-    put_eval_set(store, name, synthetic.make_eval_set(n, seed=99))
+    put_eval_set(store, name, make_eval_set(n, seed=99))
     return n
 
 
@@ -68,11 +68,11 @@ def land_night(store: ObjectStore, night: Night) -> str | None:
         return None
     lines = [
         orjson.dumps(example).decode()
-        for example in synthetic.make_examples(
+        for example in make_examples(
             night.examples, seed=night.seed, wrong_answer_rate=night.wrong_answer_rate
         )
     ]
-    lines += synthetic.make_dirty_lines(night.dirty_lines, seed=night.seed)
+    lines += make_dirty_lines(night.dirty_lines, seed=night.seed)
     key = incoming_key(night.night.isoformat(), "support-chats.jsonl")
     store.put_bytes(key, ("\n".join(lines) + "\n").encode())
     return key
