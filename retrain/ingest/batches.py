@@ -175,22 +175,8 @@ def ingest_objects(
     quarantined = list(result.quarantined)
     if not result.passed:
         quarantined += _reject_accepted(result)
-
-    quarantine = quarantine_key(run_id, batch_id) if quarantined else None
-    if quarantine:
-        store.put_jsonl(quarantine, (_quarantine_row(line) for line in quarantined))
-
-    version: DatasetVersion | None = None
-    if result.passed and result.accepted:
-        shard = write_shard(
-            store,
-            batch_id,
-            ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
-            settings.validation.validation_fraction,
-        )
-        version = publish_version(
-            store, previous, shard, run_id, policy=training_set_policy(settings.dataset)
-        )
+    quarantine = _write_quarantine(store, quarantine_key(run_id, batch_id), quarantined)
+    version = _curate(store, result, batch_id, previous, settings, run_id)
 
     report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine)
     report.data_docs_key = data_docs_key
@@ -200,6 +186,34 @@ def ingest_objects(
         logger.info("batch %s manifest was written by a concurrent run", batch_id)
     _mark_processed(store, report)
     return report
+
+
+def _write_quarantine(store: ObjectStore, key: str, quarantined: list[QuarantinedLine]) -> str | None:
+    """Store the quarantined lines at key; the key, or None when there are none (nothing is written)."""
+    if not quarantined:
+        return None
+    store.put_jsonl(key, (_quarantine_row(line) for line in quarantined))
+    return key
+
+
+def _curate(
+    store: ObjectStore,
+    result: BatchResult,
+    batch_id: str,
+    previous: DatasetVersion | None,
+    settings: Settings,
+    run_id: str,
+) -> DatasetVersion | None:
+    """The dataset version with the batch's accepted examples as a new shard, if it passed with any."""
+    if not (result.passed and result.accepted):
+        return None
+    shard = write_shard(
+        store,
+        batch_id,
+        ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
+        settings.validation.validation_fraction,
+    )
+    return publish_version(store, previous, shard, run_id, policy=training_set_policy(settings.dataset))
 
 
 def _sources(
