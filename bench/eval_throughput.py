@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.config.services import ProviderSettings, S3Settings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.evaluate.runner import run_evaluation
 from retrain.evaluate.targets import ModelTarget

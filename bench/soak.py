@@ -374,9 +374,10 @@ def check_invariants(store: Any, settings: Any, result: SoakResult) -> list[Chec
 
 
 def _registry_is_linear(store: Any) -> Check:
-    from retrain.registry.log import LOG_PREFIX, RegistryLog
+    from retrain.registry.log import RegistryLog
     from retrain.registry.registry import Registry
     from retrain.registry.resolver import AliasReader
+    from retrain.storage.layout import REGISTRY_LOG_PREFIX as LOG_PREFIX
 
     keys = [info.key for info in store.list(LOG_PREFIX)]
     seqs = [int(key.rsplit("/", 1)[-1].removesuffix(".json")) for key in keys]
@@ -416,8 +417,8 @@ def _no_version_trained_twice(settings: Any) -> Check:
 
 def _every_line_accounted(store: Any, result: SoakResult) -> Check:
     from retrain.curate.dataset import latest_version
-    from retrain.ingest.batches import BATCH_PREFIX
     from retrain.ingest.discovery import processed_etags
+    from retrain.storage.layout import BATCH_PREFIX
 
     name = "every landed line is curated or quarantined, every object ingested once"
     manifests = [store.get_json(info.key) for info in store.list(BATCH_PREFIX)]

@@ -46,7 +46,7 @@ from typing import Any
 
 import orjson
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import QuarantinedLine
 from retrain.validate.canonical import normalise_prompt

@@ -13,7 +13,8 @@ from functools import cached_property
 
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings, Settings, get_settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import Settings, get_settings
 from retrain.providers.clients import make_client, provider_named
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore

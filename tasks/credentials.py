@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from retrain.config.settings import ProviderSettings
+from retrain.config.services import ProviderSettings
 from retrain.exceptions import ConfigError
 from retrain.providers.clients import with_api_key
 

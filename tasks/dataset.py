@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefect import get_run_logger, task
 
-from retrain.curate.dataset import TrainingFiles, build_training_files, load_version
+from retrain.curate.dataset import load_version
+from retrain.curate.training_files import TrainingFiles, build_training_files
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.validate.canonical import normalise_prompt
 from tasks.context import task_context

@@ -10,7 +10,8 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from retrain.config.settings import OrchestrationSettings, get_settings
+from retrain.config.settings import get_settings
+from retrain.config.stage_settings import OrchestrationSettings
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.evaluate.results import EvalReport
 from retrain.evaluate.runner import run_evaluation

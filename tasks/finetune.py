@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 
-from retrain.curate.dataset import TrainingFiles
+from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors
 from retrain.report.training import training_metrics_markdown
@@ -21,18 +21,17 @@ from retrain.train.budget import (
     record_job_cost,
     reserve_job_cost,
 )
-from retrain.train.finetune import (
+from retrain.train.jobs import (
     TrainingJob,
     best_checkpoint,
     cancel_jobs_of_run,
     config_hash,
-    delete_job_files,
     ensure_job,
     job_spec,
-    upload_training_file,
     wait_for_job,
 )
 from retrain.train.reports import TrainingResult, loss_points, training_job_markdown, training_progress
+from retrain.train.uploads import delete_job_files, upload_training_file
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK

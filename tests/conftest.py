@@ -21,7 +21,8 @@ import boto3  # noqa: E402
 import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from retrain.config.settings import S3Settings, get_settings  # noqa: E402
+from retrain.config.services import S3Settings  # noqa: E402
+from retrain.config.settings import get_settings  # noqa: E402
 from retrain.storage.object_store import ObjectStore  # noqa: E402
 from tests.s3_servers import localbucket_server, moto_server  # noqa: E402
 

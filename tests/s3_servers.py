@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["free_port", "localbucket_server", "moto_server", "wait_for_port"]

@@ -9,8 +9,10 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app
-from retrain.config.settings import S3Settings, get_settings
-from retrain.curate.dataset import Shard, publish_version
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings
+from retrain.curate.dataset import publish_version
+from retrain.curate.shards import Shard
 from retrain.promote.decision import Decision, save_decision
 from retrain.registry.records import ModelRecord
 from retrain.storage.object_store import ObjectStore

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app as root
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.ingest.lease import NIGHTLY, Holder, LeaseLost, acquire, current, renew
 from retrain.storage.object_store import ObjectStore
 

@@ -16,17 +16,8 @@ from typing import Any
 import pytest
 
 from retrain.exceptions import RunInProgress, StorageUnavailable
-from retrain.ingest.lease import (
-    Holder,
-    LeaseLost,
-    acquire,
-    break_lease,
-    current,
-    held,
-    lease_prefix,
-    release,
-    renew,
-)
+from retrain.ingest.lease import Holder, LeaseLost, acquire, break_lease, current, held, release, renew
+from retrain.storage.layout import lease_prefix
 from retrain.storage.object_store import ObjectStore
 
 TTL = timedelta(minutes=15)

@@ -8,7 +8,7 @@ import time
 import pytest
 from pydantic import SecretStr
 
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.exceptions import AlreadyExists, BucketNotFound, ObjectNotFound, StorageUnavailable
 from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port, moto_server

@@ -26,7 +26,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.cli.prefect_api import require_prefect_api
     from retrain.config.settings import get_settings
     from retrain.evaluate.eval_sets import load_eval_set
-    from retrain.local.stack import running_prefect_api_url
+    from retrain.local.prefect_server import running_prefect_api_url
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore

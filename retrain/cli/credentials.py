@@ -7,7 +7,7 @@ jobs`, `retrain eval` and `retrain chat` run outside a flow and read it here, th
 from __future__ import annotations
 
 from retrain.cli.prefect_api import require_prefect_api
-from retrain.config.settings import ProviderSettings
+from retrain.config.services import ProviderSettings
 
 __all__ = ["with_credentials"]
 

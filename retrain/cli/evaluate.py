@@ -25,6 +25,7 @@ from retrain.evaluate.targets import ModelTarget, resolve_target
 from retrain.promote.gate import GateDecision, decide_reports
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.report.comparison import compare, significance_in_words
+from retrain.storage.layout import EVALS_PREFIX
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["register"]
@@ -138,7 +139,7 @@ def evaluate_command(
         else f"Would be rejected: production stays {prod}"
     )
     _console.print(f"{verdict}. {decision.reason}", soft_wrap=True)
-    _console.print(f"results: {store.uri(f'evals/{run_id}-{primary}/')}", soft_wrap=True)
+    _console.print(f"results: {store.uri(f'{EVALS_PREFIX}{run_id}-{primary}/')}", soft_wrap=True)
 
 
 def register(root: typer.Typer) -> None:

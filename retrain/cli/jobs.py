@@ -11,10 +11,11 @@ from rich.console import Console
 
 from retrain.cli.credentials import with_credentials
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
-from retrain.config.settings import ProviderSettings, get_settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import get_settings
 from retrain.providers.clients import api_errors, make_client, provider_named
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import ACTIVE_STATUSES, cancel_job
+from retrain.train.jobs import ACTIVE_STATUSES, cancel_job
 
 __all__ = ["app"]
 

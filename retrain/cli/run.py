@@ -37,7 +37,7 @@ def _prepare_prefect(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-    from retrain.local.stack import running_prefect_api_url
+    from retrain.local.prefect_server import running_prefect_api_url
 
     local_api = running_prefect_api_url(settings)
     if local_api and "PREFECT_API_URL" not in os.environ:

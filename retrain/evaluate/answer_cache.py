@@ -16,17 +16,17 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.request_params import params_hash
 from retrain.evaluate.targets import ModelTarget
 from retrain.exceptions import StorageUnavailable
+from retrain.storage.layout import EVAL_CACHE_PREFIX
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["AnswerCache", "cache_prefix"]
 
 logger = logging.getLogger(__name__)
 
-EVAL_CACHE_PREFIX = "state/eval-cache/"
 _S3_THREADS = 8  # below botocore's default pool of 10 connections
 
 T = TypeVar("T")

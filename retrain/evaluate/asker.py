@@ -18,7 +18,7 @@ from typing import Any
 
 import openai
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.answer_cache import AnswerCache
 from retrain.evaluate.rate_limit import RateLimiter
 from retrain.evaluate.request_params import request_params

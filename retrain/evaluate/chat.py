@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from retrain.config.settings import ProviderSettings, Settings, get_settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import Settings, get_settings
 from retrain.evaluate.request_params import token_limit_field
 from retrain.exceptions import ProviderError
 from retrain.providers.clients import api_errors, make_client, provider_named

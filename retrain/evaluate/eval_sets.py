@@ -18,6 +18,7 @@ import orjson
 
 from retrain.evaluate.graders import DEFAULT_GRADER, is_registered
 from retrain.exceptions import EvaluationError, ObjectNotFound
+from retrain.storage.layout import eval_set_key as layout_eval_set_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
@@ -31,8 +32,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EVAL_SETS_PREFIX = "eval/"
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class EvalSet:
 
 
 def eval_set_key(name: str) -> str:
-    return f"{EVAL_SETS_PREFIX}{name}/items.jsonl"
+    return layout_eval_set_key(name)
 
 
 def prompt_hash(messages: list[dict[str, Any]]) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.validate.tokens import base_model_id
 
 __all__ = ["is_reasoning_model", "params_hash", "request_params", "token_limit_field"]

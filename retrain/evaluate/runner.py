@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.asker import Asker
 from retrain.evaluate.eval_sets import EvalItem, EvalSet, prompt_hash
 from retrain.evaluate.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
@@ -23,13 +23,13 @@ from retrain.evaluate.request_params import request_params
 from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
 from retrain.evaluate.targets import ModelTarget
 from retrain.exceptions import EvaluationError, ProviderUnavailable, TooManyItemErrors
+from retrain.storage.layout import eval_results_key, eval_summary_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["run_evaluation"]
 
 logger = logging.getLogger(__name__)
 
-EVALS_PREFIX = "evals/"
 
 Progress = Callable[[int, int], None]
 T = TypeVar("T")
@@ -179,13 +179,13 @@ def run_evaluation(
         results=results,
     )
     for label, label_results in results.items():
-        store.put_jsonl(f"{EVALS_PREFIX}{run_id}/{label}.jsonl", (r.to_record() for r in label_results))
+        store.put_jsonl(eval_results_key(run_id, label), (r.to_record() for r in label_results))
     summary = report.summary() | {
         "params": {t.label: request_params(settings, t.model_id) for t in targets},
         "elapsed_s": round(time.perf_counter() - started, 3),
         "finished_at": datetime.now(UTC).isoformat(),
     }
-    store.put_json(f"{EVALS_PREFIX}{run_id}/summary.json", summary)
+    store.put_json(eval_summary_key(run_id), summary)
     logger.debug(
         "eval run %s on %s: %s",
         run_id,

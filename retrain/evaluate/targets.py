@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from retrain.config.settings import ProviderSettings, Settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import Settings
 from retrain.providers.clients import provider_named
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore

@@ -31,30 +31,22 @@ from typing import Any
 import orjson
 
 from retrain.config.settings import Settings
-from retrain.curate.dataset import (
-    DatasetVersion,
-    curated_keys,
-    latest_version,
-    publish_version,
-    shard_key,
-    training_set_policy,
-    write_shard,
-)
+from retrain.curate.curated_keys import curated_keys
+from retrain.curate.dataset import DatasetVersion, latest_version, publish_version
+from retrain.curate.shards import write_shard
+from retrain.curate.training_files import training_set_policy
 from retrain.exceptions import AlreadyExists
-from retrain.ingest.discovery import find_new_objects, record_processed
-from retrain.storage.layout import BATCH_PREFIX, INCOMING_PREFIX
+from retrain.ingest.discovery import record_processed
+from retrain.storage.layout import BATCH_PREFIX, batch_key, data_docs_prefix, quarantine_key, shard_key
 from retrain.storage.object_store import ObjectInfo, ObjectStore
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult, QuarantinedLine
 from retrain.validate.reason import Reason
 
 __all__ = [
-    "BATCH_PREFIX",
-    "INCOMING_PREFIX",
     "IngestReport",
     "ObjectManifest",
     "batch_id_for",
-    "find_new_objects",
     "ingest_objects",
     "list_batches",
     "load_batch",
@@ -125,7 +117,7 @@ def load_batch(store: ObjectStore, batch_id: str) -> IngestReport:
         f"batch {batch_id!r} not found under {store.uri(BATCH_PREFIX)}: `retrain batches list` shows "
         "the batches that exist"
     )
-    return IngestReport.from_json(store.get_json(f"{BATCH_PREFIX}{batch_id}.json", missing=missing))
+    return IngestReport.from_json(store.get_json(batch_key(batch_id), missing=missing))
 
 
 def quarantined_rows(store: ObjectStore, report: IngestReport) -> Iterator[dict[str, Any]]:
@@ -156,7 +148,7 @@ def ingest_objects(
     gzipped object counts its compressed bytes), after each chunk is validated.
     """
     batch_id = batch_id_for(objects)
-    done = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
+    done = store.get_json_or_none(batch_key(batch_id))
     if done is not None:
         logger.info(
             "batch %s was already ingested by %s; finishing its bookkeeping", batch_id, done["run_id"]
@@ -179,37 +171,49 @@ def ingest_objects(
             data_docs_dir=Path(docs_dir),
             new_examples_gate=False,  # the plan counts new examples since the last decision
         )
-        data_docs_key = _upload_data_docs(
-            store, result.data_docs_index, f"reports/{run_id}/{batch_id}/data-docs/"
-        )
+        data_docs_key = _upload_data_docs(store, result.data_docs_index, data_docs_prefix(run_id, batch_id))
     quarantined = list(result.quarantined)
     if not result.passed:
         quarantined += _reject_accepted(result)
+    quarantine = _write_quarantine(store, quarantine_key(run_id, batch_id), quarantined)
+    version = _curate(store, result, batch_id, previous, settings, run_id)
 
-    quarantine_key = f"quarantine/{run_id}/{batch_id}.jsonl" if quarantined else None
-    if quarantine_key:
-        store.put_jsonl(quarantine_key, (_quarantine_row(line) for line in quarantined))
-
-    version: DatasetVersion | None = None
-    if result.passed and result.accepted:
-        shard = write_shard(
-            store,
-            batch_id,
-            ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
-            settings.validation.validation_fraction,
-        )
-        version = publish_version(
-            store, previous, shard, run_id, policy=training_set_policy(settings.dataset)
-        )
-
-    report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine_key)
+    report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine)
     report.data_docs_key = data_docs_key
     try:
-        store.put_json(f"{BATCH_PREFIX}{batch_id}.json", report.to_json(), create_only=True)
+        store.put_json(batch_key(batch_id), report.to_json(), create_only=True)
     except AlreadyExists:
         logger.info("batch %s manifest was written by a concurrent run", batch_id)
     _mark_processed(store, report)
     return report
+
+
+def _write_quarantine(store: ObjectStore, key: str, quarantined: list[QuarantinedLine]) -> str | None:
+    """Store the quarantined lines at key; the key, or None when there are none (nothing is written)."""
+    if not quarantined:
+        return None
+    store.put_jsonl(key, (_quarantine_row(line) for line in quarantined))
+    return key
+
+
+def _curate(
+    store: ObjectStore,
+    result: BatchResult,
+    batch_id: str,
+    previous: DatasetVersion | None,
+    settings: Settings,
+    run_id: str,
+) -> DatasetVersion | None:
+    """The dataset version with the batch's accepted examples as a new shard, if it passed with any."""
+    if not (result.passed and result.accepted):
+        return None
+    shard = write_shard(
+        store,
+        batch_id,
+        ((ex.hash, ex.example, ex.source, ex.line_no) for ex in result.accepted),
+        settings.validation.validation_fraction,
+    )
+    return publish_version(store, previous, shard, run_id, policy=training_set_policy(settings.dataset))
 
 
 def _sources(

@@ -35,15 +35,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from retrain.storage.layout import (
-    BATCH_PREFIX,
     DATA_SUFFIXES,
     INCOMING_PREFIX,
     LEGACY_PROCESSED_KEY,
     PENDING_KEY,
-    PROCESSED_PREFIX,
     UNDATED,
     WATERMARK_KEY,
+    batch_key,
     partition_of,
+    processed_key,
 )
 from retrain.storage.object_store import ObjectInfo, ObjectStore
 
@@ -84,7 +84,7 @@ def processed_etags(store: ObjectStore, partitions: Iterable[str]) -> dict[str, 
         return {}
 
     def read(partition: str) -> dict[str, str]:
-        return store.get_json_or_none(f"{PROCESSED_PREFIX}{partition}.json") or {}
+        return store.get_json_or_none(processed_key(partition)) or {}
 
     merged: dict[str, str] = {}
     with ThreadPoolExecutor(max_workers=min(_FETCH_WORKERS, len(wanted))) as pool:
@@ -140,7 +140,7 @@ def record_processed(store: ObjectStore, batch_id: str, objects: Sequence[tuple[
     for key, etag in objects:
         by_partition[partition_of(key)][key] = etag
     for partition, entries in sorted(by_partition.items()):
-        index_key = f"{PROCESSED_PREFIX}{partition}.json"
+        index_key = processed_key(partition)
         current: dict[str, str] = store.get_json_or_none(index_key) or {}
         if any(current.get(key) != etag for key, etag in entries.items()):
             store.put_json(index_key, {**current, **entries})
@@ -168,7 +168,7 @@ def _finish_pending(store: ObjectStore) -> None:
     batch_id = pending.get("batch_id") if pending else None
     if not batch_id:
         return
-    manifest: dict[str, Any] | None = store.get_json_or_none(f"{BATCH_PREFIX}{batch_id}.json")
+    manifest: dict[str, Any] | None = store.get_json_or_none(batch_key(batch_id))
     if manifest is None:
         store.put_json(PENDING_KEY, {"batch_id": None})
         return

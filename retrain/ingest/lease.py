@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from retrain.exceptions import AlreadyExists, RunInProgress, StorageError
+from retrain.storage.layout import lease_prefix, lease_record_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
@@ -43,7 +44,6 @@ __all__ = [
     "break_lease",
     "current",
     "held",
-    "lease_prefix",
     "release",
     "renew",
 ]
@@ -142,14 +142,6 @@ class Lease:
     expires_at: datetime
 
 
-def lease_prefix(name: str) -> str:
-    return f"state/leases/{name}/"
-
-
-def _key(name: str, seq: int) -> str:
-    return f"{lease_prefix(name)}{seq:012d}.json"
-
-
 def _seq(key: str) -> int:
     return int(key.rsplit("/", 1)[1].split(".")[0])
 
@@ -178,16 +170,18 @@ def _write(store: ObjectStore, name: str, seq: int, record: dict[str, Any]) -> N
     create ``seq`` in the gap below a newer record; it then finds the newer one, withdraws its
     record and loses (AlreadyExists), as if ``seq`` had been taken.
     """
-    key = _key(name, seq)
+    key = lease_record_key(name, seq)
     store.put_json(key, record, create_only=True)
     if any(info.key > key for info in store.list(lease_prefix(name), start_after=key)):
         store.delete(key)
         raise AlreadyExists(f"{store.uri(key)} was written below a newer lease record")
     if seq > 1:
         try:
-            store.delete(_key(name, seq - 1))
+            store.delete(lease_record_key(name, seq - 1))
         except StorageError as exc:
-            logger.warning("could not delete the old lease record %s: %s", _key(name, seq - 1), exc)
+            logger.warning(
+                "could not delete the old lease record %s: %s", lease_record_key(name, seq - 1), exc
+            )
 
 
 def _lease_record(holder: Holder, expires_at: datetime) -> dict[str, Any]:

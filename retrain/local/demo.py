@@ -17,7 +17,8 @@ from datetime import date
 import orjson
 
 from retrain.evaluate.eval_sets import put_eval_set
-from retrain.local import synthetic
+from retrain.local.synthetic import make_dirty_lines, make_eval_set, make_examples
+from retrain.storage.layout import eval_set_key, incoming_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set", "start_over"]
@@ -64,9 +65,9 @@ def start_over(store: ObjectStore) -> int:
 
 def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -> int:
     """The fixed held-out set (written once; its content hash versions every result)."""
-    if store.exists(f"eval/{name}/items.jsonl"):
+    if store.exists(eval_set_key(name)):
         return 0
-    put_eval_set(store, name, synthetic.make_eval_set(n, seed=99))
+    put_eval_set(store, name, make_eval_set(n, seed=99))
     return n
 
 
@@ -76,11 +77,11 @@ def land_night(store: ObjectStore, night: Night) -> str | None:
         return None
     lines = [
         orjson.dumps(example).decode()
-        for example in synthetic.make_examples(
+        for example in make_examples(
             night.examples, seed=night.seed, wrong_answer_rate=night.wrong_answer_rate
         )
     ]
-    lines += synthetic.make_dirty_lines(night.dirty_lines, seed=night.seed)
-    key = f"incoming/{night.night.isoformat()}/support-chats.jsonl"
+    lines += make_dirty_lines(night.dirty_lines, seed=night.seed)
+    key = incoming_key(night.night.isoformat(), "support-chats.jsonl")
     store.put_bytes(key, ("\n".join(lines) + "\n").encode())
     return key

@@ -12,8 +12,6 @@ from retrain.promote.approval import answered, approval_question, not_asked, rev
 from retrain.promote.candidate import candidate_from_job
 from retrain.promote.comparison import GateSets, gate_runs, gate_targets
 from retrain.promote.decision import (
-    DECISION_PREFIX,
-    LAST_DECISION_KEY,
     Approval,
     Decision,
     last_decided_version,
@@ -36,12 +34,10 @@ from retrain.promote.statistics import (
 __all__ = [
     "Approval",
     "Outcome",
-    "DECISION_PREFIX",
     "Decision",
     "GateCheckResult",
     "GateDecision",
     "GateSets",
-    "LAST_DECISION_KEY",
     "Promotion",
     "Significance",
     "answered",

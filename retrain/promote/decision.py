@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.exceptions import AlreadyExists
 from retrain.promote.gate import decide_reports
 from retrain.registry.records import ModelRecord
+from retrain.storage.layout import LAST_DECISION_KEY, decision_key
 from retrain.storage.object_store import ObjectStore
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from retrain.promote.comparison import GateSets
 
 __all__ = [
-    "DECISION_PREFIX",
-    "LAST_DECISION_KEY",
     "Approval",
     "Decision",
     "last_decided_version",
@@ -37,9 +36,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DECISION_PREFIX = "state/decisions/"
-LAST_DECISION_KEY = f"{DECISION_PREFIX}LAST.json"
 
 
 def _now() -> str:
@@ -111,7 +107,7 @@ def promotion_decision(
 
 
 def load_decision(store: ObjectStore, version_id: str) -> Decision | None:
-    data = store.get_json_or_none(f"{DECISION_PREFIX}{version_id}.json")
+    data = store.get_json_or_none(decision_key(version_id))
     return None if data is None else Decision.model_validate(data)
 
 
@@ -126,7 +122,7 @@ def save_decision(store: ObjectStore, decision: Decision) -> Decision:
     decision = decision.model_copy(update={"decided_at": _now()})
     try:
         store.put_json(
-            f"{DECISION_PREFIX}{decision.dataset_version}.json",
+            decision_key(decision.dataset_version),
             decision.model_dump(mode="json"),
             create_only=True,
         )

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.promote.outcome import Outcome
 from retrain.promote.statistics import Significance, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.exceptions import EvaluationError
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI, AzureOpenAI, OpenAI
 from pydantic import SecretStr
 
 from retrain.config.redact import redact
-from retrain.config.settings import ProviderSettings, Settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import Settings
 from retrain.exceptions import (
     ConfigError,
     ProviderError,

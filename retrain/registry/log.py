@@ -32,38 +32,21 @@ from pydantic import ValidationError
 from retrain.exceptions import AlreadyExists, ObjectNotFound, RegistryError
 from retrain.registry.records import RegistryEvent
 from retrain.registry.state import AliasHeads, RegistryState
+from retrain.storage.layout import (
+    REGISTRY_LATEST_KEY,
+    REGISTRY_LOG_PREFIX,
+    SNAPSHOT_PREFIX,
+    event_key,
+    heads_key,
+    snapshot_key,
+)
 from retrain.storage.object_store import ObjectStore
 
-__all__ = [
-    "HEADS_PREFIX",
-    "LATEST_KEY",
-    "LOG_PREFIX",
-    "SNAPSHOT_PREFIX",
-    "RegistryLog",
-    "event_key",
-    "heads_key",
-    "snapshot_key",
-]
+__all__ = ["RegistryLog"]
 
 logger = logging.getLogger(__name__)
 
-LOG_PREFIX = "registry/log/"
-SNAPSHOT_PREFIX = "registry/snapshots/"
-HEADS_PREFIX = "registry/heads/"
-LATEST_KEY = "registry/LATEST.json"
 _FETCH_WORKERS = 16
-
-
-def event_key(seq: int) -> str:
-    return f"{LOG_PREFIX}{seq:012d}.json"
-
-
-def snapshot_key(seq: int) -> str:
-    return f"{SNAPSHOT_PREFIX}{seq:012d}.json"
-
-
-def heads_key(seq: int) -> str:
-    return f"{HEADS_PREFIX}{seq:012d}.json"
 
 
 def _seq_of(key: str) -> int | None:
@@ -103,7 +86,7 @@ class RegistryLog:
         if following is None:
             return []
         sequence_numbers: list[int] = []
-        for info in self.store.list(LOG_PREFIX, start_after=event_key(seq + 1)):
+        for info in self.store.list(REGISTRY_LOG_PREFIX, start_after=event_key(seq + 1)):
             number = _seq_of(info.key)
             if number is None:
                 continue
@@ -142,7 +125,7 @@ class RegistryLog:
             try:
                 return AliasHeads.model_validate(hint)
             except ValidationError:
-                logger.warning("registry %s is unreadable; reading the heads file", LATEST_KEY)
+                logger.warning("registry %s is unreadable; reading the heads file", REGISTRY_LATEST_KEY)
         hinted = self._seq_of_hint(hint)
         if hinted:
             data = self._get_or_none(heads_key(hinted))
@@ -174,7 +157,7 @@ class RegistryLog:
             logger.debug("registry heads %d was already written by another writer", state.seq)
         hinted = self._hinted_seq()
         if hinted is None or hinted < state.seq:
-            self.store.put_json(LATEST_KEY, {**heads, "snapshot": state.seq})
+            self.store.put_json(REGISTRY_LATEST_KEY, {**heads, "snapshot": state.seq})
         logger.info("wrote registry snapshot at event %d", state.seq)
         return True
 
@@ -193,7 +176,7 @@ class RegistryLog:
         hinted = self._seq_of_hint(hint)
         if hinted is None or hinted < heads.seq:
             snapshot = self._seq_of_hint(hint, "snapshot") if hint and "snapshot" in hint else hinted
-            self.store.put_json(LATEST_KEY, {**data, "snapshot": snapshot} if snapshot else data)
+            self.store.put_json(REGISTRY_LATEST_KEY, {**data, "snapshot": snapshot} if snapshot else data)
         logger.info("wrote registry heads at event %d", heads.seq)
         return True
 
@@ -220,7 +203,7 @@ class RegistryLog:
 
     def _hint(self) -> dict[str, Any] | None:
         """The LATEST hint as a JSON object, or None when it is missing or unreadable."""
-        data = self._get_or_none(LATEST_KEY)
+        data = self._get_or_none(REGISTRY_LATEST_KEY)
         if data is None:
             return None
         try:

@@ -114,34 +114,21 @@ class Registry:
         or None for "the alias does not exist yet"), raise RegistryConflict if the alias
         points elsewhere by the time the event would be written.
         """
-        if not re.fullmatch(ALIAS_PATTERN, alias):
-            raise RegistryError(
-                f"invalid alias name {alias!r}: use letters, digits, '.', '_' or '-' (at most 64 characters)"
-            )
+        self._check_alias(alias)
         checked_action = self._check_action(action)
         with self._lock:
             for attempt in range(self._max_attempts):
                 state = self._sync()
-                if idempotency_key and idempotency_key in state.idempotency:
-                    logger.info("registry: %s was already applied; nothing to do", idempotency_key)
-                    return self._event(state.idempotency[idempotency_key])
+                earlier = self._already_made(state, alias, model, idempotency_key, expected_current)
+                if earlier is not None:
+                    return earlier
                 current = state.aliases.get(alias)
-                current_id = current.model.model_id if current else None
-                if not isinstance(expected_current, EllipsisType) and current_id != expected_current:
-                    raise RegistryConflict(
-                        f"alias {alias!r} points to {current_id or 'nothing'}, not "
-                        f"{expected_current or 'nothing'}: another writer moved it; check "
-                        f"`retrain alias history {alias}` and retry"
-                    )
-                if current is not None and current_id == model.model_id:
-                    logger.info("registry: %s already points to %s; nothing to do", alias, current_id)
-                    return current
                 event = RegistryEvent(
                     seq=state.seq + 1,
                     alias=alias,
                     action=checked_action,
                     model=model,
-                    previous_model_id=current_id,
+                    previous_model_id=current.model.model_id if current else None,
                     actor=actor,
                     reason=reason,
                     run_id=run_id,
@@ -157,7 +144,7 @@ class Registry:
                 logger.debug(
                     "registry: %s %s -> %s (event %d, %s)",
                     alias,
-                    current_id,
+                    event.previous_model_id,
                     model.model_id,
                     event.seq,
                     checked_action,
@@ -254,10 +241,47 @@ class Registry:
             except StorageError as exc:
                 logger.warning("registry: snapshot %d not written: %s", event.seq, exc)
 
+    def _already_made(
+        self,
+        state: RegistryState,
+        alias: str,
+        model: ModelRecord,
+        idempotency_key: str | None,
+        expected_current: str | None | EllipsisType,
+    ) -> RegistryEvent | None:
+        """The earlier event when ``set`` has nothing to write, else None.
+
+        Nothing to write: the idempotency key was already used, or the alias already points to
+        the model. Raises RegistryConflict when expected_current is given and the alias points
+        elsewhere.
+        """
+        if idempotency_key and idempotency_key in state.idempotency:
+            logger.info("registry: %s was already applied; nothing to do", idempotency_key)
+            return self._event(state.idempotency[idempotency_key])
+        current = state.aliases.get(alias)
+        current_id = current.model.model_id if current else None
+        if not isinstance(expected_current, EllipsisType) and current_id != expected_current:
+            raise RegistryConflict(
+                f"alias {alias!r} points to {current_id or 'nothing'}, not "
+                f"{expected_current or 'nothing'}: another writer moved it; check "
+                f"`retrain alias history {alias}` and retry"
+            )
+        if current is not None and current_id == model.model_id:
+            logger.info("registry: %s already points to %s; nothing to do", alias, current_id)
+            return current
+        return None
+
     def _event(self, seq: int) -> RegistryEvent:
         if seq not in self._events:
             self._events[seq] = self._log.read_event(seq)
         return self._events[seq]
+
+    @staticmethod
+    def _check_alias(alias: str) -> None:
+        if not re.fullmatch(ALIAS_PATTERN, alias):
+            raise RegistryError(
+                f"invalid alias name {alias!r}: use letters, digits, '.', '_' or '-' (at most 64 characters)"
+            )
 
     @staticmethod
     def _check_action(action: str) -> Action:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport, ItemResult
 from retrain.promote.statistics import Significance, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION

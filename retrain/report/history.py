@@ -15,10 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from retrain.exceptions import UnknownAlias
-from retrain.promote.decision import DECISION_PREFIX
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.registry import Registry
 from retrain.report.charts import ScorePoint
+from retrain.storage.layout import DECISION_PREFIX, eval_summary_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["HistoryPoint", "score_history_of"]
@@ -74,7 +74,7 @@ def _decided(store: ObjectStore, eval_set: str, primary: str, nights: int) -> li
             score = float(record["candidate_score" if promoted else "production_score"])
         else:
             run = _set_run(record["run_id"], eval_set, primary)
-            summary = store.get_json_or_none(f"evals/{run}/summary.json")  # TODO(layout): eval_summary_key
+            summary = store.get_json_or_none(eval_summary_key(run))
             if summary is None or winner not in summary.get("models", {}):
                 continue
             score = float(summary["models"][winner]["mean"])

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport
 from retrain.ingest.batches import IngestReport
 from retrain.promote.comparison import GateSets

@@ -25,7 +25,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.exceptions import (
     AlreadyExists,
     BucketNotFound,

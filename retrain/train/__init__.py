@@ -1,5 +1,62 @@
-"""retrain.train."""
+"""Train: what to train tonight (the newest dataset version, unless it was decided already or adds
+too little), and fine-tuning through any OpenAI-compatible API, paying once per dataset version.
+The training files are uploaded once per content, a job is resumed rather than started again, its
+cost is checked against the limits and kept in a monthly ledger, and what a person reads about a
+job in the Prefect UI is built here.
+"""
 
+from retrain.train.budget import (
+    BudgetCheck,
+    check_budget,
+    estimate_training_cost,
+    month_jobs,
+    record_job_cost,
+    reserve_job_cost,
+    spend_of,
+)
+from retrain.train.jobs import (
+    ACTIVE_STATUSES,
+    JobSpec,
+    TrainingJob,
+    best_checkpoint,
+    cancel_job,
+    cancel_jobs_of_run,
+    config_hash,
+    ensure_job,
+    job_records,
+    job_spec,
+    wait_for_job,
+)
 from retrain.train.plan import TrainingHistory, TrainingPlan, plan_training, training_history
+from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
+from retrain.train.uploads import delete_job_files, upload_training_file
 
-__all__ = ["TrainingHistory", "TrainingPlan", "plan_training", "training_history"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "BudgetCheck",
+    "JobSpec",
+    "TrainingHistory",
+    "TrainingJob",
+    "TrainingPlan",
+    "best_checkpoint",
+    "cancel_job",
+    "cancel_jobs_of_run",
+    "check_budget",
+    "config_hash",
+    "delete_job_files",
+    "ensure_job",
+    "estimate_training_cost",
+    "job_records",
+    "job_spec",
+    "metrics_rows",
+    "month_jobs",
+    "plan_training",
+    "record_job_cost",
+    "reserve_job_cost",
+    "spend_of",
+    "training_history",
+    "training_job_markdown",
+    "training_progress",
+    "upload_training_file",
+    "wait_for_job",
+]

@@ -20,8 +20,9 @@ from typing import Any
 import orjson
 from openai.types.fine_tuning import FineTuningJob
 
-from retrain.config.settings import TrainingSettings, ValidationSettings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import BudgetExceeded, ConfigError, DataError
+from retrain.storage.layout import ledger_key
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.tokens import (
     CostEstimate,
@@ -32,11 +33,9 @@ from retrain.validate.tokens import (
 )
 
 __all__ = [
-    "BUDGET_PREFIX",
     "BudgetCheck",
     "check_budget",
     "estimate_training_cost",
-    "ledger_key",
     "month_jobs",
     "spend_of",
     "record_job_cost",
@@ -45,7 +44,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUDGET_PREFIX = "state/budget/"
 _ENDED = {"succeeded", "failed", "cancelled"}
 
 
@@ -61,10 +59,6 @@ class BudgetCheck:
     @property
     def estimated_usd(self) -> float | None:
         return None if self.estimate is None else self.estimate.usd
-
-
-def ledger_key(month: str) -> str:
-    return f"{BUDGET_PREFIX}{month}.json"
 
 
 def _month(when: date | datetime) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from retrain.config.settings import TrainingSettings, ValidationSettings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.validate.batch_result import AcceptedExample, BatchResult, QuarantinedLine, SourceCounts
 from retrain.validate.columns import ChunkedColumn
 from retrain.validate.dedup import DuplicateScreen, is_duplicate

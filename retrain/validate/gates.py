@@ -18,7 +18,7 @@ from retrain.validate.expectations import GateCheck, SuiteRunner
 from retrain.validate.line_checks import CheckedLine
 
 if TYPE_CHECKING:
-    from retrain.config.settings import ValidationSettings
+    from retrain.config.stage_settings import ValidationSettings
 
 __all__ = ["BATCH_COLUMNS", "GateColumns", "batch_gates"]
 

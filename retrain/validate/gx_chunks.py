@@ -18,7 +18,7 @@ from retrain.validate.line_checks import CheckedLine
 from retrain.validate.reason import Reason
 
 if TYPE_CHECKING:
-    from retrain.config.settings import ValidationSettings
+    from retrain.config.stage_settings import ValidationSettings
 
 __all__ = ["check_chunk", "load_suite"]
 

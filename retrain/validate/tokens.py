@@ -33,7 +33,7 @@ import tiktoken
 from retrain.exceptions import ConfigError
 
 if TYPE_CHECKING:  # worker processes import this module: keep pydantic-settings out of them
-    from retrain.config.settings import ValidationSettings
+    from retrain.config.stage_settings import ValidationSettings
 
 __all__ = [
     "PER_MESSAGE",

@@ -35,7 +35,7 @@ from retrain.validate.line_checks import (
 )
 
 if TYPE_CHECKING:
-    from retrain.config.settings import ValidationSettings
+    from retrain.config.stage_settings import ValidationSettings
 
 __all__ = ["OrderedChecks", "worker_count"]
 

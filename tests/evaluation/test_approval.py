@@ -20,8 +20,9 @@ from prefect.flow_runs import resume_flow_run
 from flows.nightly import nightly_retrain
 from retrain.config.settings import get_settings
 from retrain.local.synthetic import make_examples
-from retrain.promote.decision import DECISION_PREFIX, LAST_DECISION_KEY, Decision, load_decision
+from retrain.promote.decision import Decision, load_decision
 from retrain.registry.registry import Registry
+from retrain.storage.layout import DECISION_PREFIX, LAST_DECISION_KEY
 from tests.pipeline.conftest import Stack
 
 pytestmark = pytest.mark.slow

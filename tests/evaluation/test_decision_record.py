@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import EvalReport, ModelScores
 from retrain.promote.approval import answered, approval_question, not_asked, reviewed, timed_out
 from retrain.promote.comparison import GateSets, gate_runs

@@ -6,7 +6,7 @@ from math import comb
 
 import pytest
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import ModelScores
 from retrain.exceptions import EvaluationError
 from retrain.promote.gate import decide

@@ -10,8 +10,9 @@ import pytest
 from retrain.config.settings import get_settings
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.local.synthetic import Intent, intents, make_eval_set, make_examples
-from retrain.promote.decision import LAST_DECISION_KEY, Decision, load_decision
+from retrain.promote.decision import Decision, load_decision
 from retrain.registry.registry import Registry
+from retrain.storage.layout import LAST_DECISION_KEY
 from tests.pipeline.conftest import Stack, run
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,8 @@ from local_openai import serve_in_thread
 from openai import BadRequestError, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from retrain.config.settings import EvaluationSettings, ProviderSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.answer_cache import cache_prefix
 from retrain.evaluate.chat import ask_model
 from retrain.evaluate.request_params import is_reasoning_model, request_params, token_limit_field

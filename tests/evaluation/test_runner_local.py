@@ -14,7 +14,8 @@ from botocore.exceptions import ConnectionClosedError
 from local_openai import FALLBACK_REPLY, serve_in_thread
 from openai import OpenAI
 
-from retrain.config.settings import EvaluationSettings, ProviderSettings, S3Settings
+from retrain.config.services import ProviderSettings, S3Settings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.answer_cache import cache_prefix
 from retrain.evaluate.eval_sets import EvalSet, put_eval_set
 from retrain.evaluate.runner import run_evaluation

@@ -6,9 +6,9 @@ import orjson
 from openai.types.fine_tuning import FineTuningJob
 
 from retrain.local.synthetic import make_examples
-from retrain.promote.decision import DECISION_PREFIX
-from retrain.storage.layout import BATCH_PREFIX
-from retrain.train.finetune import JOB_STATE, UPLOAD_STATE
+from retrain.storage.layout import BATCH_PREFIX, DECISION_PREFIX
+from retrain.storage.layout import JOB_PREFIX as JOB_STATE
+from retrain.storage.layout import UPLOAD_PREFIX as UPLOAD_STATE
 from tests.pipeline.conftest import Stack, client, production_history, run
 
 __all__ = [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.train.finetune import UPLOAD_STATE
+from retrain.storage.layout import UPLOAD_PREFIX as UPLOAD_STATE
 from tests.pipeline.conftest import Stack
 
 from .support import assert_consistent, jobs, land, production_history, run, set_faults, uploaded_files

@@ -11,7 +11,7 @@ import pytest
 
 from retrain.config.settings import get_settings
 from retrain.promote.decision import load_decision
-from retrain.train.finetune import JOB_STATE
+from retrain.storage.layout import JOB_PREFIX as JOB_STATE
 from tests.pipeline.conftest import Stack
 
 from .support import (

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings
+from retrain.config.services import ProviderSettings
 from retrain.local.synthetic import make_examples
 from tests.pipeline.conftest import stack  # noqa: F401  (moto S3 server + local OpenAI server + Prefect)
 

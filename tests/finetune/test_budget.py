@@ -11,13 +11,15 @@ from openai.types.fine_tuning import FineTuningJob
 from typer.testing import CliRunner
 
 from retrain.cli.main import app
-from retrain.config.settings import S3Settings, TrainingSettings, ValidationSettings, get_settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import BudgetExceeded
+from retrain.storage.layout import ledger_key
 from retrain.storage.object_store import ObjectStore
 from retrain.train.budget import (
     check_budget,
     estimate_training_cost,
-    ledger_key,
     month_jobs,
     record_job_cost,
     reserve_job_cost,

@@ -13,7 +13,8 @@ import pytest
 from prefect.blocks.system import Secret
 from prefect.settings import PREFECT_API_URL
 
-from retrain.config.settings import S3Settings, get_settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.local.synthetic import make_eval_set
 from retrain.registry.records import ModelRecord

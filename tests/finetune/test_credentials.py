@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from prefect.blocks.system import Secret
 
-from retrain.config.settings import ProviderSettings, load_settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import load_settings
 from retrain.exceptions import ConfigError
 from tasks.credentials import provider_with_credentials
 

@@ -11,7 +11,7 @@ from flows.nightly import nightly_retrain
 from retrain.config.settings import get_settings
 from retrain.exceptions import ConfigError
 from retrain.registry.registry import Registry
-from retrain.train.budget import ledger_key
+from retrain.storage.layout import ledger_key
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_nightly_flow import land
 

@@ -10,16 +10,11 @@ import pytest
 from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJobEvent
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import (
-    best_checkpoint,
-    config_hash,
-    ensure_job,
-    job_spec,
-    upload_training_file,
-    wait_for_job,
-)
+from retrain.train.jobs import best_checkpoint, config_hash, ensure_job, job_spec, wait_for_job
+from retrain.train.uploads import upload_training_file
 
 from .conftest import Api, chat_file, preference_file
 

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings, TrainingSettings, get_settings
+from retrain.config.services import ProviderSettings
+from retrain.config.settings import get_settings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import ProviderError, QuotaExceeded
 from retrain.providers.clients import job_refused_hint, make_client, wind_down_notice
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import ensure_job, job_spec, upload_training_file
+from retrain.train.jobs import ensure_job, job_spec
+from retrain.train.uploads import upload_training_file
 from tests.pipeline.conftest import Stack, run
 from tests.pipeline.test_nightly_flow import land, run_logs
 

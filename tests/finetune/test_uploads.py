@@ -11,9 +11,10 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from retrain.config.settings import TrainingSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import delete_job_files, ensure_job, job_spec, upload_training_file, wait_for_job
+from retrain.train.jobs import ensure_job, job_spec, wait_for_job
+from retrain.train.uploads import delete_job_files, upload_training_file
 
 from .conftest import Api, chat_file
 

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrain.cli.main import app
-from retrain.config.settings import S3Settings, get_settings, load_settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings, load_settings
 from retrain.ingest.batches import ingest_objects
 from retrain.ingest.discovery import find_new_objects
 from retrain.local.synthetic import make_dirty_lines, make_examples

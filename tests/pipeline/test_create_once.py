@@ -10,7 +10,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings
+from retrain.config.services import ProviderSettings
 from retrain.providers.clients import create_once
 
 pytestmark = pytest.mark.slow

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.curate.dataset import (
-    build_training_files,
-    curated_keys,
-    is_validation,
-    keys_key,
-    latest_version,
-    publish_version,
-    write_shard,
-)
+from retrain.curate.curated_keys import curated_keys
+from retrain.curate.dataset import latest_version, publish_version
+from retrain.curate.shards import is_validation, write_shard
+from retrain.curate.training_files import build_training_files
 from retrain.local.synthetic import make_examples
+from retrain.storage.layout import keys_key
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.canonical import example_hash, near_duplicate_key, normalise_prompt
 

@@ -10,11 +10,13 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
-from retrain.train.finetune import ensure_job, job_spec, upload_training_file, wait_for_job
+from retrain.train.jobs import ensure_job, job_spec, wait_for_job
+from retrain.train.uploads import upload_training_file
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,8 @@ import pytest
 
 import retrain.ingest.batches
 from retrain.config.settings import load_settings
-from retrain.ingest.batches import find_new_objects, ingest_objects
+from retrain.ingest.batches import ingest_objects
+from retrain.ingest.discovery import find_new_objects
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
 

@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from retrain.config.settings import get_settings
-from retrain.ingest.batches import BATCH_PREFIX
-from retrain.ingest.lease import NIGHTLY, Holder, acquire, break_lease, current, lease_prefix, release
+from retrain.ingest.lease import NIGHTLY, Holder, acquire, break_lease, current, release
 from retrain.local.synthetic import make_dirty_lines, make_examples
 from retrain.promote.decision import load_decision
 from retrain.registry.registry import Registry
+from retrain.storage.layout import BATCH_PREFIX, lease_prefix
 from tests.pipeline.conftest import Stack, client, production_history, run
 
 pytestmark = pytest.mark.slow

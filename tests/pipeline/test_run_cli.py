@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_nightly_flow import run_logs
 from tests.s3_servers import free_port

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from retrain.cli import alias
 from retrain.cli.main import _RetrainGroup
-from retrain.config.settings import S3Settings, get_settings
+from retrain.config.services import S3Settings
+from retrain.config.settings import get_settings
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
 

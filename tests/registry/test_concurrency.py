@@ -9,8 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from retrain.exceptions import RegistryConflict
-from retrain.registry.log import LOG_PREFIX, RegistryLog, event_key
+from retrain.registry.log import RegistryLog
 from retrain.registry.registry import Registry, RegistryEvent
+from retrain.storage.layout import REGISTRY_LOG_PREFIX as LOG_PREFIX
+from retrain.storage.layout import event_key
 from retrain.storage.object_store import ObjectStore
 from tests.registry.conftest import record
 

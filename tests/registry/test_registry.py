@@ -7,16 +7,11 @@ import threading
 import pytest
 
 from retrain.exceptions import RegistryConflict, RegistryError, UnknownAlias, UnknownModel
-from retrain.registry.log import (
-    LATEST_KEY,
-    LOG_PREFIX,
-    SNAPSHOT_PREFIX,
-    RegistryLog,
-    event_key,
-    heads_key,
-    snapshot_key,
-)
+from retrain.registry.log import RegistryLog
 from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
+from retrain.storage.layout import REGISTRY_LATEST_KEY as LATEST_KEY
+from retrain.storage.layout import REGISTRY_LOG_PREFIX as LOG_PREFIX
+from retrain.storage.layout import SNAPSHOT_PREFIX, event_key, heads_key, snapshot_key
 from retrain.storage.object_store import ObjectStore
 from tests.registry.conftest import record
 

@@ -8,9 +8,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.rollback import rollback
-from retrain.config.settings import S3Settings
-from retrain.registry.log import LOG_PREFIX
+from retrain.config.services import S3Settings
 from retrain.registry.registry import Registry, RegistryEvent
+from retrain.storage.layout import REGISTRY_LOG_PREFIX as LOG_PREFIX
 from retrain.storage.object_store import ObjectStore
 from tasks.registry import rollback_alias
 from tests.registry.conftest import record

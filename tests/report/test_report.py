@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from openai.types.fine_tuning import FineTuningJob
 
-from retrain.config.settings import EvaluationSettings
+from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.graders import Grade
 from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
 from retrain.ingest.batches import IngestReport, ObjectManifest

@@ -12,10 +12,11 @@ from moto import mock_aws
 
 from retrain.config.settings import Settings
 from retrain.exceptions import StorageError
-from retrain.ingest.batches import BATCH_PREFIX, ingest_objects
+from retrain.ingest.batches import ingest_objects
 from retrain.ingest.discovery import discover, find_new_objects, read_watermark, record_processed
 from retrain.local.synthetic import make_examples
 from retrain.storage.layout import (
+    BATCH_PREFIX,
     LEGACY_PROCESSED_KEY,
     PENDING_KEY,
     PROCESSED_PREFIX,

@@ -9,11 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from retrain.cli.main import app as root
-from retrain.config.settings import S3Settings
+from retrain.config.services import S3Settings
 from retrain.evaluate.eval_sets import put_eval_set
 from retrain.ingest.discovery import read_watermark
-from retrain.ingest.lease import NIGHTLY, Holder, acquire, lease_prefix, release
+from retrain.ingest.lease import NIGHTLY, Holder, acquire, release
 from retrain.local.synthetic import make_eval_set, make_examples
+from retrain.storage.layout import lease_prefix
 from retrain.storage.object_store import ObjectStore
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,11 @@ import pytest
 from moto import mock_aws
 
 from retrain.exceptions import UnknownAlias
-from retrain.registry.log import LATEST_KEY, heads_key, snapshot_key
 from retrain.registry.records import ModelRecord
 from retrain.registry.registry import Registry
 from retrain.registry.resolver import AliasReader, CachedResolver
+from retrain.storage.layout import REGISTRY_LATEST_KEY as LATEST_KEY
+from retrain.storage.layout import heads_key, snapshot_key
 from retrain.storage.object_store import ObjectStore
 
 

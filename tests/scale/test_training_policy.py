@@ -8,16 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import DatasetSettings
-from retrain.curate.dataset import (
-    MIN_FILE_EXAMPLES,
-    DatasetVersion,
-    build_training_files,
-    load_version,
-    publish_version,
-    training_set_policy,
-    write_shard,
-)
+from retrain.config.stage_settings import DatasetSettings
+from retrain.curate.dataset import DatasetVersion, load_version, publish_version
+from retrain.curate.shards import write_shard
+from retrain.curate.training_files import MIN_FILE_EXAMPLES, build_training_files, training_set_policy
 from retrain.exceptions import DataError
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore

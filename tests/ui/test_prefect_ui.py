@@ -22,9 +22,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from retrain import local as local_stack
 from retrain.cli.local import app
 from retrain.config.settings import Settings, get_settings, load_settings
-from retrain.local import stack as local_stack
 from retrain.local.demo import NIGHTS, land_night, seed_eval_set
 from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_SUITE = ROOT / "expectations" / "chat_batch.json"

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult
 from retrain.validate.canonical import near_duplicate_key, normalise_prompt
@@ -52,7 +52,7 @@ from pathlib import Path
 
 import orjson
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 from retrain.validate.batch import validate_batch
 from tests.validation.test_batch_features import _outcome
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 from retrain.validate.batch import check_line
 from retrain.validate.canonical import (
     example_hash,

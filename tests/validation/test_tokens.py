@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from tiktoken_ext import openai_public
 
-from retrain.config.settings import ValidationSettings
+from retrain.config.stage_settings import ValidationSettings
 from retrain.exceptions import ConfigError
 from retrain.validate.tokens import (
     auto_epochs,

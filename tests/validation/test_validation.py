@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from retrain.config.settings import TrainingSettings, ValidationSettings
+from retrain.config.stage_settings import TrainingSettings, ValidationSettings
 from retrain.exceptions import ConfigError
 from retrain.validate.batch import validate_batch
 from retrain.validate.canonical import example_hash, normalise_prompt

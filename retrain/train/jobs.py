@@ -1,22 +1,16 @@
-"""Fine-tuning through any OpenAI-compatible API, paying once per dataset version.
+"""Fine-tuning jobs through any OpenAI-compatible API, paying once per dataset version.
 
-Idempotency rests on two records and one query:
+Idempotency rests on a record and a query:
 
-- ``state/uploads/{sha256}.json``: content hash -> file id, so the same bytes are uploaded
-  once (uploads are also named ``retrain-{sha256[:16]}-...`` so a crash between upload and
-  record is recovered by listing the provider's files);
 - ``state/jobs/{dataset_version}-{config_hash}.json``: the job for a dataset version and
   training configuration;
 - ``jobs.list(metadata={dataset_version, config_hash})``: finds a job created just before a
   crash, before its record was written.
 
 A job that is running or succeeded is resumed; a new one is created only when the last
-one failed or was cancelled.
-
-Files above ``upload_part_threshold_bytes`` go through the multi-part Uploads API; with
-``delete_files_after_job`` our uploads (and their records) are deleted once the job ended.
-A job record names the Prefect flow run that owns the job, so cancelling that run cancels
-the job (``cancel_jobs_of_run``).
+one failed or was cancelled. A job record names the Prefect flow run that owns the job, so
+cancelling that run cancels the job (``cancel_jobs_of_run``). The training files a job
+reads are uploaded once per content (``retrain.train.uploads``).
 """
 
 from __future__ import annotations
@@ -34,13 +28,14 @@ from typing import Any
 
 import orjson
 from openai import NotFoundError, OpenAI
-from openai.types import FileObject
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
-from retrain.config.settings import ProviderSettings, TrainingSettings
-from retrain.exceptions import FineTuneFailed, ProviderError
+from retrain.config.services import ProviderSettings
+from retrain.config.stage_settings import TrainingSettings
+from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors, create_once, job_refused_hint
+from retrain.storage.layout import JOB_PREFIX, job_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
@@ -51,23 +46,18 @@ __all__ = [
     "cancel_job",
     "cancel_jobs_of_run",
     "config_hash",
-    "delete_job_files",
     "ensure_job",
     "job_records",
     "job_spec",
-    "upload_training_file",
     "wait_for_job",
 ]
 
 logger = logging.getLogger(__name__)
 
-UPLOAD_STATE = "state/uploads/"
-JOB_STATE = "state/jobs/"
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
 ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
 _PAUSED = {"pausing", "paused"}
 _MAX_SUFFIX = 64
-_DEFAULT_PART_THRESHOLD = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,7 +74,7 @@ class JobSpec:
 
     @property
     def state_key(self) -> str:
-        return f"{JOB_STATE}{self.dataset_version}-{self.config_hash}.json"
+        return job_key(self.dataset_version, self.config_hash)
 
 
 @dataclass(frozen=True)
@@ -132,62 +122,6 @@ def job_spec(training: TrainingSettings, *, dataset_version: str, run_id: str, n
             "pipeline_commit": _pipeline_commit(),
         },
     )
-
-
-def upload_training_file(
-    client: OpenAI,
-    store: ObjectStore,
-    provider: ProviderSettings,
-    content: bytes,
-    *,
-    role: str,
-    training: TrainingSettings | None = None,
-) -> str:
-    """Upload content once per provider (by hash); return the provider's file id.
-
-    Content above ``training.upload_part_threshold_bytes`` goes through the Uploads API in
-    parts of ``upload_part_size_bytes``.
-    """
-    threshold = training.upload_part_threshold_bytes if training else _DEFAULT_PART_THRESHOLD
-    part_size = training.upload_part_size_bytes if training else _DEFAULT_PART_THRESHOLD
-    digest = hashlib.sha256(content).hexdigest()
-    name = f"retrain-{digest[:16]}-{role}.jsonl"
-    record_key = f"{UPLOAD_STATE}{provider.name}/{digest}.json"
-    record = store.get_json_or_none(record_key)
-    with api_errors(f"uploading {role} file", provider):
-        if record is not None and _file_exists(client, record["file_id"]):
-            logger.info("reusing uploaded %s file %s (%d bytes)", role, record["file_id"], len(content))
-            return str(record["file_id"])
-        existing = _listed_file(client, name, len(content))
-        if existing is not None:
-            file_id = existing.id
-            logger.info("found %s file %s already on the provider (same name and size)", role, file_id)
-        elif len(content) > threshold:
-            upload = client.uploads.upload_file_chunked(
-                file=content,
-                filename=name,
-                bytes=len(content),
-                mime_type="text/jsonl",
-                purpose="fine-tune",
-                part_size=part_size,
-            )
-            if upload.status != "completed" or upload.file is None:
-                raise ProviderError(
-                    f"multi-part upload {upload.id} of the {role} file ended {upload.status}: re-run to retry"
-                )
-            file_id = upload.file.id
-            parts = -(-len(content) // part_size)
-            logger.info("uploaded %s file %s in %d parts (%d bytes)", role, file_id, parts, len(content))
-        else:
-            file_id = create_once(
-                client,
-                lambda once: once.files.create(file=(name, content), purpose="fine-tune"),
-                lambda: _listed_file(client, name, len(content)),
-                provider,
-            ).id
-            logger.info("uploaded %s file %s (%d bytes)", role, file_id, len(content))
-    store.put_json(record_key, {"file_id": file_id, "bytes": len(content), "sha256": digest, "name": name})
-    return file_id
 
 
 def ensure_job(
@@ -331,7 +265,7 @@ def _record_job(
 
 def job_records(store: ObjectStore) -> list[tuple[str, dict[str, Any]]]:
     """Every job record in ``state/jobs/`` as (key, record)."""
-    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_STATE)]
+    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_PREFIX)]
 
 
 def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
@@ -364,30 +298,6 @@ def best_checkpoint(client: OpenAI, provider: ProviderSettings, job: FineTuningJ
     return chosen.fine_tuned_model_checkpoint
 
 
-def delete_job_files(
-    client: OpenAI, store: ObjectStore, provider: ProviderSettings, job: FineTuningJob
-) -> list[str]:
-    """Delete the job's training and validation files that we uploaded, and their records."""
-    wanted = {job.training_file, job.validation_file} - {None, ""}
-    prefix = f"{UPLOAD_STATE}{provider.name}/"
-    deleted = []
-    for info in list(store.list(prefix)):
-        record = store.get_json(info.key)
-        file_id = record.get("file_id")
-        if file_id not in wanted:
-            continue
-        with api_errors(f"deleting file {file_id}", provider):
-            try:
-                client.files.delete(str(file_id))
-            except NotFoundError:
-                logger.info("file %s was already deleted", file_id)
-        store.delete(info.key)
-        deleted.append(str(file_id))
-    if deleted:
-        logger.info("deleted uploaded files %s of job %s", ", ".join(deleted), job.id)
-    return deleted
-
-
 def cancel_job(client: OpenAI, store: ObjectStore, provider: ProviderSettings, job_id: str) -> FineTuningJob:
     """Cancel a job on the provider and mark its state record; a job that already ended is left alone."""
     with api_errors(f"cancelling fine-tuning job {job_id}", provider):
@@ -411,21 +321,6 @@ def cancel_jobs_of_run(
         if job.status == "cancelled":
             cancelled.append(job.id)
     return cancelled
-
-
-def _listed_file(client: OpenAI, name: str, size: int) -> FileObject | None:
-    """Our upload of this content, found by its hash-derived name (after a crash or a timeout)."""
-    return next(
-        (f for f in client.files.list(purpose="fine-tune") if f.filename == name and f.bytes == size), None
-    )
-
-
-def _file_exists(client: OpenAI, file_id: str) -> bool:
-    try:
-        client.files.retrieve(file_id)
-    except NotFoundError:
-        return False
-    return True
 
 
 def _pipeline_commit() -> str:

@@ -1,0 +1,110 @@
+"""The services retrain talks to: the bucket, the provider, and the local stack that stands in for both.
+
+The defaults run the embedded local stack: a local S3 server and the local OpenAI-compatible
+server on 127.0.0.1, with no credentials and no internet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+
+__all__ = ["LocalStackSettings", "ProviderSettings", "S3Settings"]
+
+LOCAL_S3_PORT = 9555
+LOCAL_OPENAI_PORT = 8765
+LOCAL_API_KEY = "sk-local-not-a-secret"
+
+
+class S3Settings(BaseModel):
+    """Where incoming examples land and where retrain keeps its state."""
+
+    endpoint_url: str | None = Field(
+        default=f"http://127.0.0.1:{LOCAL_S3_PORT}",
+        description="S3 endpoint; empty for AWS itself. The default is the local object store.",
+    )
+    bucket: str = Field(
+        default="retrain", min_length=3, max_length=63, description="The bucket retrain reads and writes."
+    )
+    prefix: str = Field(default="", description="Optional key prefix under which every folder lives.")
+    region: str = Field(default="us-east-1", description="AWS region of the bucket.")
+    access_key_id: SecretStr | None = Field(
+        default=SecretStr("local"), description="Empty on AWS to use the default credential chain."
+    )
+    secret_access_key: SecretStr | None = Field(
+        default=SecretStr("local"), description="Pairs with access_key_id."
+    )
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_is_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_folder(cls, value: str) -> str:
+        value = value.strip("/")
+        return f"{value}/" if value else ""
+
+
+class ProviderSettings(BaseModel):
+    """The OpenAI-compatible API that trains and serves models."""
+
+    kind: Literal["openai", "azure", "compatible"] = Field(
+        default="compatible",
+        description="openai, azure, or compatible (any base_url, the local server included).",
+    )
+    name: str = Field(default="local", description="Recorded in the registry beside each model.")
+    base_url: str | None = Field(
+        default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1", description="API root for kind compatible."
+    )
+    api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
+    api_key_secret_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the API key; when set, flows and `retrain "
+        "jobs`, `eval` and `chat` read the key from it instead of api_key.",
+    )
+    azure_endpoint: str | None = Field(
+        default=None, description="https://NAME.openai.azure.com for kind azure."
+    )
+    azure_api_version: str = Field(default="2025-04-01-preview", description="api-version for kind azure.")
+    max_retries: int = Field(default=4, ge=0, le=20, description="SDK retries on 429/5xx/timeouts.")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="Per-request timeout.")
+
+    @model_validator(mode="after")
+    def _complete_for_kind(self) -> ProviderSettings:
+        if self.kind == "azure" and not self.azure_endpoint:
+            raise ValueError("kind 'azure' needs azure_endpoint (RETRAIN_PROVIDER__AZURE_ENDPOINT)")
+        if self.kind == "compatible" and not self.base_url:
+            raise ValueError("kind 'compatible' needs base_url (RETRAIN_PROVIDER__BASE_URL)")
+        placeholder = self.api_key.get_secret_value() in ("", LOCAL_API_KEY)
+        if self.kind in ("openai", "azure") and placeholder and not self.api_key_secret_block:
+            raise ValueError(
+                f"kind {self.kind!r} needs a real API key in RETRAIN_PROVIDER__API_KEY or a Prefect "
+                "Secret block named in RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK "
+                "(the local placeholder key only works with the local server)"
+            )
+        return self
+
+
+class LocalStackSettings(BaseModel):
+    """The embedded local stack (`retrain local up`)."""
+
+    data_dir: Path = Field(
+        default=Path(".retrain"), description="State, logs and pid files of the local stack."
+    )
+    host: str = Field(default="127.0.0.1", description="Address the local servers listen on.")
+    s3_port: int = Field(default=LOCAL_S3_PORT, ge=1, le=65535, description="Local S3 server port.")
+    openai_port: int = Field(
+        default=LOCAL_OPENAI_PORT, ge=1, le=65535, description="Local OpenAI server port."
+    )
+    prefect_port: int = Field(default=4200, ge=1, le=65535, description="Local Prefect server port.")
+    openai_step_delay: float = Field(
+        default=0.01, ge=0, description="Seconds per training step of the local OpenAI server's jobs."
+    )

@@ -1,0 +1,252 @@
+"""The settings of each pipeline stage, and of the orchestration that runs them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "DatasetSettings",
+    "EvaluationSettings",
+    "IngestSettings",
+    "OrchestrationSettings",
+    "TrainingSettings",
+    "ValidationSettings",
+]
+
+
+class ValidationSettings(BaseModel):
+    """Gates on each night's batch."""
+
+    format: Literal["chat", "preference"] = Field(
+        default="chat", description="chat (supervised) or preference (DPO) examples."
+    )
+    min_new_examples: int = Field(
+        default=10, ge=0, description="Train only when this many examples arrived since the last decision."
+    )
+    max_quarantine_rate: float = Field(
+        default=0.2, ge=0, le=1, description="A batch with a larger share of invalid lines is rejected."
+    )
+    validation_fraction: float = Field(
+        default=0.1, gt=0, lt=1, description="Share of examples (by hash) in the validation file."
+    )
+    suite_path: Path = Field(
+        default=Path("expectations/chat_batch.json"), description="Great Expectations suite for chat batches."
+    )
+    preference_suite_path: Path = Field(
+        default=Path("expectations/preference_batch.json"), description="Suite for preference batches."
+    )
+    max_line_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Longer lines are quarantined as line_too_long."
+    )
+    chunk_rows: int = Field(default=50_000, ge=1, description="Rows per Great Expectations chunk.")
+    workers: int = Field(
+        default=0,
+        ge=0,
+        description="Processes that check lines in parallel: 0 = one per available CPU, 1 = in-process only.",
+    )
+    parallel_min_lines: int = Field(
+        default=5_000,
+        ge=0,
+        description="Worker processes start only once a batch reaches this many lines (smaller batches "
+        "are checked in-process). A worker starts in milliseconds when forked, in about half a second "
+        "when spawned (the caller runs other threads, as a flow run does). 0 = every line in workers.",
+    )
+    example_token_limits: dict[str, int] = Field(
+        default_factory=lambda: {
+            "gpt-4o": 65_536,
+            "gpt-4o-mini": 65_536,
+            "gpt-4.1": 65_536,
+            "gpt-4.1-mini": 65_536,
+            "gpt-4.1-nano": 32_768,
+            "gpt-3.5-turbo": 16_385,
+        },
+        description="Tokens per training example, by model family prefix (longest prefix wins).",
+    )
+    training_usd_per_million_tokens: dict[str, float] = Field(
+        default_factory=lambda: {
+            "gpt-4o": 25.0,
+            "gpt-4o-mini": 3.0,
+            "gpt-4.1": 25.0,
+            "gpt-4.1-mini": 5.0,
+            "gpt-4.1-nano": 1.5,
+            "gpt-3.5-turbo": 8.0,
+        },
+        description="Training price by model family prefix, for the cost estimate.",
+    )
+
+
+class IngestSettings(BaseModel):
+    """How each night finds new objects under incoming/ (see retrain.ingest.discovery for the key layout)."""
+
+    overlap_days: int = Field(
+        default=2,
+        ge=0,
+        le=3650,
+        description="Date partitions before the watermark that each night lists again, for late writes.",
+    )
+    reconcile: bool = Field(
+        default=False,
+        description="List all of incoming/ every night (slow; finds stragglers in old partitions).",
+    )
+
+
+class DatasetSettings(BaseModel):
+    """Which curated examples a new dataset version trains on (recorded in the version manifest)."""
+
+    policy: Literal["all", "recent", "capped"] = Field(
+        default="all",
+        description="all curated data, recent (the last recent_days days), or capped (max_examples, "
+        "stratified sample).",
+    )
+    recent_days: int = Field(
+        default=90, ge=1, description="For policy recent: days of data, counted back from the version's date."
+    )
+    max_examples: int = Field(
+        default=50_000, ge=1, description="For policy capped: the most examples one training set holds."
+    )
+    stratify_by: Literal["source", "tag"] = Field(
+        default="source",
+        description="For policy capped: sample per source (incoming/DATE/SOURCE/...) or per tag "
+        "(a TAG=VALUE folder in the key, e.g. intent=billing).",
+    )
+    tag: str = Field(
+        default="intent", min_length=1, description="For stratify_by tag: the TAG of TAG=VALUE key folders."
+    )
+
+
+class TrainingSettings(BaseModel):
+    """The fine-tuning job."""
+
+    base_model: str = Field(default="gpt-4o-mini-2024-07-18", description="The model every job fine-tunes.")
+    method: Literal["supervised", "dpo"] = Field(default="supervised", description="supervised or dpo.")
+    n_epochs: int | Literal["auto"] = Field(
+        default="auto", description="Epochs, or auto (the service's rule)."
+    )
+    batch_size: int | Literal["auto"] = Field(default="auto", description="Batch size, or auto.")
+    learning_rate_multiplier: float | Literal["auto"] = Field(default="auto", description="Or auto.")
+    seed: int = Field(default=42, description="Passed to the job, so a re-run learns the same.")
+    suffix: str = Field(
+        default="retrain", max_length=40, description="Model name suffix; the night's date is appended."
+    )
+    poll_interval_seconds: float = Field(default=2.0, gt=0, description="First wait between job polls.")
+    max_poll_interval_seconds: float = Field(default=60.0, gt=0, description="Backoff cap between polls.")
+    wait_limit_seconds: float = Field(
+        default=6 * 3600, gt=0, description="Stop waiting after this; the next run resumes the same job."
+    )
+    beta: float | Literal["auto"] = Field(default="auto", description="DPO beta (method dpo only), or auto.")
+    use_best_checkpoint: bool = Field(
+        default=False,
+        description="Take the checkpoint with the lowest full validation loss as the candidate "
+        "instead of the final model.",
+    )
+    upload_part_threshold_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Training files larger than this go through the multi-part Uploads API.",
+    )
+    upload_part_size_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        le=64 * 1024 * 1024,
+        description="Part size for multi-part uploads (the API allows at most 64 MB a part).",
+    )
+    delete_files_after_job: bool = Field(
+        default=False,
+        description="Delete our uploaded training files (and their state records) once the job ends.",
+    )
+    max_training_cost_usd: float | None = Field(
+        default=None, gt=0, description="Refuse a job whose estimated cost is above this; empty: no limit."
+    )
+    monthly_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Refuse new jobs once this month's spend (state/budget/YYYY-MM.json) would pass "
+        "this; empty: no limit.",
+    )
+
+
+class EvaluationSettings(BaseModel):
+    """The held-out evaluation and the promotion gate."""
+
+    eval_set: str = Field(default="main", description="The primary eval set, at eval/{name}/items.jsonl.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Chat requests in flight per evaluation.")
+    seed: int = Field(default=7, description="Sampling seed of eval requests and of the bootstrap.")
+    min_improvement: float = Field(
+        default=0.0, ge=0, le=1, description="Smallest gain of the primary mean that can promote."
+    )
+    floor: float = Field(default=0.0, ge=0, le=1, description="The candidate's primary mean must reach this.")
+    alpha: float = Field(default=0.05, gt=0, lt=1, description="One-sided significance level of the gate.")
+    guardrails: dict[str, float] = Field(
+        default_factory=dict,
+        description="Guardrail eval sets and the largest drop of their mean each may show, "
+        "e.g. {'safety': 0.02}.",
+    )
+    bootstrap_resamples: int = Field(
+        default=10_000, ge=100, le=1_000_000, description="Resamples of the paired bootstrap."
+    )
+    requests_per_minute: float | None = Field(
+        default=None, gt=0, description="Client-side limit; empty: none."
+    )
+    tokens_per_minute: float | None = Field(default=None, gt=0, description="Client-side limit; empty: none.")
+    max_retries: int = Field(default=6, ge=0, le=20, description="Retries on 429/5xx (Retry-After honoured).")
+    item_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Give up on one eval item after this."
+    )
+    max_tokens: int = Field(default=512, ge=1, description="Longest answer an eval request may get.")
+    max_error_rate: float = Field(
+        default=0.05, ge=0, le=1, description="Fail the run if more items than this errored."
+    )
+    judge_model: str | None = Field(default=None, description="Model for the model_graded rubric grader.")
+    token_limit_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto",
+        description="Request field for max_tokens: auto sends max_completion_tokens to OpenAI reasoning "
+        "models (o1, o3, o4, gpt-5 and fine-tunes of them) and max_tokens to others.",
+    )
+    temperature_parameter: Literal["auto", "send", "omit"] = Field(
+        default="auto",
+        description="Whether eval requests send temperature 0: auto omits it for OpenAI reasoning models "
+        "(they accept only the default, 1) and sends it to others.",
+    )
+    require_approval: bool = Field(
+        default=False,
+        description="Pause the nightly flow before moving production until someone approves in the "
+        "Prefect UI; no answer within approval_timeout_seconds rejects.",
+    )
+    approval_timeout_seconds: int = Field(
+        default=28_800, ge=1, description="How long a paused promotion waits for approval (then rejects)."
+    )
+
+
+class OrchestrationSettings(BaseModel):
+    """How Prefect runs the flows: the schedule of `retrain serve`, the evaluation task runner and
+    the nightly lease."""
+
+    cron: str = Field(default="0 2 * * *", description="Nightly schedule of `retrain serve` (cron).")
+    timezone: str = Field(default="UTC", description="Time zone of the nightly cron schedule.")
+    task_runner: Literal["thread", "dask"] = Field(
+        default="thread",
+        description="Runs the evaluation of several eval sets at once: thread, or dask (prefect-dask).",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); empty: a local cluster.",
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, le=256, description="Worker processes of the local Dask cluster (no dask_address)."
+    )
+    run_lease_seconds: float = Field(
+        default=900,
+        ge=10,
+        description="Lease that keeps nightly runs from overlapping: renewed every third of this while a "
+        "run lives; a run that died unnoticed (neither its process on this machine nor its Prefect flow "
+        "run is known to have ended) holds the next one off for at most this long, or until "
+        "`retrain lease break`.",
+    )
+
+    @property
+    def run_lease(self) -> timedelta:
+        return timedelta(seconds=self.run_lease_seconds)
