@@ -13,7 +13,7 @@ export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 .PHONY: setup demo check test lint typecheck clean browser tests fast-tests
 
 # The tests run in PYTEST_WORKERS pytest-xdist workers: one a CPU, at most 4 (beyond that the
-# longest tests set the pace). pyproject.toml's addopts share them out (--dist loadgroup).
+# longest tests set the pace). pyproject.toml's addopts share them out a module at a time.
 PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 4 ] && n=4; echo $$n)
 
 $(UV):

@@ -1,6 +1,6 @@
 """Session-wide test setup: an isolated Prefect home with telemetry off, and shared fixtures.
 
-Under pytest-xdist (`make test` runs two workers) each worker is a session of its own: its own
+Under pytest-xdist (`make test` runs a worker per CPU) each worker is a session of its own: its own
 Prefect home, its own Prefect test server on a free port, its own tmp_path root; every other
 server the tests start (moto, localbucket, the local OpenAI server, the local stack) takes a
 free port too. See `pytest_collection_modifyitems` below for how tests are shared out.
@@ -37,9 +37,10 @@ from retrain.config.settings import S3Settings, get_settings  # noqa: E402
 from retrain.storage.object_store import ObjectStore  # noqa: E402
 from tests.s3_servers import localbucket_server, moto_server  # noqa: E402
 
-# The tests that start first when shared out by pytest-xdist, longest first, so that no worker is
-# left with one of them at the end while the other has nothing to do (only when each test starts
-# changes, never what it checks). Then the rest of the modules with slow tests, then the others.
+# The modules that start first when pytest-xdist shares them out (`--dist loadfile`: a module's
+# tests run on one worker, in file order, so its module-scoped fixtures are set up once), longest
+# first, so that no worker is left with one of them at the end while the other has nothing to do.
+# Then the other modules with slow tests, then the rest. Only when each test starts changes.
 LONGEST_FIRST = (
     "tests/ui/test_prefect_ui.py",  # `retrain local up --with-prefect` and runs through its worker
     "tests/scale/test_soak.py",
@@ -52,24 +53,11 @@ LONGEST_FIRST = (
 )
 
 
-def _module_scoped(item: pytest.Item) -> list[str]:
-    """The module-scoped fixtures an item uses (set up once per module and worker)."""
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return []
-    return [name for name, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
-
-
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under xdist (`--dist loadgroup`), tests sharing a module-scoped fixture run on one worker,
-    in file order (the fixture is set up once, and tests/ui relies on that order), and the long
-    modules come first. Each worker collects the same items and sorts them the same way."""
+    """Under xdist, the long modules first (every worker collects the same items and sorts them
+    the same way; a stable sort keeps each module's tests together and in file order)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
-    for item in items:
-        if _module_scoped(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
     slow_modules = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
 
     def rank(item: pytest.Item) -> int:
