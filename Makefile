@@ -55,8 +55,8 @@ browser:
 test: lint
 	@$(MAKE) --no-print-directory -j2 typecheck tests
 
-# While working: lint, types and the tests not marked slow (none of them starts a Prefect server,
-# the local stack or a server process), in well under 90 s once .mypy_cache is there.
+# While working: lint, types (mypy reuses .mypy_cache) and the tests not marked slow, none of
+# which starts a Prefect server, the local stack or a server process.
 check: lint
 	@$(MAKE) --no-print-directory -j2 typecheck fast-tests
 
