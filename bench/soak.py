@@ -182,6 +182,9 @@ class _Soak:
         self.api_root = api_root
         self.workdir = workdir
         self.rng = random.Random(config.seed)
+        # Kills draw from a stream of their own: whether a kill lands before the night ends depends
+        # on how fast the machine is, and the attempts it adds must not change what lands next.
+        self.kill_rng = random.Random(f"{config.seed}/kills")
         self.settings = load_settings(
             s3={
                 "endpoint_url": env["RETRAIN_S3__ENDPOINT_URL"],
@@ -252,8 +255,8 @@ class _Soak:
         for attempt in range(self.config.max_attempts):
             self.result.attempts += 1
             kill_at = None
-            if attempt < 3 and self.rng.random() < self.config.kill_rate / (attempt + 1):
-                kill_at = self.rng.uniform(0.2, max(self.night_seconds) * 1.1)
+            if attempt < 3 and self.kill_rng.random() < self.config.kill_rate / (attempt + 1):
+                kill_at = self.kill_rng.uniform(0.2, max(self.night_seconds) * 1.1)
             outcome = self._attempt(night, env, kill_at, seed=self.config.seed * 1000 + index * 10 + attempt)
             if outcome is not None:
                 self.result.outcomes[outcome] += 1

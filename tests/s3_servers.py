@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from retrain.config.services import S3Settings
 from retrain.storage.object_store import ObjectStore
 
-__all__ = ["free_port", "localbucket_server", "moto_server", "wait_for_port"]
+__all__ = ["free_port", "localbucket_server", "moto_server", "next_second", "wait_for_port"]
 
 
 def free_port() -> int:
@@ -36,6 +36,18 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def next_second() -> None:
+    """Sleep into the next whole second of the clock, and 50 ms past it.
+
+    S3 keeps LastModified to the second (moto and localbucket cut the fraction off, localbucket
+    from the file's mtime, which may lag the clock by a few ms): an object written after this
+    has a later LastModified than every object written before it. It waits 0.55 s on average,
+    where a fixed `time.sleep(1.1)` did the same.
+    """
+    now = time.time()
+    time.sleep(int(now) + 1.05 - now)
 
 
 def _settings(port: int) -> S3Settings:

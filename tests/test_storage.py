@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 
 import pytest
 from pydantic import SecretStr
@@ -11,7 +10,7 @@ from pydantic import SecretStr
 from retrain.config.services import S3Settings
 from retrain.exceptions import AlreadyExists, BucketNotFound, ObjectNotFound, StorageUnavailable
 from retrain.storage.object_store import ObjectStore
-from tests.s3_servers import free_port, moto_server
+from tests.s3_servers import free_port, moto_server, next_second
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def test_keys_are_relative_to_the_prefix(store: ObjectStore) -> None:
 def test_iter_json_reads_only_the_newest_objects_when_asked(store: ObjectStore) -> None:
     for name in ("a", "b", "c"):
         store.put_json(f"m/{name}.json", {"name": name})
-        time.sleep(1.1)  # S3 keeps LastModified to the second
+        next_second()  # S3 keeps LastModified to the second
     store.put_bytes("m/notes.txt", b"not json")
     assert sorted(item["name"] for item in store.iter_json("m/")) == ["a", "b", "c"]
     assert sorted(item["name"] for item in store.iter_json("m/", newest=2)) == ["b", "c"]

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from retrain.cli.automations import apply_automations, read_automation_file
 from retrain.cli.ops import register
 from retrain.exceptions import ConfigError
-from tests.infra.webhook_receiver import webhook_receiver
+from tests.infra.webhook_receiver import arrives_within, webhook_receiver
 
 AUTOMATIONS = Path(__file__).resolve().parents[2] / "deployments" / "automations.yaml"
 NAMES = ["retrain-nightly-failed", "retrain-alias-changed"]
@@ -139,7 +139,7 @@ def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
         while not received and time.monotonic() < deadline:
             announce_alias_change(event)
             EventsWorker.drain_all()
-            time.sleep(3)
+            arrives_within(3, lambda: bool(received))
         assert received, "no notification reached the webhook within 120 s"
         text = received[0]["text"]
         assert f"alias production -> {model}" in text
@@ -161,7 +161,7 @@ def test_failed_nightly_run_reaches_the_webhook(prefect_api_url: str) -> None:
         deadline = time.monotonic() + 120
         while not received and time.monotonic() < deadline:
             failing_night(return_state=True)
-            time.sleep(3)
+            arrives_within(3, lambda: bool(received))
         assert received, "no notification reached the webhook within 120 s"
         assert "is Failed" in received[0]["text"]
         assert "provider down" in received[0]["text"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["webhook_receiver"]
+__all__ = ["arrives_within", "webhook_receiver"]
 
 
 @contextmanager
@@ -35,3 +36,13 @@ def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def arrives_within(seconds: float, arrived: Callable[[], bool]) -> bool:
+    """Wait until ``arrived()`` holds or ``seconds`` have passed; whether it holds."""
+    deadline = time.monotonic() + seconds
+    while not arrived():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
