@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 from retrain.cli.output import Rows, plain_console
+from retrain.config.settings import Settings
 from retrain.exceptions import RetrainError
 
 __all__ = ["register"]
@@ -21,12 +22,30 @@ __all__ = ["register"]
 _console = plain_console()
 
 
+def _prefect_api(settings: Settings) -> str:
+    """The Prefect API in use: the configured one answers, or none is set (and whether a local one runs)."""
+    from prefect.settings import PREFECT_API_URL
+
+    from retrain.cli.prefect_api import require_prefect_api
+    from retrain.local.prefect_server import running_prefect_api_url
+
+    require_prefect_api()
+    url = PREFECT_API_URL.value()
+    if url:
+        return f"{url} answers"
+    local = running_prefect_api_url(settings)
+    if local:
+        return (
+            f"none set, so runs use a temporary server and are not seen in the local Prefect server's UI "
+            f"that answers at {local}: export PREFECT_API_URL={local}"
+        )
+    return "none set: runs use a temporary local server"
+
+
 def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.cli.credentials import with_credentials
-    from retrain.cli.prefect_api import require_prefect_api
     from retrain.config.settings import get_settings
     from retrain.evaluate.eval_sets import load_eval_set
-    from retrain.local.prefect_server import running_prefect_api_url
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore
@@ -60,28 +79,13 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         rows, gates = len(runner.expectations("row")), len(runner.expectations("batch"))
         return f"{runner.path} ({rows} row expectations, {gates} batch gates)"
 
-    def prefect_api() -> str:
-        from prefect.settings import PREFECT_API_URL
-
-        require_prefect_api()
-        url = PREFECT_API_URL.value()
-        if url:
-            return f"{url} answers"
-        local = running_prefect_api_url(settings)
-        if local:
-            return (
-                f"none set, so runs use a temporary server and are not seen in the local Prefect server's UI "
-                f"that answers at {local}: export PREFECT_API_URL={local}"
-            )
-        return "none set: runs use a temporary local server"
-
     return [
         ("bucket", bucket),
         ("training provider", training_provider),
         ("production", production),
         ("eval sets", eval_sets),
         ("expectation suite", suite),
-        ("Prefect API", prefect_api),
+        ("Prefect API", lambda: _prefect_api(settings)),
     ]
 
 
