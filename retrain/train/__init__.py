@@ -28,16 +28,26 @@ from retrain.train.jobs import (
     wait_for_job,
 )
 from retrain.train.plan import TrainingHistory, TrainingPlan, plan_training, training_history
-from retrain.train.reports import metrics_rows, training_job_markdown, training_progress
+from retrain.train.reports import (
+    LossPoint,
+    TrainingResult,
+    loss_points,
+    metrics_rows,
+    metrics_table_markdown,
+    training_job_markdown,
+    training_progress,
+)
 from retrain.train.uploads import delete_job_files, upload_training_file
 
 __all__ = [
     "ACTIVE_STATUSES",
     "BudgetCheck",
     "JobSpec",
+    "LossPoint",
     "TrainingHistory",
     "TrainingJob",
     "TrainingPlan",
+    "TrainingResult",
     "best_checkpoint",
     "cancel_job",
     "cancel_jobs_of_run",
@@ -48,7 +58,9 @@ __all__ = [
     "estimate_training_cost",
     "job_records",
     "job_spec",
+    "loss_points",
     "metrics_rows",
+    "metrics_table_markdown",
     "month_jobs",
     "plan_training",
     "record_job_cost",
