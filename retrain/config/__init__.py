@@ -20,13 +20,13 @@ from retrain.config.stage_settings import (
 
 __all__ = [
     "BEGIN_MARKER",
-    "END_MARKER",
-    "MASK",
-    "OTHER_VARIABLES",
     "DatasetSettings",
+    "END_MARKER",
     "EvaluationSettings",
     "IngestSettings",
     "LocalStackSettings",
+    "MASK",
+    "OTHER_VARIABLES",
     "OrchestrationSettings",
     "ProviderSettings",
     "S3Settings",

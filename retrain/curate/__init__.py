@@ -28,10 +28,10 @@ from retrain.curate.training_files import (
 )
 
 __all__ = [
-    "KEYS_ENTRY_BYTES",
-    "MIN_FILE_EXAMPLES",
     "CuratedKeys",
     "DatasetVersion",
+    "KEYS_ENTRY_BYTES",
+    "MIN_FILE_EXAMPLES",
     "Shard",
     "TrainingFiles",
     "build_training_files",

@@ -37,13 +37,13 @@ from retrain.ingest.lease import (
 from retrain.ingest.summary import validation_markdown
 
 __all__ = [
-    "NIGHTLY",
     "Discovery",
     "HeldLease",
     "Holder",
     "IngestReport",
     "Lease",
     "LeaseLost",
+    "NIGHTLY",
     "ObjectManifest",
     "StoppedCheck",
     "acquire",

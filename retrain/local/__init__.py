@@ -34,12 +34,12 @@ from retrain.local.synthetic import (
 
 __all__ = [
     "EVAL_ITEMS",
+    "Intent",
     "NIGHTS",
+    "Night",
     "PREFECT_FILE",
     "PREFECT_POOL",
     "SYSTEM_PROMPT",
-    "Intent",
-    "Night",
     "ServiceStatus",
     "StackStatus",
     "checkout_root",

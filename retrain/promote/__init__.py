@@ -33,11 +33,11 @@ from retrain.promote.statistics import (
 
 __all__ = [
     "Approval",
-    "Outcome",
     "Decision",
     "GateCheckResult",
     "GateDecision",
     "GateSets",
+    "Outcome",
     "Promotion",
     "Significance",
     "answered",

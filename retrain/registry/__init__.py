@@ -19,14 +19,14 @@ from retrain.registry.state import AliasHeads, RegistryState
 
 __all__ = [
     "ALIAS_PATTERN",
-    "CANDIDATE",
-    "DEFAULT_TTL_SECONDS",
-    "PRODUCTION",
     "Action",
     "AliasHeads",
     "AliasReader",
+    "CANDIDATE",
     "CachedResolver",
+    "DEFAULT_TTL_SECONDS",
     "ModelRecord",
+    "PRODUCTION",
     "Registry",
     "RegistryEvent",
     "RegistryLog",
