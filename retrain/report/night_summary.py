@@ -34,7 +34,7 @@ __all__ = ["NightFacts", "Tonight", "night_summary_markdown"]
 
 TOP_REASONS = 5
 QUARANTINE_EXAMPLES = 3
-_RAW_CHARS = 120
+_RAW_CHARS = 80
 
 
 @dataclass
@@ -84,13 +84,13 @@ class NightFacts:
 
 
 def _quarantined_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
-    lines = ["| quarantined line | reasons |", "| --- | --- |"]
+    lines = ["| reasons | quarantined line |", "| --- | --- |"]
     for row in rows[:QUARANTINE_EXAMPLES]:
         raw = " ".join(str(row.get("raw", "")).split())
         raw = raw if len(raw) <= _RAW_CHARS else raw[: _RAW_CHARS - 1] + "…"
         where = f"{row.get('source', '?')}:{row.get('line_no', '?')}"
         reasons = "; ".join(f"{r['code']}: {r['message']}" for r in row.get("reasons", []))
-        lines.append(f"| `{where}` {_cell(raw)} | {_cell(reasons)} |")
+        lines.append(f"| {_cell(reasons)} | `{where}` {_cell(raw)} |")
     return [*lines, ""]
 
 
