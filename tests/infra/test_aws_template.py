@@ -10,49 +10,26 @@ parameters the stack was created with.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cfnlint.decode import decode
 from moto import mock_aws
 
+from tests.infra.aws_template import TEMPLATE, bucket_values, load_template, resolve
 from tests.infra.iam_policy import Request, UnsupportedPolicy, decide, wildcard_match
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "infra" / "aws" / "retrain.yaml"
 BUCKET = "acme-retrain"
 PREFIX = "prod/"
 ACCOUNT = "123456789012"
 SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:retrain/openai-api-key-AbC123"
 HTTPS = {"aws:SecureTransport": "true"}
-
-
-def _resolve(node: Any, values: Mapping[str, str]) -> Any:
-    """Resolve the intrinsic functions the template's bucket properties use."""
-    if isinstance(node, list):
-        return [_resolve(item, values) for item in node]
-    if not isinstance(node, Mapping):
-        return node
-    if set(node) == {"Ref"}:
-        return values[node["Ref"]]
-    if set(node) == {"Fn::GetAtt"}:
-        return values[".".join(node["Fn::GetAtt"])]
-    if set(node) == {"Fn::Sub"}:
-        return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], node["Fn::Sub"])
-    return {key: _resolve(value, values) for key, value in node.items()}
-
-
-def _template() -> dict[str, Any]:
-    template, problems = decode(str(TEMPLATE))
-    assert not problems
-    return dict(template)
 
 
 @pytest.fixture(scope="module")
@@ -95,19 +72,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def resolved_bucket() -> dict[str, Any]:
-    values = {
-        "BucketName": BUCKET,
-        "KeyPrefix": PREFIX,
-        "DataBucket": BUCKET,
-        "DataBucket.Arn": f"arn:aws:s3:::{BUCKET}",
-        "QuarantineRetentionDays": "30",
-        "EvalsRetentionDays": "180",
-        "NoncurrentVersionRetentionDays": "30",
-    }
-    resources = _template()["Resources"]
+    values = bucket_values(BUCKET, PREFIX)
+    resources = load_template()["Resources"]
     return {
-        "bucket": _resolve(resources["DataBucket"]["Properties"], values),
-        "policy": _resolve(resources["DataBucketPolicy"]["Properties"]["PolicyDocument"], values),
+        "bucket": resolve(resources["DataBucket"]["Properties"], values),
+        "policy": resolve(resources["DataBucketPolicy"]["Properties"]["PolicyDocument"], values),
     }
 
 
@@ -152,7 +121,7 @@ def test_bucket_is_versioned_private_and_expires_outputs(resolved_bucket: dict[s
 
 
 def test_secret_value_is_never_in_the_template() -> None:
-    secret = _template()["Resources"]["ApiKeySecret"]
+    secret = load_template()["Resources"]["ApiKeySecret"]
     assert secret["Type"] == "AWS::SecretsManager::Secret"
     assert not {"SecretString", "GenerateSecretString"} & set(secret["Properties"])
 
