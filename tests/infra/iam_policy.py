@@ -14,6 +14,9 @@ Not supported, and rejected with ``UnsupportedPolicy`` rather than guessed: ``No
 ``...IfExists`` and ``ForAllValues/ForAnyValue`` operators, and every other operator.
 Outside the model entirely: permission boundaries, SCPs, session policies, KMS key
 policies and cross-account rules.
+
+``grants`` and ``without_grant`` take a policy apart into its (action, resource) pairs, so a
+test can show that each one is needed: the policy minus that one pair must refuse something.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Request", "UnsupportedPolicy", "decide", "wildcard_match"]
+__all__ = ["Grant", "Request", "UnsupportedPolicy", "decide", "grants", "wildcard_match", "without_grant"]
 
 Decision = Literal["allow", "deny", "implicit-deny"]
 
@@ -110,3 +113,46 @@ def decide(documents: Iterable[Mapping[str, Any]], request: Request) -> Decision
 
 def _as_list_of_statements(statements: Any) -> list[Mapping[str, Any]]:
     return [statements] if isinstance(statements, Mapping) else list(statements)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One action on one resource pattern, as one Allow statement of a policy grants it."""
+
+    statement: int  # its index in the policy's statements
+    sid: str
+    action: str
+    resource: str
+
+
+def grants(document: Mapping[str, Any]) -> list[Grant]:
+    """Every (action, resource) pair the policy's Allow statements grant, statement by statement."""
+    return [
+        Grant(index, str(statement.get("Sid", index)), action, resource)
+        for index, statement in enumerate(_as_list_of_statements(document["Statement"]))
+        if statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"])
+        for resource in _as_list(statement["Resource"])
+    ]
+
+
+def without_grant(document: Mapping[str, Any], grant: Grant) -> dict[str, Any]:
+    """The policy granting exactly what it grants but this one pair (its conditions kept).
+
+    The statement is split in two, its other actions on all its resources and this action on
+    its other resources; the second gets a Sid of its own, as IAM wants Sids unique.
+    """
+    statements = _as_list_of_statements(document["Statement"])
+    statement = statements[grant.statement]
+    actions, resources = _as_list(statement["Action"]), _as_list(statement["Resource"])
+    kept = [s for index, s in enumerate(statements) if index != grant.statement]
+    others = {**statement, "Action": [a for a in actions if a != grant.action]}
+    rest = {**statement, "Action": [grant.action], "Resource": [r for r in resources if r != grant.resource]}
+    if "Sid" in statement:
+        taken = {s.get("Sid") for s in [*kept, others]}
+        rest["Sid"] = next(
+            f"{statement['Sid']}{n}"
+            for n in range(2, len(taken) + 3)
+            if f"{statement['Sid']}{n}" not in taken
+        )
+    return {**document, "Statement": [*kept, *(s for s in (others, rest) if s["Action"] and s["Resource"])]}
