@@ -6,8 +6,14 @@ jobs`, `retrain eval` and `retrain chat` run outside a flow and read it here, th
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from retrain.cli.prefect_api import require_prefect_api
 from retrain.config.services import ProviderSettings
+
+if TYPE_CHECKING:
+    from prefect.events.worker import EventsWorker
 
 __all__ = ["with_credentials"]
 
@@ -17,6 +23,25 @@ def with_credentials(provider: ProviderSettings) -> ProviderSettings:
     if not provider.api_key_secret_block:
         return provider
     require_prefect_api()
+    from prefect.events.worker import EventsWorker
+
     from tasks.credentials import provider_with_credentials
 
-    return provider_with_credentials(provider)
+    try:
+        return provider_with_credentials(provider)
+    finally:
+        _send_queued_events(EventsWorker)
+
+
+def _send_queued_events(worker: type[EventsWorker]) -> None:
+    """Loading a block queues a "block loaded" event. Send it now, before the command prints:
+    stopping the worker with the event still queued logs "Still processing items: 1 items
+    remaining..." on the command's stderr (Prefect's logger named after the worker class), which
+    would come before the command's own one-line error. That notice is all it says here."""
+    quiet = logging.getLogger(worker.__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        worker.drain_all(timeout=10, at_exit=False)
+    finally:
+        quiet.setLevel(level)
