@@ -229,7 +229,6 @@ EXPORTED = {
         "ask",
         "ask_model",
         "cache_prefix",
-        "eval_set_key",
         "grade_output",
         "is_reasoning_model",
         "is_registered",

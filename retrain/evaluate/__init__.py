@@ -16,7 +16,6 @@ from retrain.evaluate.chat import Answer, ask, ask_model
 from retrain.evaluate.eval_sets import (
     EvalItem,
     EvalSet,
-    eval_set_key,
     load_eval_set,
     parse_eval_set,
     prompt_hash,
@@ -65,7 +64,6 @@ __all__ = [
     "ask",
     "ask_model",
     "cache_prefix",
-    "eval_set_key",
     "grade_output",
     "is_reasoning_model",
     "is_registered",

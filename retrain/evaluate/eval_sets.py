@@ -18,13 +18,12 @@ import orjson
 
 from retrain.evaluate.graders import DEFAULT_GRADER, is_registered
 from retrain.exceptions import EvaluationError, ObjectNotFound
-from retrain.storage.layout import eval_set_key as layout_eval_set_key
+from retrain.storage.layout import eval_set_key
 from retrain.storage.object_store import ObjectStore
 
 __all__ = [
     "EvalItem",
     "EvalSet",
-    "eval_set_key",
     "load_eval_set",
     "parse_eval_set",
     "prompt_hash",
@@ -49,10 +48,6 @@ class EvalSet:
     name: str
     version: str
     items: list[EvalItem]
-
-
-def eval_set_key(name: str) -> str:
-    return layout_eval_set_key(name)
 
 
 def prompt_hash(messages: list[dict[str, Any]]) -> str:

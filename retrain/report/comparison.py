@@ -21,6 +21,7 @@ __all__ = [
     "artifact_key",
     "compare",
     "comparison_markdown",
+    "markdown_cell",
     "significance_in_words",
 ]
 
@@ -124,12 +125,14 @@ def _examples_table(title: str, examples: list[ItemExample], total: int) -> list
     ]
     lines.append("| --- | --- | --- |")
     lines += [
-        f"| `{e.item_id}` | {_cell(e.candidate_answer)} | {_cell(e.production_answer)} |" for e in examples
+        f"| `{e.item_id}` | {markdown_cell(e.candidate_answer)} | {markdown_cell(e.production_answer)} |"
+        for e in examples
     ]
     return [*lines, ""]
 
 
-def _cell(text: str) -> str:
+def markdown_cell(text: str) -> str:
+    """Text for one cell of a markdown table: pipes escaped, on one line."""
     return text.replace("|", "\\|").replace("\n", " ") or "(empty)"
 
 

@@ -25,7 +25,7 @@ from retrain.promote.gate import decide_reports
 from retrain.promote.outcome import Outcome
 from retrain.registry.records import ModelRecord
 from retrain.report.charts import loss_curve, markdown_image, score_history
-from retrain.report.comparison import Comparison, compare, comparison_markdown
+from retrain.report.comparison import Comparison, compare, comparison_markdown, markdown_cell
 from retrain.report.history import HistoryPoint
 from retrain.train.plan import TrainingPlan
 from retrain.train.reports import TrainingResult
@@ -90,7 +90,7 @@ def _quarantined_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
         raw = raw if len(raw) <= _RAW_CHARS else raw[: _RAW_CHARS - 1] + "…"
         where = f"{row.get('source', '?')}:{row.get('line_no', '?')}"
         reasons = "; ".join(f"{r['code']}: {r['message']}" for r in row.get("reasons", []))
-        lines.append(f"| {_cell(reasons)} | `{where}` {_cell(raw)} |")
+        lines.append(f"| {markdown_cell(reasons)} | `{where}` {markdown_cell(raw)} |")
     return [*lines, ""]
 
 
@@ -191,10 +191,6 @@ def _commands(facts: NightFacts) -> list[str]:
         commands.append(f"retrain jobs show {tonight.training.job.id}")
     commands += ["retrain alias history production", f"retrain history --set {facts.history_set or 'main'}"]
     return ["## More", "", *[f"- `{command}`" for command in commands], ""]
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|") or "(empty)"
 
 
 def night_summary_markdown(facts: NightFacts) -> str:

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from retrain.evaluate.eval_sets import eval_set_key, load_eval_set, put_eval_set
+from retrain.evaluate.eval_sets import load_eval_set, put_eval_set
 from retrain.exceptions import EvaluationError
+from retrain.storage.layout import eval_set_key
 from retrain.storage.object_store import ObjectStore
 
 
