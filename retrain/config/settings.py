@@ -22,6 +22,7 @@ from retrain.config.stage_settings import (
     DatasetSettings,
     EvaluationSettings,
     IngestSettings,
+    LoraSettings,
     OrchestrationSettings,
     TrainingSettings,
     ValidationSettings,
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     dataset: DatasetSettings = DatasetSettings()
     training: TrainingSettings = TrainingSettings()
+    lora: LoraSettings = LoraSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
@@ -60,6 +62,16 @@ class Settings(BaseSettings):
         for key, provider in self.providers.items():
             if "name" not in provider.model_fields_set:
                 self.providers[key] = provider.model_copy(update={"name": key})
+        return self
+
+    @model_validator(mode="after")
+    def _lora_models_have_a_provider(self) -> Settings:
+        """With the lora backend, models are served by the vLLM-compatible endpoint in
+        RETRAIN_LORA__SERVING_URL, under the provider name RETRAIN_LORA__SERVING_PROVIDER (unless
+        RETRAIN_PROVIDERS__<that name>__* configures it otherwise)."""
+        name = self.lora.serving_provider
+        if self.training.backend == "lora" and name not in self.providers and name != self.provider.name:
+            self.providers[name] = ProviderSettings(kind="compatible", name=name, base_url=self.lora.serving_url)
         return self
 
 

