@@ -9,7 +9,9 @@ import pytest
 
 from tests.lora.tiny_model import build_tiny_model
 
-_MISSING = [name for name in ("torch", "transformers", "peft", "trl") if importlib.util.find_spec(name) is None]
+_MISSING = [
+    name for name in ("torch", "transformers", "peft", "trl") if importlib.util.find_spec(name) is None
+]
 if _MISSING:
     pytest.skip(
         f"the training extra is not installed ({', '.join(_MISSING)} missing): run `make training`",
