@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from openai.types.fine_tuning import FineTuningJob
 from prefect import flow, get_run_logger
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
@@ -17,22 +16,18 @@ from retrain.promote.decision import Decision
 from retrain.promote.outcome import Outcome
 from retrain.providers.clients import wind_down_notice
 from retrain.report.night_summary import Tonight
+from retrain.train.result import TrainingResult
 from tasks.approval import review_promotion
 from tasks.dataset import load_eval_prompts, prepare_training_files
 from tasks.evaluate import evaluate_candidate
-from tasks.finetune import (
-    cancel_fine_tuning_of_run,
-    check_training_budget,
-    start_fine_tuning_job,
-    upload_training_files,
-    wait_for_fine_tuning_job,
-)
 from tasks.ingest import discover_new_objects, validate_and_curate
 from tasks.lease import confirm_nightly_lease, nightly_lease_held, take_nightly_lease
 from tasks.plan import plan_training, read_training_history
 from tasks.promote import apply_promotion_decision, decide_promotion, read_production
 from tasks.registry import register_candidate
+from tasks.serving import retire_model, serve_models
 from tasks.summary import publish_night_summary, summarise_night
+from tasks.training import cancel_training_of_run, trainer_for
 
 __all__ = ["nightly_retrain"]
 
@@ -46,7 +41,7 @@ def _run_name() -> str:
     name="nightly-retrain",
     flow_run_name=_run_name,
     log_prints=False,
-    on_cancellation=[cancel_fine_tuning_of_run],
+    on_cancellation=[cancel_training_of_run],
 )
 def nightly_retrain(night: date | None = None) -> State[Any]:
     """One night: new examples in, and `production` moves only if a better model came out.
@@ -81,13 +76,13 @@ def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | N
         return plan.outcome or Outcome.NO_NEW_DATA, plan.reason
     version_id = plan.version.version_id
 
-    job = _train(night, lease, tonight, version_id, prompts)
-    if job.status != "succeeded" or not job.fine_tuned_model:
+    training = _train(night, lease, tonight, version_id, prompts)
+    if not training.succeeded:
         return (
             Outcome.STILL_TRAINING,
-            f"job {job.id} is still {job.status} at the wait limit; the next run resumes it",
+            f"job {training.job_id} is still {training.status} at the wait limit; the next run resumes it",
         )
-    decision = _evaluate_and_promote(job, version_id, tonight)
+    decision = _evaluate_and_promote(training, version_id, tonight)
     return Outcome.of_decision(
         decision.promote
     ), f"candidate {Outcome.of_decision(decision.promote).word}: {decision.reason}"
@@ -106,30 +101,43 @@ def _ingest(tonight: Tonight, prompts: frozenset[str]) -> str | None:
 
 def _train(
     night: date, lease: HeldLease, tonight: Tonight, version_id: str, prompts: frozenset[str]
-) -> FineTuningJob:
-    """Fine-tune on the dataset version; the job as it is at the end of the wait."""
-    read_production()  # before anything is paid for: its provider must be configured to compare
-    if notice := wind_down_notice(get_settings().provider, datetime.now(UTC).date()):
+) -> TrainingResult:
+    """Train on the dataset version with the configured backend; the job as the wait left it."""
+    settings = get_settings()
+    trainer = trainer_for(settings)
+    production = read_production()  # before anything is paid for: it must be reachable to compare
+    if trainer.name == "openai_api" and (
+        notice := wind_down_notice(settings.provider, datetime.now(UTC).date())
+    ):
         get_run_logger().warning(notice)
     files = prepare_training_files(version_id, prompts)
-    budget = check_training_budget(version_id, files)
-    tonight.estimated_usd = budget.estimated_usd
-    file_ids = upload_training_files(files)
-    confirm_nightly_lease(lease, before="starting a fine-tuning job")
-    training = start_fine_tuning_job(version_id, file_ids, tonight.run_id, night, budget.estimated_usd)
-    tonight.training = wait_for_fine_tuning_job(training)
-    return tonight.training.job
+    budget = trainer.estimate(version_id, files)
+    tonight.estimated_usd = budget.estimated_usd if budget else None
+    prepared = trainer.prepare(version_id, files, production)
+    confirm_nightly_lease(lease, before="starting a training job")
+    started = trainer.start(
+        prepared,
+        version_id=version_id,
+        run_id=tonight.run_id,
+        night=night,
+        estimated_usd=tonight.estimated_usd,
+    )
+    tonight.training = trainer.wait(started)
+    return tonight.training
 
 
-def _evaluate_and_promote(job: FineTuningJob, version_id: str, tonight: Tonight) -> Decision:
-    """Evaluate the job's model against production, decide (with approval if required) and apply."""
+def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: Tonight) -> Decision:
+    """Evaluate the trained model against production, decide (with approval if required) and apply."""
     run_id = tonight.run_id
-    candidate = register_candidate(job, version_id, run_id)
+    candidate = register_candidate(training, version_id, run_id)
     production = tonight.production = read_production()
+    serve_models([production, candidate])  # loads the adapters a vLLM-compatible server needs
     reports = tonight.reports = evaluate_candidate(candidate, production, run_id)
     decision = tonight.decision = review_promotion(
         decide_promotion(reports, candidate, production, dataset_version=version_id, run_id=run_id)
     )
     apply_promotion_decision(decision)
+    if not decision.promote:
+        retire_model(candidate)
     get_run_logger().info("candidate %s %s", candidate.model_id, Outcome.of_decision(decision.promote).word)
     return decision

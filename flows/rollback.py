@@ -9,6 +9,7 @@ from prefect.runtime import flow_run
 
 from retrain.registry.aliases import PRODUCTION
 from tasks.registry import publish_alias_change, read_alias, rollback_alias
+from tasks.serving import serve_models
 
 __all__ = ["rollback"]
 
@@ -29,6 +30,7 @@ def rollback(
         reason=reason,
         idempotency_key=f"rollback:{flow_run.id}",
     )
+    serve_models([event.model])  # the rolled-back-to adapter, if it has one and was unloaded
     publish_alias_change(before, event)
     get_run_logger().info("%s now points to %s", alias, event.model.model_id)
     return {

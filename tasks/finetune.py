@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
 
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
@@ -24,20 +23,19 @@ from retrain.train.budget import (
 from retrain.train.jobs import (
     TrainingJob,
     best_checkpoint,
-    cancel_jobs_of_run,
     config_hash,
     ensure_job,
     job_spec,
     wait_for_job,
 )
-from retrain.train.reports import TrainingResult, loss_points, training_job_markdown, training_progress
+from retrain.train.reports import loss_points, training_job_markdown, training_progress
+from retrain.train.result import TrainingResult
 from retrain.train.uploads import delete_job_files, upload_training_file
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = [
-    "cancel_fine_tuning_of_run",
     "check_training_budget",
     "start_fine_tuning_job",
     "upload_training_files",
@@ -136,7 +134,7 @@ def _after_the_job(context: TaskContext, job_id: str) -> FineTuningJob:
 
 @task(name="wait-for-fine-tuning-job", **IO_TASK)
 def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
-    """Wait for the job; the result's ``job.fine_tuned_model`` is the candidate model.
+    """Wait for the job; the result's ``model_id`` is the candidate model.
 
     With ``use_best_checkpoint`` that is the checkpoint with the lowest validation loss.
     """
@@ -194,19 +192,14 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
         if checkpoint is not None:
             logger.info("candidate is checkpoint %s instead of %s", checkpoint, job.fine_tuned_model)
             job = job.model_copy(update={"fine_tuned_model": checkpoint})
-    return TrainingResult(job, provider.name, training.resumed, loss)
-
-
-def cancel_fine_tuning_of_run(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow on_cancellation hook: cancel the fine-tuning jobs this flow run started or resumed."""
-    from prefect.logging.loggers import flow_run_logger
-
-    logger = flow_run_logger(flow_run, flow)
-    context = task_context()
-    cancelled = cancel_jobs_of_run(
-        context.training_client, context.store, context.training_provider, str(flow_run.id)
+    return TrainingResult(
+        job_id=job.id,
+        status=job.status,
+        base_model=job.model,
+        provider=provider.name,
+        backend="openai_api",
+        resumed=training.resumed,
+        model_id=job.fine_tuned_model if job.status == "succeeded" else None,
+        loss=loss,
+        trained_tokens=job.trained_tokens,
     )
-    if cancelled:
-        logger.info("cancelled fine-tuning job(s) %s with flow run %s", ", ".join(cancelled), flow_run.id)
-    else:
-        logger.info("flow run %s had no fine-tuning job to cancel", flow_run.id)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from openai.types.fine_tuning import FineTuningJob
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 from prefect.runtime import flow_run
 
-from retrain.promote.candidate import candidate_from_job
 from retrain.registry.aliases import CANDIDATE
 from retrain.registry.registry import ModelRecord, RegistryEvent
+from retrain.train.result import TrainingResult
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
@@ -74,10 +73,10 @@ def read_alias(alias: str) -> ModelRecord | None:
 
 
 @task(name="register-candidate", **IO_TASK)
-def register_candidate(job: FineTuningJob, dataset_version: str, run_id: str) -> ModelRecord:
-    """Point `candidate` to the model the job made on the training provider; return its record."""
+def register_candidate(training: TrainingResult, dataset_version: str, run_id: str) -> ModelRecord:
+    """Point `candidate` to the model the training run made, on the provider serving it; return its record."""
     context = task_context()
-    candidate = candidate_from_job(job, context.settings.provider.name, dataset_version)
+    candidate = training.candidate(dataset_version)
     before = context.registry.get(CANDIDATE)
     event = context.registry.set(
         CANDIDATE, candidate, actor=_actor(), reason=f"trained on {dataset_version}", run_id=run_id

@@ -259,7 +259,6 @@ EXPORTED = {
         "answered",
         "apply_decision",
         "approval_question",
-        "candidate_from_job",
         "decide",
         "decide_reports",
         "gate_runs",

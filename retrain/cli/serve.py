@@ -2,9 +2,10 @@
 
 For a single box without a work pool: one long-running process creates the deployments
 `nightly-retrain/nightly` (cron and time zone from ``RETRAIN_ORCHESTRATION__CRON`` /
-``__TIMEZONE``), `nightly-retrain/retrain-now`, `rollback/rollback` and `evaluate/evaluate`
-on the Prefect server in ``PREFECT_API_URL`` and runs their flow runs itself. Like the YAML,
-each deployment runs one flow run at a time and a second one is cancelled (CANCEL_NEW).
+``__TIMEZONE``), `nightly-retrain/retrain-now`, `rollback/rollback`, `evaluate/evaluate` and
+`train-lora/train-lora` on the Prefect server in ``PREFECT_API_URL`` and runs their flow runs
+itself. Like the YAML, each deployment runs one flow run at a time and a second one is cancelled
+(CANCEL_NEW).
 Prefect is imported inside the functions (it is slow to import).
 """
 
@@ -27,13 +28,14 @@ console = plain_console()
 
 
 def build_deployments(settings: Settings) -> list[Any]:
-    """The four deployments of deployments/prefect.yaml as Prefect RunnerDeployments."""
+    """The five deployments of deployments/prefect.yaml as Prefect RunnerDeployments."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
     from prefect.schedules import Cron
 
     from flows.evaluate import evaluate
     from flows.nightly import nightly_retrain
     from flows.rollback import rollback
+    from flows.train_lora import train_lora
 
     orchestration = settings.orchestration
     one_at_a_time = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
@@ -67,13 +69,21 @@ def build_deployments(settings: Settings) -> list[Any]:
             description="Compare two models on a held-out eval set.",
             concurrency_limit=one_at_a_time,
         ),
+        train_lora.to_deployment(
+            name="train-lora",
+            tags=["retrain", "training", "lora", "served"],
+            description="LoRA fine-tuning of one dataset version, started by the nightly flow.",
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
+        ),
     ]
 
 
 def serve(
     limit: Annotated[int, typer.Option(min=1, help="Flow runs this process executes at the same time.")] = 1,
 ) -> None:
-    """Serve the nightly (on its schedule), retrain-now, rollback and evaluate flows until stopped."""
+    """Serve the nightly (on its schedule), retrain-now, rollback, evaluate and train-lora flows."""
     settings = get_settings()
     ObjectStore.from_settings(settings.s3).check_bucket()  # fail now, not in every night's log
     notice = wind_down_notice(settings.provider, datetime.now(UTC).date())

@@ -71,7 +71,9 @@ class Settings(BaseSettings):
         RETRAIN_PROVIDERS__<that name>__* configures it otherwise)."""
         name = self.lora.serving_provider
         if self.training.backend == "lora" and name not in self.providers and name != self.provider.name:
-            self.providers[name] = ProviderSettings(kind="compatible", name=name, base_url=self.lora.serving_url)
+            self.providers[name] = ProviderSettings(
+                kind="compatible", name=name, base_url=self.lora.serving_url
+            )
         return self
 
 

@@ -218,13 +218,14 @@ class LoraSettings(BaseModel):
     serving_provider: str = Field(
         default="lora", description="The provider name the registry records for models served there."
     )
-    adapter_source: Literal["bucket", "local"] = Field(
+    adapter_source: Literal["bucket", "folder"] = Field(
         default="bucket",
-        description="What the serving endpoint is told to load: the adapter's s3:// prefix (bucket) "
-        "or a local folder the server can read (local: the trainer and the server share a disk).",
+        description="What the serving endpoint is told to load: the adapter's s3:// prefix (bucket: "
+        "the local inference server reads it) or {served_adapter_dir}/{model} (folder: vLLM reads local "
+        "paths, so sync the bucket's adapters there).",
     )
-    adapter_cache_dir: Path = Field(
-        default=Path(".retrain/adapters"), description="Where adapters are unpacked from the bucket."
+    served_adapter_dir: str = Field(
+        default="/adapters", description="Where the serving host finds adapters, for adapter_source folder."
     )
 
 

@@ -23,6 +23,7 @@ from retrain.local.processes import Service, healthy, our_pid, service_files
 __all__ = [
     "PREFECT_FILE",
     "PREFECT_POOL",
+    "TRAINING_POOL",
     "checkout_root",
     "deploy",
     "prefect_api_url",
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 _PREFECT_START_TIMEOUT = 180.0
 PREFECT_FILE = Path("deployments") / "prefect.yaml"
 PREFECT_POOL = "retrain-process"
+TRAINING_POOL = "retrain-training"  # train-lora's pool: a process pool here, a GPU pool in production
 _PREFECT = [sys.executable, "-m", "prefect"]
 
 
@@ -133,6 +135,7 @@ def deploy(settings: Settings) -> None:
     pool = PREFECT_POOL
     commands = [
         ["work-pool", "create", pool, "--type", "process"],
+        ["work-pool", "create", TRAINING_POOL, "--type", "process"],
         ["--no-prompt", "deploy", "--all", "--prefect-file", str(root / PREFECT_FILE)],
     ]
     for args in commands:

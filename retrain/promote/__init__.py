@@ -9,7 +9,6 @@ person's answer (``approval``) turns the gate's decision into the recorded one. 
 """
 
 from retrain.promote.approval import answered, approval_question, not_asked, reviewed, timed_out
-from retrain.promote.candidate import candidate_from_job
 from retrain.promote.comparison import GateSets, gate_runs, gate_targets
 from retrain.promote.decision import (
     Approval,
@@ -43,7 +42,6 @@ __all__ = [
     "answered",
     "apply_decision",
     "approval_question",
-    "candidate_from_job",
     "decide",
     "decide_reports",
     "gate_runs",

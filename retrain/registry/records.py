@@ -7,9 +7,9 @@ anything secret: there is no field that could hold a credential.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 __all__ = ["ALIAS_PATTERN", "Action", "ModelRecord", "RegistryEvent"]
 
@@ -32,8 +32,25 @@ class ModelRecord(BaseModel):
     job_id: str | None = None
     dataset_version: str | None = None
     eval_run: str | None = None
+    artifact: str | None = Field(
+        default=None, description="Where the model's files are (the lora backend's adapter prefix, s3://...)."
+    )
+    content_hash: str | None = Field(default=None, description="sha256 of those files (their manifest).")
     scores: dict[str, float] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=_now)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_files(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A model without files (an API model) dumps as it did before ``artifact`` existed, so
+        stored records and decisions keep their exact JSON."""
+        data: dict[str, Any] = handler(self)
+        for key in _FILE_FIELDS:
+            if data.get(key, "") is None:
+                del data[key]
+        return data
+
+
+_FILE_FIELDS = ("artifact", "content_hash")
 
 
 class RegistryEvent(BaseModel):

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from retrain.train.reports import LossPoint
+from retrain.train.result import LossPoint
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -28,7 +28,7 @@ from retrain.report.charts import loss_curve, markdown_image, score_history
 from retrain.report.comparison import Comparison, compare, comparison_markdown, markdown_cell
 from retrain.report.history import HistoryPoint
 from retrain.train.plan import TrainingPlan
-from retrain.train.reports import TrainingResult
+from retrain.train.result import TrainingResult
 
 __all__ = ["NightFacts", "Tonight", "night_summary_markdown"]
 
@@ -123,7 +123,6 @@ def _trained(tonight: Tonight) -> list[str]:
     training = tonight.training
     if training is None:
         return []
-    job = training.job
     cost = (
         f"${tonight.estimated_usd:.2f} estimated"
         if tonight.estimated_usd is not None
@@ -133,11 +132,12 @@ def _trained(tonight: Tonight) -> list[str]:
     lines = [
         "## What was trained",
         "",
-        f"- job `{job.id}` on provider `{training.provider}`{resumed}: **{job.status}**, {cost}",
-        f"- base model `{job.model}`",
+        f"- job `{training.job_id}` on provider `{training.provider}`{resumed}: "
+        f"**{training.status}**, {cost}",
+        f"- base model `{training.base_model}`, trained by the {training.backend} backend",
     ]
-    if job.fine_tuned_model:
-        lines.append(f"- trained model `{job.fine_tuned_model}`")
+    if training.model_id:
+        lines.append(f"- trained model `{training.model_id}`")
     lines.append("")
     if len(training.loss) >= 2:
         lines += [markdown_image("loss curve", loss_curve(training.loss)), ""]
@@ -188,7 +188,7 @@ def _commands(facts: NightFacts) -> list[str]:
     if tonight.plan is not None and tonight.plan.version is not None:
         commands.append(f"retrain data show {tonight.plan.version.version_id}")
     if tonight.training is not None:
-        commands.append(f"retrain jobs show {tonight.training.job.id}")
+        commands.append(f"retrain jobs show {tonight.training.job_id}")
     commands += ["retrain alias history production", f"retrain history --set {facts.history_set or 'main'}"]
     return ["## More", "", *[f"- `{command}`" for command in commands], ""]
 

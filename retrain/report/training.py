@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from retrain.report.charts import loss_curve, markdown_image
-from retrain.train.reports import LossPoint, metrics_table_markdown
+from retrain.train.reports import metrics_table_markdown
+from retrain.train.result import LossPoint
 
 __all__ = ["training_metrics_markdown"]
 

@@ -14,6 +14,10 @@ key                                                     what it holds
 ``eval/{name}/items.jsonl``                             a held-out eval set
 ``evals/{run_id}/{label}.jsonl``                        one evaluation's results of one model
 ``evals/{run_id}/summary.json``                         one evaluation's summary
+``models/lora/{version}-{config_hash}/data/``           the training files a lora run reads
+``models/lora/{version}-{config_hash}/adapter/``        its adapter, tokenizer, config, metrics
+``models/lora/{version}-{config_hash}/manifest.json``   their sha256 (create-only, written last)
+``models/lora/{version}-{config_hash}/progress.json``   the run's progress while it trains
 ``registry/log/{seq:012d}.json``                        the registry's events (append-only)
 ``registry/snapshots/{seq:012d}.json``                  its whole state as of an event
 ``registry/heads/{seq:012d}.json``                      its aliases' current events only
@@ -57,6 +61,7 @@ __all__ = [
     "KEYS_PREFIX",
     "LAST_DECISION_KEY",
     "LEASE_PREFIX",
+    "LORA_PREFIX",
     "LEGACY_PROCESSED_KEY",
     "PENDING_KEY",
     "PROCESSED_PREFIX",
@@ -84,6 +89,11 @@ __all__ = [
     "job_key",
     "keys_key",
     "lease_prefix",
+    "lora_adapter_prefix",
+    "lora_data_key",
+    "lora_manifest_key",
+    "lora_progress_key",
+    "lora_run_prefix",
     "lease_record_key",
     "ledger_key",
     "partition_of",
@@ -111,6 +121,8 @@ CURATED_LATEST_KEY = f"{CURATED_PREFIX}LATEST.json"
 
 EVAL_SET_PREFIX = "eval/"
 EVALS_PREFIX = "evals/"
+
+LORA_PREFIX = "models/lora/"
 
 REGISTRY_PREFIX = "registry/"
 REGISTRY_LOG_PREFIX = f"{REGISTRY_PREFIX}log/"
@@ -260,3 +272,25 @@ def lease_prefix(name: str) -> str:
 
 def lease_record_key(name: str, seq: int) -> str:
     return f"{lease_prefix(name)}{seq:012d}.json"
+
+
+def lora_run_prefix(dataset_version: str, config_hash: str) -> str:
+    """Everything one lora training run reads and writes: ``data/``, ``adapter/``, the manifest."""
+    return f"{LORA_PREFIX}{dataset_version}-{config_hash}/"
+
+
+def lora_data_key(dataset_version: str, config_hash: str, split: str) -> str:
+    """The ``train`` or ``validation`` file a lora run reads."""
+    return f"{lora_run_prefix(dataset_version, config_hash)}data/{split}.jsonl"
+
+
+def lora_adapter_prefix(dataset_version: str, config_hash: str) -> str:
+    return f"{lora_run_prefix(dataset_version, config_hash)}adapter/"
+
+
+def lora_manifest_key(dataset_version: str, config_hash: str) -> str:
+    return f"{lora_run_prefix(dataset_version, config_hash)}manifest.json"
+
+
+def lora_progress_key(dataset_version: str, config_hash: str) -> str:
+    return f"{lora_run_prefix(dataset_version, config_hash)}progress.json"

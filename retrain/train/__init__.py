@@ -29,14 +29,13 @@ from retrain.train.jobs import (
 )
 from retrain.train.plan import TrainingHistory, TrainingPlan, plan_training, training_history
 from retrain.train.reports import (
-    LossPoint,
-    TrainingResult,
     loss_points,
     metrics_rows,
     metrics_table_markdown,
     training_job_markdown,
     training_progress,
 )
+from retrain.train.result import LossPoint, TrainingResult
 from retrain.train.uploads import delete_job_files, upload_training_file
 
 __all__ = [

@@ -7,14 +7,13 @@ publish them as artifacts with stable keys.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 
+from retrain.train.result import LossPoint
+
 __all__ = [
-    "LossPoint",
-    "TrainingResult",
     "loss_points",
     "metrics_rows",
     "metrics_table_markdown",
@@ -23,23 +22,6 @@ __all__ = [
 ]
 
 TABLE_ROWS = 10
-
-
-@dataclass(frozen=True)
-class LossPoint:
-    step: int
-    train_loss: float
-    valid_loss: float | None = None
-
-
-@dataclass(frozen=True)
-class TrainingResult:
-    """A fine-tuning job as the wait left it, with the loss it reported step by step."""
-
-    job: FineTuningJob
-    provider: str
-    resumed: bool
-    loss: Sequence[LossPoint] = field(default_factory=list)
 
 
 def training_progress(event: FineTuningJobEvent) -> tuple[float, float, str] | None:

@@ -16,7 +16,7 @@ from retrain.cli.main import app
 from retrain.storage.object_store import ObjectStore
 from retrain.train.jobs import ensure_job, job_spec
 from retrain.train.uploads import upload_training_file
-from tasks.finetune import cancel_fine_tuning_of_run
+from tasks.training import cancel_training_of_run
 from tests.pipeline.conftest import Stack
 
 from .conftest import chat_file
@@ -54,14 +54,14 @@ def test_cancelling_a_flow_run_cancels_its_job_only(stack: Stack) -> None:
     assert client.fine_tuning.jobs.retrieve(ours).status in ("validating_files", "queued", "running")
 
     assert run.state is not None
-    cancel_fine_tuning_of_run(nightly_retrain, run, run.state)
+    cancel_training_of_run(nightly_retrain, run, run.state)
 
     assert client.fine_tuning.jobs.retrieve(ours).status == "cancelled"
     assert _record(stack.store, ours)["status"] == "cancelled"
     assert client.fine_tuning.jobs.retrieve(theirs).status in ("validating_files", "queued", "running")
-    assert cancel_fine_tuning_of_run in nightly_retrain.on_cancellation_hooks
+    assert cancel_training_of_run in nightly_retrain.on_cancellation_hooks
     # A second cancellation finds nothing left to cancel.
-    cancel_fine_tuning_of_run(nightly_retrain, run, run.state)
+    cancel_training_of_run(nightly_retrain, run, run.state)
     client.fine_tuning.jobs.cancel(theirs)
 
 

@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT_YAML = ROOT / "deployments" / "prefect.yaml"
-FLOW_FILES = ["flows/nightly.py", "flows/rollback.py", "flows/evaluate.py"]
+FLOW_FILES = ["flows/nightly.py", "flows/rollback.py", "flows/evaluate.py", "flows/train_lora.py"]
 EXPECTED = {
     "nightly-retrain/nightly",
     "nightly-retrain/retrain-now",
@@ -35,10 +35,12 @@ def _prefect(args: list[str], api_url: str) -> None:
 def test_yaml_defines_every_deployment_with_one_run_at_a_time() -> None:
     spec = yaml.safe_load(PREFECT_YAML.read_text())
     names = {deployment["name"] for deployment in spec["deployments"]}
-    assert names == {"nightly", "retrain-now", "rollback", "evaluate"}
+    assert names == {"nightly", "retrain-now", "rollback", "evaluate", "train-lora"}
     for deployment in spec["deployments"]:
-        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
-        assert deployment["work_pool"]["name"] == "retrain-process"
+        training = deployment["name"] == "train-lora"
+        strategy = "ENQUEUE" if training else "CANCEL_NEW"
+        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": strategy}
+        assert deployment["work_pool"]["name"] == ("retrain-training" if training else "retrain-process")
         entry_file = deployment["entrypoint"].split(":")[0]
         assert entry_file in FLOW_FILES
 
@@ -50,7 +52,8 @@ def deployed(prefect_api_url: str) -> dict[str, Any]:
         pytest.skip(f"flow files not written yet: {', '.join(missing)} (deploy --all needs every entrypoint)")
     from prefect.client.orchestration import get_client
 
-    _prefect(["work-pool", "create", "retrain-process", "--type", "process", "--overwrite"], prefect_api_url)
+    for pool in ("retrain-process", "retrain-training"):
+        _prefect(["work-pool", "create", pool, "--type", "process", "--overwrite"], prefect_api_url)
     _prefect(["--no-prompt", "deploy", "--all", "--prefect-file", str(PREFECT_YAML)], prefect_api_url)
     with get_client(sync_client=True) as client:
         flows = {flow.id: flow.name for flow in client.read_flows()}
@@ -68,6 +71,15 @@ def test_deploy_all_creates_every_deployment(deployed: dict[str, Any]) -> None:
         assert deployment.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $RETRAIN_HOME }}"}}
         ]
+
+
+@pytest.mark.slow
+def test_train_lora_runs_on_the_training_pool_one_at_a_time(deployed: dict[str, Any]) -> None:
+    deployment = deployed["train-lora/train-lora"]
+    assert deployment.work_pool_name == "retrain-training"
+    assert deployment.global_concurrency_limit.limit == 1
+    assert deployment.concurrency_options.collision_strategy.value == "ENQUEUE"
+    assert deployment.schedules == []
 
 
 @pytest.mark.slow

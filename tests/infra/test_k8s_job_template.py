@@ -81,3 +81,26 @@ def test_server_creates_a_kubernetes_pool_from_it(prefect_api_url: str, template
         client.create_work_pool(WorkPoolCreate(name=name, type="kubernetes", base_job_template=template))
         pool = client.read_work_pool(name)
     assert pool.base_job_template == template
+
+
+GPU_TEMPLATE = TEMPLATE.with_name("gpu-work-pool-job-template.json")
+
+
+def test_the_training_pool_template_asks_for_a_gpu_and_holds_no_provider_key() -> None:
+    from prefect.server.schemas.actions import validate_base_job_template
+    from prefect.utilities.templating import apply_values, find_placeholders
+
+    gpu: dict[str, Any] = json.loads(GPU_TEMPLATE.read_text())
+    validate_base_job_template(gpu)
+    jsonschema.Draft7Validator.check_schema(gpu["variables"])
+    values = {**_defaults(gpu), "name": "train-lora-run", "command": "prefect flow-run execute"}
+    manifest = apply_values(gpu["job_configuration"]["job_manifest"], values)
+    pod = manifest["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["RETRAIN_LORA__DEVICE"]["value"] == "cuda"
+    assert "RETRAIN_PROVIDER__API_KEY" not in env
+    assert not find_placeholders(json.dumps(manifest))

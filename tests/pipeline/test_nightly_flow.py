@@ -186,9 +186,9 @@ def test_a_night_whose_lease_was_broken_stops_before_starting_a_fine_tuning_job(
 ) -> None:
     """An operator broke the lease while the night ran (or it lapsed while the night stalled):
     another run may be training the same version, so this one must not create a job too."""
-    import flows.nightly
+    import tasks.training
 
-    upload = flows.nightly.upload_training_files
+    upload = tasks.training.upload_training_files
 
     def upload_then_lose_the_lease(files: Any) -> Any:
         file_ids = upload(files)
@@ -197,11 +197,11 @@ def test_a_night_whose_lease_was_broken_stops_before_starting_a_fine_tuning_job(
         break_lease(stack.store, lease, "cli:operator")
         return file_ids
 
-    monkeypatch.setattr(flows.nightly, "upload_training_files", upload_then_lose_the_lease)
+    monkeypatch.setattr(tasks.training, "upload_training_files", upload_then_lose_the_lease)
     land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
     state = run("2026-11-01")
     assert state.is_failed()
-    assert "an operator broke it; stopped before starting a fine-tuning job" in state.message
+    assert "an operator broke it; stopped before starting a training job" in state.message
     assert client(stack).fine_tuning.jobs.list(limit=100).data == []
     newest = list(stack.store.list(lease_prefix(NIGHTLY)))[-1]
     assert "broken_by" in stack.store.get_json(newest.key)  # left as the operator left it

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta
 
-from openai.types.fine_tuning import FineTuningJob
-
 from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.graders import Grade
 from retrain.evaluate.results import EvalReport, ItemResult, ModelScores
@@ -25,7 +23,7 @@ from retrain.report import (
     score_history_of,
 )
 from retrain.storage.object_store import ObjectStore
-from retrain.train.reports import LossPoint, TrainingResult
+from retrain.train.result import LossPoint, TrainingResult
 
 
 def _results(passes: list[bool], prefix: str) -> list[ItemResult]:
@@ -95,28 +93,6 @@ def _batch() -> IngestReport:
     )
 
 
-def _job() -> FineTuningJob:
-    return FineTuningJob.model_validate(
-        {
-            "id": "ftjob-1",
-            "object": "fine_tuning.job",
-            "created_at": 1,
-            "model": "gpt-4o-mini",
-            "fine_tuned_model": "ft:cand-model",
-            "status": "succeeded",
-            "organization_id": "org",
-            "result_files": [],
-            "seed": 1,
-            "training_file": "file-1",
-            "validation_file": None,
-            "hyperparameters": {"n_epochs": 3},
-            "error": None,
-            "finished_at": 2,
-            "trained_tokens": 10,
-        }
-    )
-
-
 def _facts(candidate: list[bool], production: list[bool], **tonight: object) -> NightFacts:
     report = _report(candidate, production)
     settings = EvaluationSettings()
@@ -124,7 +100,16 @@ def _facts(candidate: list[bool], production: list[bool], **tonight: object) -> 
     night = Tonight(
         "retrain-2026-12-01",
         batch=_batch(),
-        training=TrainingResult(_job(), "openai", False, [LossPoint(1, 2.0), LossPoint(2, 1.0)]),
+        training=TrainingResult(
+            job_id="ftjob-1",
+            status="succeeded",
+            base_model="gpt-4o-mini",
+            provider="openai",
+            backend="openai_api",
+            resumed=False,
+            model_id="ft:cand-model",
+            loss=[LossPoint(1, 2.0), LossPoint(2, 1.0)],
+        ),
         estimated_usd=0.12,
         production=prod,
         reports=GateSets("main", report, {}),

@@ -83,7 +83,9 @@ def _built_in(name: str) -> BaseModelFiles | None:
         ) from None
     folder = Path(str(distribution.locate_file(built_in.folder)))
     if not (folder / built_in.gguf_file).is_file():
-        raise ConfigError(f"base model {name!r}: {folder / built_in.gguf_file} is missing; run `make training`")
+        raise ConfigError(
+            f"base model {name!r}: {folder / built_in.gguf_file} is missing; run `make training`"
+        )
     return BaseModelFiles(name, folder, built_in.gguf_file)
 
 
@@ -97,7 +99,9 @@ def _local_folder(name: str) -> BaseModelFiles | None:
     if len(ggufs) == 1:
         return BaseModelFiles(name, folder.resolve(), ggufs[0].name)
     what = f"{len(ggufs)} .gguf files" if ggufs else "no config.json and no .gguf file"
-    raise ConfigError(f"base model folder {folder} has {what}: it needs a Hugging Face model or one GGUF file")
+    raise ConfigError(
+        f"base model folder {folder} has {what}: it needs a Hugging Face model or one GGUF file"
+    )
 
 
 def _hub_cache() -> Path:

@@ -1,0 +1,50 @@
+"""Prefect tasks that keep the serving endpoint's adapters in step with the registry: a model with
+an adapter (the lora backend's) is loaded into the vLLM-compatible server before it is evaluated or
+served, and a rejected candidate's is unloaded (logic in retrain.providers.serving)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import get_run_logger, task
+
+from retrain.config.settings import Settings
+from retrain.providers.serving import load_adapter, unload_adapter
+from retrain.registry.records import ModelRecord
+from tasks.context import task_context
+from tasks.retry import IO_TASK
+
+__all__ = ["adapter_path", "retire_model", "serve_models"]
+
+
+def adapter_path(settings: Settings, record: ModelRecord) -> str:
+    """What the serving endpoint is told to load for ``record``'s adapter (RETRAIN_LORA__ADAPTER_SOURCE)."""
+    if settings.lora.adapter_source == "folder":
+        return f"{settings.lora.served_adapter_dir.rstrip('/')}/{record.model_id}"
+    return str(record.artifact)
+
+
+def _base_url(record: ModelRecord) -> str:
+    provider = task_context().provider(record.provider)
+    return str(provider.base_url)
+
+
+@task(name="serve-models", **IO_TASK)
+def serve_models(records: Sequence[ModelRecord]) -> None:
+    """Load each record's adapter into the endpoint that serves it (already loaded: nothing to do)."""
+    settings, logger = task_context().settings, get_run_logger()
+    for record in records:
+        if not record.artifact:
+            continue
+        path = adapter_path(settings, record)
+        loaded = load_adapter(_base_url(record), record.model_id, path)
+        logger.info("adapter %s %s (%s)", record.model_id, "loaded" if loaded else "was loaded already", path)
+
+
+@task(name="retire-model", **IO_TASK)
+def retire_model(record: ModelRecord) -> None:
+    """Unload a rejected candidate's adapter; production's stays loaded."""
+    if not record.artifact:
+        return
+    unload_adapter(_base_url(record), record.model_id)
+    get_run_logger().info("adapter %s unloaded from %s", record.model_id, record.provider)
