@@ -14,7 +14,7 @@ import uvicorn
 
 from local_openai.app import create_app
 
-__all__ = ["ServerHandle", "serve_in_thread"]
+__all__ = ["ServerHandle", "serve_app", "serve_in_thread"]
 
 
 @dataclass
@@ -38,22 +38,19 @@ class ServerHandle:
 
 
 @contextmanager
-def serve_in_thread(
-    data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 30.0, **options: Any
+def serve_app(
+    app: Any, *, name: str, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 30.0
 ) -> Iterator[ServerHandle]:
-    """Start uvicorn on ``host:port`` (0 = a free port) in a thread; yield once it accepts requests.
-
-    ``options`` go to ``create_app`` (step_delay, faults, org, seed, api_key).
-    """
-    app = create_app(data_dir, **options)
+    """Run the ASGI ``app`` with uvicorn on ``host:port`` (0 = a free port) in a thread; yield once
+    it accepts requests, stop it on exit."""
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, name="local-openai-server", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + startup_timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError(f"local OpenAI server did not start on {host}:{port}")
+            raise RuntimeError(f"{name} did not start on {host}:{port}")
         time.sleep(0.02)
     bound = server.servers[0].sockets[0].getsockname()[1]
     handle = ServerHandle(host, int(bound), server, thread)
@@ -61,3 +58,18 @@ def serve_in_thread(
         yield handle
     finally:
         handle.stop()
+
+
+@contextmanager
+def serve_in_thread(
+    data_dir: Path, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 30.0, **options: Any
+) -> Iterator[ServerHandle]:
+    """The local OpenAI server on ``host:port`` in a thread (``serve_app``).
+
+    ``options`` go to ``create_app`` (step_delay, faults, org, seed, api_key).
+    """
+    app = create_app(data_dir, **options)
+    with serve_app(
+        app, name="local OpenAI server", host=host, port=port, startup_timeout=startup_timeout
+    ) as handle:
+        yield handle
