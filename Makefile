@@ -82,10 +82,11 @@ test: lint
 check: lint
 	@$(MAKE) --no-print-directory -j2 typecheck fast-tests
 
-tests: setup browser
+# The tests of the lora backend (tests/lora) need the training extra: both install it.
+tests: setup browser training
 	.venv/bin/pytest -n $(PYTEST_WORKERS)
 
-fast-tests: setup
+fast-tests: setup training
 	.venv/bin/pytest -n $(PYTEST_WORKERS) -m "not slow"
 
 clean:

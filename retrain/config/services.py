@@ -105,6 +105,12 @@ class LocalStackSettings(BaseModel):
         default=LOCAL_OPENAI_PORT, ge=1, le=65535, description="Local OpenAI server port."
     )
     prefect_port: int = Field(default=4200, ge=1, le=65535, description="Local Prefect server port.")
+    inference_port: int = Field(
+        default=8766,
+        ge=1,
+        le=65535,
+        description="Local inference server port (started when the training extra is installed).",
+    )
     openai_step_delay: float = Field(
         default=0.01, ge=0, description="Seconds per training step of the local OpenAI server's jobs."
     )

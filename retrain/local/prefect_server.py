@@ -42,32 +42,37 @@ _PREFECT = [sys.executable, "-m", "prefect"]
 
 
 def prefect_services(settings: Settings, stack_env: dict[str, str]) -> list[Service]:
-    """The Prefect server and a process worker of the pool; ``stack_env`` points the worker's
-    flow runs at the local stack."""
+    """The Prefect server and a process worker of the pool (and, for the lora backend, one of the
+    training pool); ``stack_env`` points the workers' flow runs at the local stack."""
     local = settings.local
-    api_url = prefect_api_url(settings)
-    pool_url = f"{api_url}/work_pools/{PREFECT_POOL}"
     worker_env = {
         **stack_env,
         **prefect_env(settings),
-        "PREFECT_API_URL": api_url,
+        "PREFECT_API_URL": prefect_api_url(settings),
         "PREFECT_WORKER_QUERY_SECONDS": "2",
         "RETRAIN_HOME": str(checkout_root()),
         "RETRAIN_LOCAL__DATA_DIR": str(local.data_dir.resolve()),
     }
-    worker = Service(
-        "worker",
+    services = [_server(settings), _worker(settings, "worker", PREFECT_POOL, worker_env)]
+    if settings.training.backend == "lora":
+        services.append(_worker(settings, "training-worker", TRAINING_POOL, worker_env))
+    return services
+
+
+def _worker(settings: Settings, name: str, pool: str, env: dict[str, str]) -> Service:
+    pool_url = f"{prefect_api_url(settings)}/work_pools/{pool}"
+    return Service(
+        name,
         0,
-        f"pool {PREFECT_POOL}",
+        f"pool {pool}",
         pool_url,
-        [*_PREFECT, "worker", "start", "--pool", PREFECT_POOL, "--type", "process"],
+        [*_PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
         "prefect",
         RetrainError,
-        env=worker_env,
+        env=env,
         ready=lambda: _pool_ready(pool_url),
         start_timeout=_PREFECT_START_TIMEOUT,
     )
-    return [_server(settings), worker]
 
 
 def _server(settings: Settings) -> Service:

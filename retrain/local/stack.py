@@ -1,5 +1,7 @@
-"""The embedded local stack: a local S3 server, the local OpenAI-compatible server and,
-with ``with_prefect``, a Prefect server and a process worker (``retrain.local.prefect_server``).
+"""The embedded local stack: a local S3 server, the local OpenAI-compatible server, the CPU
+inference server of the lora backend (``local_inference``: when RETRAIN_TRAINING__BACKEND is
+``lora``; it needs the training extra) and, with ``with_prefect``, a Prefect server and process workers
+(``retrain.local.prefect_server``).
 
 ``up`` starts each service as a background process (``retrain.local.processes``), waits until
 it answers and creates the configured bucket; ``down`` stops the process groups it started;
@@ -18,6 +20,7 @@ from retrain.exceptions import ProviderUnavailable, StorageUnavailable
 from retrain.local.prefect_server import deploy, prefect_api_url, prefect_services
 from retrain.local.processes import Service, healthy, our_pid, service_files, service_started, start, stop
 from retrain.storage.object_store import ObjectStore
+from retrain.train.lora.base_models import require_training_extra
 
 __all__ = [
     "ServiceStatus",
@@ -29,7 +32,7 @@ __all__ = [
     "up",
 ]
 
-_PREFECT_SERVICES = ("prefect", "worker")
+_PREFECT_SERVICES = ("prefect", "worker", "training-worker")
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,51 @@ def _services(settings: Settings, with_prefect: bool = False) -> list[Service]:
             ProviderUnavailable,
         ),
     ]
+    if serves_adapters(settings):
+        services.append(_inference(settings))
     return services + prefect_services(settings, _env(settings)) if with_prefect else services
+
+
+def serves_adapters(settings: Settings) -> bool:
+    """The stack runs the inference server: the lora backend trains (its extra is checked here, so
+    `retrain local up` fails in one line without it)."""
+    if settings.training.backend != "lora":
+        return False
+    require_training_extra()
+    return True
+
+
+def _inference(settings: Settings) -> Service:
+    """The vLLM-compatible CPU server for the base model of RETRAIN_LORA__BASE_MODEL and its adapters."""
+    local = settings.local
+    root = f"http://{local.host}:{local.inference_port}"
+    command = [
+        sys.executable,
+        "-m",
+        "local_inference",
+        "--base-model",
+        settings.lora.base_model,
+        "--host",
+        local.host,
+        "--port",
+        str(local.inference_port),
+        "--device",
+        settings.lora.device,
+        "--cache-dir",
+        str(local.data_dir.resolve() / "inference"),
+    ]
+    env = {key: value for key, value in _env(settings).items() if key.startswith("RETRAIN_S3__")}
+    return Service(
+        "inference",
+        local.inference_port,
+        f"{root}/v1",
+        f"{root}/health",
+        command,
+        "local_inference",
+        ProviderUnavailable,
+        env=env,
+        start_timeout=180.0,
+    )
 
 
 def settings_off_the_stack(settings: Settings) -> list[str]:
@@ -129,7 +176,11 @@ def _env(settings: Settings) -> dict[str, str]:
         "RETRAIN_PROVIDER__KIND": "compatible",
         "RETRAIN_PROVIDER__BASE_URL": f"http://{local.host}:{local.openai_port}/v1",
         "RETRAIN_LOCAL__DATA_DIR": str(local.data_dir),
-    }
+    } | (
+        {"RETRAIN_LORA__SERVING_URL": f"http://{local.host}:{local.inference_port}/v1"}
+        if settings.training.backend == "lora"
+        else {}
+    )
 
 
 def status(settings: Settings, with_prefect: bool = False) -> StackStatus:

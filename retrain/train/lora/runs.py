@@ -124,22 +124,22 @@ def lora_run(
     )
 
 
-def _put_same(store: ObjectStore, key: str, data: bytes) -> None:
+def _put_same(store: ObjectStore, key: str, data: bytes, what: str) -> None:
     """Create ``key`` with ``data``; an existing object must hold the same bytes."""
     try:
         store.put_bytes(key, data, create_only=True)
     except AlreadyExists:
         if hashlib.sha256(store.get_bytes(key)).digest() != hashlib.sha256(data).digest():
             raise DataError(
-                f"{store.uri(key)} already holds other training data for this run; a dataset version "
-                "never changes, so delete that run's prefix only if you know why it differs"
+                f"{store.uri(key)} already holds other {what} for this run; a run's files never change, "
+                "so delete that run's prefix only if you know why it differs"
             ) from None
 
 
 def put_training_inputs(store: ObjectStore, run: LoraRun, train: bytes, validation: bytes) -> None:
     """The run's training files, create-only (a re-run after a crash finds the same bytes there)."""
-    _put_same(store, run.train_key, train)
-    _put_same(store, run.validation_key, validation)
+    _put_same(store, run.train_key, train, "training data")
+    _put_same(store, run.validation_key, validation, "validation data")
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def save_adapter(
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         name = path.relative_to(folder).as_posix()
         data = path.read_bytes()
-        _put_same(store, f"{run.adapter_prefix}{name}", data)
+        _put_same(store, f"{run.adapter_prefix}{name}", data, "adapter files")
         files[name] = hashlib.sha256(data).hexdigest()
     manifest = AdapterManifest.of(store.uri(run.adapter_prefix), files, train_tokens)
     try:
