@@ -58,10 +58,14 @@ def _model_id(record: ModelRecord | None) -> str:
 
 
 def production_or_base(registry: Registry, settings: Settings) -> ModelRecord:
-    """The model `production` points to; on the first night, the base model itself."""
+    """The model `production` points to; on the first night, the base model itself (for the lora
+    backend, as its serving endpoint serves it: under the RETRAIN_LORA__BASE_MODEL name)."""
     current = registry.get(PRODUCTION)
     if current is not None:
         return current
+    if settings.training.backend == "lora":
+        lora = settings.lora
+        return ModelRecord(model_id=lora.base_model, provider=lora.serving_provider, base_model=lora.base_model)
     return ModelRecord(
         model_id=settings.training.base_model,
         provider=settings.provider.name,

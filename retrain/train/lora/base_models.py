@@ -162,6 +162,18 @@ def load_base_model(files: BaseModelFiles, device: str = "cpu") -> tuple[Any, An
     tokenizer = AutoTokenizer.from_pretrained(str(files.folder), **options)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(str(files.folder), dtype=dtype, **options)
+    if files.gguf_file:
+        _forget_gguf_quantization(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device), tokenizer
+
+
+def _forget_gguf_quantization(model: Any) -> None:
+    """A GGUF checkpoint is dequantised on load (its weights are plain float tensors now), but the
+    model keeps GGUF's quantizer, and transformers' Trainer refuses to train a GGUF-"quantized"
+    model; dropping the marker makes it an ordinary model, which it is."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
