@@ -10,7 +10,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT := false
 
-.PHONY: setup demo check test lint typecheck clean browser tests fast-tests training training-lock
+.PHONY: setup demo demo-lora check test lint typecheck clean browser tests fast-tests training training-lock
 
 # The tests run in PYTEST_WORKERS pytest-xdist workers: one a CPU, at most 4 (beyond that the
 # longest tests set the pace). pyproject.toml's addopts share them out a module at a time.
@@ -54,6 +54,10 @@ training-lock: setup
 
 demo: setup
 	.venv/bin/retrain demo
+
+# The story with real training: LoRA on SmolLM2-135M, on this CPU (about 10 minutes on 2 cores).
+demo-lora: training
+	.venv/bin/retrain demo --trainer lora
 
 lint: setup
 	.venv/bin/ruff check .

@@ -29,7 +29,7 @@ from retrain.train.jobs import (
     wait_for_job,
 )
 from retrain.train.reports import loss_points, training_job_markdown, training_progress
-from retrain.train.result import TrainingResult
+from retrain.train.result import LossPoint, TrainingResult
 from retrain.train.uploads import delete_job_files, upload_training_file
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
@@ -192,13 +192,17 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
         if checkpoint is not None:
             logger.info("candidate is checkpoint %s instead of %s", checkpoint, job.fine_tuned_model)
             job = job.model_copy(update={"fine_tuned_model": checkpoint})
+    return _result(job, provider.name, training.resumed, loss)
+
+
+def _result(job: FineTuningJob, provider: str, resumed: bool, loss: list[LossPoint]) -> TrainingResult:
     return TrainingResult(
         job_id=job.id,
         status=job.status,
         base_model=job.model,
-        provider=provider.name,
+        provider=provider,
         backend="openai_api",
-        resumed=training.resumed,
+        resumed=resumed,
         model_id=job.fine_tuned_model if job.status == "succeeded" else None,
         loss=loss,
         trained_tokens=job.trained_tokens,

@@ -1,6 +1,6 @@
 """Prefect tasks that keep the serving endpoint's adapters in step with the registry: a model with
 an adapter (the lora backend's) is loaded into the vLLM-compatible server before it is evaluated or
-served, and a rejected candidate's is unloaded (logic in retrain.providers.serving)."""
+served, and a rejected candidate's is unloaded (logic in retrain.train.lora.serving)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,12 @@ from collections.abc import Sequence
 
 from prefect import get_run_logger, task
 
-from retrain.config.settings import Settings
-from retrain.providers.serving import load_adapter, unload_adapter
 from retrain.registry.records import ModelRecord
+from retrain.train.lora.serving import adapter_path, serve_record, unload_adapter
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
-__all__ = ["adapter_path", "retire_model", "serve_models"]
-
-
-def adapter_path(settings: Settings, record: ModelRecord) -> str:
-    """What the serving endpoint is told to load for ``record``'s adapter (RETRAIN_LORA__ADAPTER_SOURCE)."""
-    if settings.lora.adapter_source == "folder":
-        return f"{settings.lora.served_adapter_dir.rstrip('/')}/{record.model_id}"
-    return str(record.artifact)
+__all__ = ["retire_model", "serve_models"]
 
 
 def _base_url(record: ModelRecord) -> str:
@@ -34,11 +26,10 @@ def serve_models(records: Sequence[ModelRecord]) -> None:
     """Load each record's adapter into the endpoint that serves it (already loaded: nothing to do)."""
     settings, logger = task_context().settings, get_run_logger()
     for record in records:
-        if not record.artifact:
-            continue
-        path = adapter_path(settings, record)
-        loaded = load_adapter(_base_url(record), record.model_id, path)
-        logger.info("adapter %s %s (%s)", record.model_id, "loaded" if loaded else "was loaded already", path)
+        loaded = serve_record(settings, record)
+        if loaded is not None:
+            state = "loaded" if loaded else "was loaded already"
+            logger.info("adapter %s %s (%s)", record.model_id, state, adapter_path(settings, record))
 
 
 @task(name="retire-model", **IO_TASK)

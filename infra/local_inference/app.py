@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -74,37 +74,9 @@ def _text(content: str | list[dict[str, Any]] | None) -> str:
     return content or ""
 
 
-def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_batch: int = 32) -> FastAPI:
-    batcher = Batcher(engine, window=window, max_batch=max_batch)
+def _model_routes(engine: Engine) -> APIRouter:
+    router = APIRouter()
     created = int(time.time())
-
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        batcher.start()
-        try:
-            yield
-        finally:
-            await batcher.stop()
-
-    app = FastAPI(title="local-inference", lifespan=lifespan, docs_url=None, redoc_url=None)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first["loc"] if part != "body")
-        return _error(400, f"{where or 'body'}: {first['msg']}")
-
-    @app.get("/health")
-    async def health() -> PlainTextResponse:
-        return PlainTextResponse("")
-
-    @app.get("/admin/stats")
-    async def stats() -> dict[str, Any]:
-        return {
-            "requests": batcher.stats.requests,
-            "batches": batcher.stats.batches,
-            "largest_batch": batcher.stats.largest,
-        }
 
     def card(model_id: str, root: str, parent: str | None) -> dict[str, Any]:
         return {
@@ -118,13 +90,19 @@ def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_bat
             "permission": [],
         }
 
-    @app.get("/v1/models")
+    @router.get("/models")
     async def models() -> dict[str, Any]:
         cards = [card(engine.name, engine.root or engine.name, None)]
         cards += [card(name, source, engine.name) for name, source in engine.adapters.items()]
         return {"object": "list", "data": cards}
 
-    @app.post("/v1/load_lora_adapter", response_model=None)
+    return router
+
+
+def _adapter_routes(engine: Engine, cache_dir: Path) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/load_lora_adapter", response_model=None)
     async def load(body: LoadRequest) -> PlainTextResponse | JSONResponse:
         if not body.lora_name or not body.lora_path:
             return _error(400, "Both 'lora_name' and 'lora_path' must be provided.", "InvalidUserInput")
@@ -139,7 +117,7 @@ def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_bat
             return _error(exc.status, str(exc), "NotFoundError" if exc.status == 404 else "BadRequestError")
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' added successfully.")
 
-    @app.post("/v1/unload_lora_adapter", response_model=None)
+    @router.post("/unload_lora_adapter", response_model=None)
     async def unload(body: UnloadRequest) -> PlainTextResponse | JSONResponse:
         if not body.lora_name:
             return _error(
@@ -151,7 +129,13 @@ def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_bat
             return _error(exc.status, str(exc), "NotFoundError")
         return PlainTextResponse(f"Success: LoRA adapter '{body.lora_name}' removed successfully.")
 
-    @app.post("/v1/chat/completions", response_model=None)
+    return router
+
+
+def _chat_routes(engine: Engine, batcher: Batcher) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/chat/completions", response_model=None)
     async def chat(body: ChatRequest) -> dict[str, Any] | JSONResponse:
         if not engine.knows(body.model):
             return _error(404, f"The model `{body.model}` does not exist.", "NotFoundError")
@@ -191,4 +175,41 @@ def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_bat
             },
         }
 
+    return router
+
+
+def create_app(engine: Engine, *, cache_dir: Path, window: float = 0.02, max_batch: int = 32) -> FastAPI:
+    """The server of ``engine``; adapters copied from S3 go under ``cache_dir``."""
+    batcher = Batcher(engine, window=window, max_batch=max_batch)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        batcher.start()
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = FastAPI(title="local-inference", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"] if part != "body")
+        return _error(400, f"{where or 'body'}: {first['msg']}")
+
+    @app.get("/health")
+    async def health() -> PlainTextResponse:
+        return PlainTextResponse("")
+
+    @app.get("/admin/stats")
+    async def stats() -> dict[str, Any]:
+        return {
+            "requests": batcher.stats.requests,
+            "batches": batcher.stats.batches,
+            "largest_batch": batcher.stats.largest,
+        }
+
+    for router in (_model_routes(engine), _adapter_routes(engine, cache_dir), _chat_routes(engine, batcher)):
+        app.include_router(router, prefix="/v1")
     return app

@@ -183,6 +183,10 @@ def rollback(
     before = registry.current(name).model.model_id
     event = registry.rollback(name, to=to, steps=steps, actor=cli_actor(), reason=reason)
     _changed(before, event)
+    from retrain.train.lora.serving import serve_record
+
+    if serve_record(get_settings(), event.model):
+        typer.echo(f"loaded adapter {event.model.model_id} into provider {event.model.provider}")
 
 
 @app.command()

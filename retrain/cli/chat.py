@@ -25,9 +25,11 @@ def chat_command(
     from retrain.evaluate.chat import ask_model
     from retrain.providers.clients import provider_named
     from retrain.registry.resolver import resolve_record
+    from retrain.train.lora.serving import serve_record
 
     settings = get_settings()
     record = resolve_record(alias, settings)
+    serve_record(settings, record)  # a lora adapter is loaded into its endpoint first, if it is not
     provider = with_credentials(provider_named(settings, record.provider))
     answer = ask_model(
         question, record.model_id, provider, system=system, max_tokens=max_tokens, settings=settings

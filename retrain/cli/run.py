@@ -42,6 +42,11 @@ def _prepare_prefect(settings: Settings) -> None:
     local_api = running_prefect_api_url(settings)
     if local_api and "PREFECT_API_URL" not in os.environ:
         os.environ["PREFECT_API_URL"] = local_api
+    if settings.training.backend == "lora" and "PREFECT_API_URL" not in os.environ:
+        raise ConfigError(
+            "the lora backend trains in the train-lora deployment, which needs a Prefect server with a "
+            "worker: start `retrain local up --with-prefect` (or `retrain serve`) or set PREFECT_API_URL"
+        )
     require_prefect_api()
 
 
@@ -139,7 +144,17 @@ def run(
         raise typer.Exit(code=1)
 
 
-def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
+_TRAINER = Annotated[
+    str,
+    typer.Option(
+        "--trainer",
+        help="openai_api: the fast retrieval story on the local OpenAI server; lora: real LoRA training "
+        "of SmolLM2-135M on made-up facts (needs `make training`; about 10 minutes).",
+    ),
+]
+
+
+def demo(via_deployment: _VIA_DEPLOYMENT = False, trainer: _TRAINER = "openai_api") -> None:
     """Start the local stack and tell the story of several nights (no credentials, no internet).
 
     The demo starts over each time: it empties the local bucket first. It runs only on the local
@@ -147,10 +162,12 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
     """
     from retrain.cli.alias import print_history
     from retrain.local import stack as local_stack
-    from retrain.local.demo import NIGHTS, land_night, seed_eval_set, start_over
+    from retrain.local.demo import FACT_NIGHTS, NIGHTS, land_night, seed_eval_set, start_over
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore
+    from retrain.train.lora.serving import serve_record
 
+    lora = _use_trainer(trainer)
     settings = get_settings()
     off = local_stack.settings_off_the_stack(settings)
     if off:
@@ -160,18 +177,19 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
             "checkout without that .env)"
         )
     console.rule("retrain demo: the local stack")
-    local_stack.up(settings, with_prefect=via_deployment)
+    local_stack.up(settings, with_prefect=via_deployment or lora)
     _prepare_prefect(settings)
     store = ObjectStore.from_settings(settings.s3)
     cleared = start_over(store)
     if cleared:
         console.print(f"starting over: deleted {cleared} object(s) a previous demo left in {store.uri('')}")
-    seeded = seed_eval_set(store, settings.evaluation.eval_set)
+    seeded = seed_eval_set(store, settings.evaluation.eval_set, facts=lora)
     if seeded:
         console.print(f"seeded the held-out eval set: {seeded} items under {store.uri('eval/')}")
 
     outcomes = []
-    for night in NIGHTS:
+    decided = None
+    for night in FACT_NIGHTS if lora else NIGHTS:
         console.rule(f"night {night.night}: {night.story}")
         key = land_night(store, night)
         if key:
@@ -179,15 +197,48 @@ def demo(via_deployment: _VIA_DEPLOYMENT = False) -> None:
         state = _run_night(night.night, via_deployment)
         outcomes.append((night, state))
         console.print(f"[bold]{state.name}[/]: {escape(state.message or '')}", highlight=False)
+        decided = _print_new_decision(store, decided)
 
     console.rule("rollback: production goes back one step")
     registry = Registry(store)
     event = registry.rollback("production", steps=1, actor="demo", reason="demo: roll back one step")
+    serve_record(settings, event.model)
     console.print(f"production -> {event.model.model_id}")
     print_history("production", registry.history("production"))
     _print_where_to_look(settings, store)
     if any(state.is_failed() or state.is_crashed() for _, state in outcomes):
         raise typer.Exit(code=1)
+
+
+def _use_trainer(trainer: str) -> bool:
+    """Whether the demo trains with lora; if so, its settings go into this process's environment
+    (the nightly flow and the stack's services read them there), unless set already."""
+    from retrain.local.demo import LORA_DEMO_ENV
+
+    if trainer not in ("openai_api", "lora"):
+        raise typer.BadParameter(
+            f"{trainer!r} is not a trainer: use openai_api or lora", param_hint="--trainer"
+        )
+    if trainer == "lora":
+        os.environ.update({name: os.environ.get(name, value) for name, value in LORA_DEMO_ENV.items()})
+        os.environ["RETRAIN_TRAINING__BACKEND"] = "lora"
+        get_settings.cache_clear()
+    return trainer == "lora"
+
+
+def _print_new_decision(store: ObjectStore, decided: str | None) -> str | None:
+    """The held-out scores of tonight's decision, if the night decided one; the version decided last."""
+    from retrain.promote.decision import last_decided_version, load_decision
+
+    version = last_decided_version(store)
+    decision = load_decision(store, version) if version and version != decided else None
+    if decision is not None:
+        console.print(
+            f"held-out score: candidate {decision.candidate_score:.2f}, "
+            f"production {decision.production_score:.2f}",
+            highlight=False,
+        )
+    return version
 
 
 def _print_where_to_look(settings: Settings, store: Any) -> None:

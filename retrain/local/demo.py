@@ -7,6 +7,11 @@ too few to train on (they are kept for a later night). Each night ends in a stat
 outcome: Promoted, Promoted, Rejected, NoNewData, TooFewExamples. The data is synthetic and
 deterministic (``retrain.local.synthetic``); the flow that runs each night is the real one. Each demo
 starts over on an empty bucket, on the local stack only (it moves `production`).
+
+``retrain demo --trainer lora`` tells the same kind of story with real training: LoRA on
+SmolLM2-135M (``FACT_NIGHTS``), taught made-up facts (``retrain.local.facts``) that the base model
+cannot know, and graded on held-out questions about them. Night 1 teaches half the facts, night 2
+the other half, night 3 is a bad export that contradicts night 1's answers, night 4 is quiet.
 """
 
 from __future__ import annotations
@@ -17,13 +22,25 @@ from datetime import date
 import orjson
 
 from retrain.evaluate.eval_sets import put_eval_set
+from retrain.local.facts import fact_eval_set, fact_examples, facts
 from retrain.local.synthetic import make_dirty_lines, make_eval_set, make_examples
 from retrain.storage.layout import eval_set_key, incoming_key
 from retrain.storage.object_store import ObjectStore
 
-__all__ = ["EVAL_ITEMS", "NIGHTS", "Night", "land_night", "seed_eval_set", "start_over"]
+__all__ = [
+    "EVAL_ITEMS",
+    "FACT_NIGHTS",
+    "LORA_DEMO_ENV",
+    "NIGHTS",
+    "FactNight",
+    "Night",
+    "land_night",
+    "seed_eval_set",
+    "start_over",
+]
 
 EVAL_ITEMS = 300
+FACTS = facts(24, seed=11)
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,36 @@ NIGHTS: tuple[Night, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class FactNight:
+    """A night of the lora story: the facts ``FACTS[first:last]`` taught (``wrong``: contradicted)."""
+
+    night: date
+    story: str
+    first: int = 0
+    last: int = 0
+    wrong: bool = False
+    expect: str = ""
+
+
+# The lora story's settings (each applies unless set already): six epochs teach a 135M model
+# two dozen facts from three phrasings each; its one-word answers need few tokens.
+LORA_DEMO_ENV = {
+    "RETRAIN_TRAINING__BACKEND": "lora",
+    "RETRAIN_LORA__EPOCHS": "6",
+    "RETRAIN_EVALUATION__MAX_TOKENS": "16",
+}
+
+FACT_NIGHTS: tuple[FactNight, ...] = (
+    FactNight(date(2026, 12, 1), "first data: 12 made-up facts, 36 examples", 0, 12, expect="promote"),
+    FactNight(date(2026, 12, 2), "12 more facts: the model now knows them all", 12, 24, expect="promote"),
+    FactNight(
+        date(2026, 12, 3), "a bad export: night 1's questions with wrong answers", 0, 12, True, "reject"
+    ),
+    FactNight(date(2026, 12, 4), "nothing new landed", expect="no new data"),
+)
+
+
 def start_over(store: ObjectStore) -> int:
     """Delete every object in the demo's bucket (under its prefix), so each demo tells the story
     from night 1 instead of finding its nights already ingested; returns how many were deleted."""
@@ -63,25 +110,32 @@ def start_over(store: ObjectStore) -> int:
     return len(keys)
 
 
-def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS) -> int:
-    """The fixed held-out set (written once; its content hash versions every result)."""
+def seed_eval_set(store: ObjectStore, name: str = "main", n: int = EVAL_ITEMS, *, facts: bool = False) -> int:
+    """The fixed held-out set (written once; its content hash versions every result): support
+    questions, or (``facts``) one question about each of the lora story's facts."""
     if store.exists(eval_set_key(name)):
         return 0
-    put_eval_set(store, name, make_eval_set(n, seed=99))
-    return n
+    items = fact_eval_set(list(FACTS)) if facts else make_eval_set(n, seed=99)
+    put_eval_set(store, name, items)
+    return len(items)
 
 
-def land_night(store: ObjectStore, night: Night) -> str | None:
+def _lines(night: Night | FactNight) -> list[str]:
+    if isinstance(night, FactNight):
+        taught = fact_examples(list(FACTS[night.first : night.last]), wrong=night.wrong, seed=night.first)
+        return [orjson.dumps(example).decode() for example in taught]
+    examples = make_examples(night.examples, seed=night.seed, wrong_answer_rate=night.wrong_answer_rate)
+    return [orjson.dumps(example).decode() for example in examples] + make_dirty_lines(
+        night.dirty_lines, seed=night.seed
+    )
+
+
+def land_night(store: ObjectStore, night: Night | FactNight) -> str | None:
     """Write the night's new examples where producers put them: incoming/{date}/..."""
-    if not night.examples and not night.dirty_lines:
+    lines = _lines(night)
+    if not lines:
         return None
-    lines = [
-        orjson.dumps(example).decode()
-        for example in make_examples(
-            night.examples, seed=night.seed, wrong_answer_rate=night.wrong_answer_rate
-        )
-    ]
-    lines += make_dirty_lines(night.dirty_lines, seed=night.seed)
-    key = incoming_key(night.night.isoformat(), "support-chats.jsonl")
+    name = "atlas-facts.jsonl" if isinstance(night, FactNight) else "support-chats.jsonl"
+    key = incoming_key(night.night.isoformat(), name)
     store.put_bytes(key, ("\n".join(lines) + "\n").encode())
     return key

@@ -158,6 +158,11 @@ def settings_off_the_stack(settings: Settings) -> list[str]:
         off.append(f"RETRAIN_PROVIDER__KIND={settings.provider.kind}")
     elif settings.provider.base_url != local["RETRAIN_PROVIDER__BASE_URL"]:
         off.append(f"RETRAIN_PROVIDER__BASE_URL={settings.provider.base_url}")
+    if (
+        settings.training.backend == "lora"
+        and settings.lora.serving_url != local["RETRAIN_LORA__SERVING_URL"]
+    ):
+        off.append(f"RETRAIN_LORA__SERVING_URL={settings.lora.serving_url}")
     return off
 
 

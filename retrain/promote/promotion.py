@@ -65,7 +65,9 @@ def production_or_base(registry: Registry, settings: Settings) -> ModelRecord:
         return current
     if settings.training.backend == "lora":
         lora = settings.lora
-        return ModelRecord(model_id=lora.base_model, provider=lora.serving_provider, base_model=lora.base_model)
+        return ModelRecord(
+            model_id=lora.base_model, provider=lora.serving_provider, base_model=lora.base_model
+        )
     return ModelRecord(
         model_id=settings.training.base_model,
         provider=settings.provider.name,

@@ -16,9 +16,9 @@ from openai import NotFoundError, OpenAI
 
 from retrain.config.services import S3Settings
 from retrain.exceptions import ProviderError, ProviderUnavailable
-from retrain.providers.serving import load_adapter, unload_adapter
 from retrain.storage.object_store import ObjectStore
 from retrain.train.lora.base_models import load_base_model, locate_base_model
+from retrain.train.lora.serving import load_adapter, unload_adapter
 
 QUESTION = [{"role": "user", "content": "What is the capital of Zorbia?"}]
 

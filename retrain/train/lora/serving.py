@@ -9,9 +9,28 @@ from __future__ import annotations
 
 import httpx
 
+from retrain.config.settings import Settings
 from retrain.exceptions import ProviderError, ProviderUnavailable
+from retrain.providers.clients import provider_named
+from retrain.registry.records import ModelRecord
 
-__all__ = ["load_adapter", "unload_adapter"]
+__all__ = ["adapter_path", "load_adapter", "serve_record", "unload_adapter"]
+
+
+def adapter_path(settings: Settings, record: ModelRecord) -> str:
+    """What the serving endpoint is told to load for ``record``'s adapter (RETRAIN_LORA__ADAPTER_SOURCE)."""
+    if settings.lora.adapter_source == "folder":
+        return f"{settings.lora.served_adapter_dir.rstrip('/')}/{record.model_id}"
+    return str(record.artifact)
+
+
+def serve_record(settings: Settings, record: ModelRecord) -> bool | None:
+    """Load ``record``'s adapter into the endpoint of its provider: None for a model without one
+    (an API model, or a base model), else as ``load_adapter``."""
+    if not record.artifact:
+        return None
+    base_url = str(provider_named(settings, record.provider).base_url)
+    return load_adapter(base_url, record.model_id, adapter_path(settings, record))
 
 
 def _post(base_url: str, route: str, body: dict[str, str], timeout: float) -> httpx.Response:
