@@ -45,6 +45,7 @@ from tests.s3_servers import localbucket_server, moto_server  # noqa: E402
 LONGEST_FIRST = (
     "tests/ui/test_prefect_ui.py",  # `retrain local up --with-prefect` and runs through its worker
     "tests/scale/test_soak.py",
+    "tests/lora/test_lora_night.py",  # trains SmolLM2-135M through the nightly flow
     "tests/faults/test_crash.py",
     "tests/pipeline/test_nightly_flow.py",
     "tests/faults/test_fault_matrix.py",

@@ -198,6 +198,11 @@ class LoraSettings(BaseModel):
         description="Linear layers that get adapters (Llama-style names).",
     )
     seed: int = Field(default=42, description="Seeds data order and adapter initialisation.")
+    activation_checkpointing: bool = Field(
+        default=False,
+        description="Recompute activations in the backward pass: less memory for long examples or big "
+        "models, about a third more compute (TRL's default is on; short chat turns do not need it).",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="auto: a GPU when torch sees one, else the CPU; cuda: refuse without one."
     )

@@ -126,6 +126,7 @@ def _config(lora: LoraSettings, output: Path, device: str, has_validation: bool)
         use_cpu=device == "cpu",
         bf16=device == "cuda",
         max_length=lora.max_length,
+        gradient_checkpointing=lora.activation_checkpointing,
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
