@@ -114,21 +114,16 @@ def _attempt(record: dict[str, Any] | None) -> int:
     return attempt + 1 if ended_badly else attempt
 
 
-@task(name="start-lora-training", **IO_TASK)
-def start_lora_training(run: LoraRun) -> StartedRun:
-    """The `train-lora` flow run for this run: created once, found again by its idempotency key."""
-    context = task_context()
-    lora = context.settings.lora
-    key = job_key(run.dataset_version, run.config_hash)
-    before = context.store.get_json_or_none(key)
-    attempt = _attempt(before)
+def _dispatch(run: LoraRun, attempt: int) -> FlowRun:
+    """The flow run of the deployment with this run's idempotency key: created, or found."""
+    lora = task_context().settings.lora
     try:
         # Called from a sync task, so Prefect's async_dispatch runs the sync variant: a FlowRun.
-        flow_run = cast(
+        return cast(
             "FlowRun",
             run_deployment(
                 lora.deployment,
-                parameters=run.parameters() | {"config": context.settings.lora.model_dump(mode="json")},
+                parameters=run.parameters() | {"config": lora.model_dump(mode="json")},
                 timeout=0,
                 idempotency_key=run.idempotency_key(attempt),
                 flow_run_name=f"train-lora-{run.model_id}",
@@ -140,6 +135,21 @@ def start_lora_training(run: LoraRun) -> StartedRun:
             f"no Prefect deployment {lora.deployment!r} to train with: deploy it (`retrain serve`, or "
             "`prefect deploy` from deployments/prefect.yaml) or set RETRAIN_LORA__DEPLOYMENT"
         ) from None
+
+
+@task(name="start-lora-training", **IO_TASK)
+def start_lora_training(run: LoraRun) -> StartedRun:
+    """The `train-lora` flow run for this run: created once, found again by its idempotency key."""
+    context = task_context()
+    lora = context.settings.lora
+    key = job_key(run.dataset_version, run.config_hash)
+    before = context.store.get_json_or_none(key)
+    attempt = _attempt(before)
+    flow_run = _dispatch(run, attempt)
+    while flow_run.state_type is not None and flow_run.state_type.value in _FAILED:
+        # The key's run ended badly and no record said so (the record was lost): a new attempt.
+        attempt += 1
+        flow_run = _dispatch(run, attempt)
     resumed = before is not None and before.get("job_id") == str(flow_run.id)
     context.store.put_json(key, _record(run, flow_run, attempt))
     get_run_logger().info(
