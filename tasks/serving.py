@@ -9,16 +9,11 @@ from collections.abc import Sequence
 from prefect import get_run_logger, task
 
 from retrain.registry.records import ModelRecord
-from retrain.train.lora.serving import adapter_path, serve_record, unload_adapter
+from retrain.train.lora.serving import adapter_path, retire_record, serve_record
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
 __all__ = ["retire_model", "serve_models"]
-
-
-def _base_url(record: ModelRecord) -> str:
-    provider = task_context().provider(record.provider)
-    return str(provider.base_url)
 
 
 @task(name="serve-models", **IO_TASK)
@@ -35,7 +30,5 @@ def serve_models(records: Sequence[ModelRecord]) -> None:
 @task(name="retire-model", **IO_TASK)
 def retire_model(record: ModelRecord) -> None:
     """Unload a rejected candidate's adapter; production's stays loaded."""
-    if not record.artifact:
-        return
-    unload_adapter(_base_url(record), record.model_id)
-    get_run_logger().info("adapter %s unloaded from %s", record.model_id, record.provider)
+    if retire_record(task_context().settings, record) is not None:
+        get_run_logger().info("adapter %s unloaded from %s", record.model_id, record.provider)

@@ -9,7 +9,7 @@ from pathlib import Path
 from local_inference.engine import AdapterError
 from retrain.config.settings import get_settings
 from retrain.exceptions import RetrainError
-from retrain.storage.object_store import ObjectStore
+from retrain.storage.object_store import ObjectStore, make_s3_client, split_s3_uri
 from retrain.train.lora.runs import download_adapter
 
 __all__ = ["local_folder"]
@@ -22,11 +22,11 @@ def local_folder(lora_path: str, cache_dir: Path) -> str:
         if not (folder / "adapter_config.json").is_file():
             raise AdapterError(f"No adapter found for {lora_path}: no adapter_config.json there", status=404)
         return str(folder)
-    bucket, _, prefix = lora_path.removeprefix("s3://").partition("/")
-    settings = get_settings().s3.model_copy(update={"bucket": bucket, "prefix": ""})
+    bucket, prefix = split_s3_uri(lora_path)
+    store = ObjectStore(make_s3_client(get_settings().s3), bucket)
     destination = cache_dir / hashlib.sha256(lora_path.encode()).hexdigest()[:16]
     try:
-        download_adapter(ObjectStore.from_settings(settings), prefix.rstrip("/") + "/", destination)
+        download_adapter(store, prefix.rstrip("/") + "/", destination)
     except RetrainError as exc:
         raise AdapterError(f"No adapter found for {lora_path}: {exc}", status=404) from exc
     if not (destination / "adapter_config.json").is_file():

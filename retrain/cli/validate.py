@@ -70,9 +70,9 @@ def _sources(paths: list[str]) -> list[SourceWatch]:
     sources: list[SourceWatch] = []
     for raw in paths:
         if raw.startswith("s3://"):
-            from retrain.storage.object_store import ObjectStore, make_s3_client
+            from retrain.storage.object_store import ObjectStore, make_s3_client, split_s3_uri
 
-            bucket, _, key = raw[5:].partition("/")
+            bucket, key = split_s3_uri(raw)
             if not bucket or not key:
                 raise _usage_error(f"{raw} is not an s3://bucket/key URI")
             store = ObjectStore(make_s3_client(load_settings().s3), bucket)

@@ -37,7 +37,7 @@ from retrain.exceptions import (
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["ObjectInfo", "ObjectStore", "make_s3_client"]
+__all__ = ["ObjectInfo", "ObjectStore", "make_s3_client", "split_s3_uri"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,12 @@ class ObjectInfo:
     etag: str
     size: int
     last_modified: datetime | None = None
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` as (bucket, key); either is empty when the URI lacks it."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
 
 
 def make_s3_client(settings: S3Settings) -> S3Client:

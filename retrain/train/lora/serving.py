@@ -14,7 +14,7 @@ from retrain.exceptions import ProviderError, ProviderUnavailable
 from retrain.providers.clients import provider_named
 from retrain.registry.records import ModelRecord
 
-__all__ = ["adapter_path", "load_adapter", "serve_record", "unload_adapter"]
+__all__ = ["adapter_path", "load_adapter", "retire_record", "serve_record", "unload_adapter"]
 
 
 def adapter_path(settings: Settings, record: ModelRecord) -> str:
@@ -24,13 +24,24 @@ def adapter_path(settings: Settings, record: ModelRecord) -> str:
     return str(record.artifact)
 
 
+def _endpoint(settings: Settings, record: ModelRecord) -> str:
+    return str(provider_named(settings, record.provider).base_url)
+
+
 def serve_record(settings: Settings, record: ModelRecord) -> bool | None:
     """Load ``record``'s adapter into the endpoint of its provider: None for a model without one
     (an API model, or a base model), else as ``load_adapter``."""
     if not record.artifact:
         return None
-    base_url = str(provider_named(settings, record.provider).base_url)
-    return load_adapter(base_url, record.model_id, adapter_path(settings, record))
+    return load_adapter(_endpoint(settings, record), record.model_id, adapter_path(settings, record))
+
+
+def retire_record(settings: Settings, record: ModelRecord) -> bool | None:
+    """Unload ``record``'s adapter from the endpoint of its provider: None for a model without one,
+    else as ``unload_adapter``."""
+    if not record.artifact:
+        return None
+    return unload_adapter(_endpoint(settings, record), record.model_id)
 
 
 def _post(base_url: str, route: str, body: dict[str, str], timeout: float) -> httpx.Response:
