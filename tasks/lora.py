@@ -30,7 +30,15 @@ from retrain.exceptions import ConfigError, FineTuneFailed
 from retrain.registry.records import ModelRecord
 from retrain.report.training import training_metrics_markdown
 from retrain.storage.layout import JOB_PREFIX, job_key
-from retrain.train.lora.runs import LoraRun, lora_run, put_training_inputs, read_manifest, read_progress
+from retrain.train.budget import GpuRun, check_month_spend, record_gpu_run
+from retrain.train.lora.runs import (
+    LoraRun,
+    lora_run,
+    put_training_inputs,
+    read_manifest,
+    read_progress,
+    run_status,
+)
 from retrain.train.result import TrainingResult
 from tasks.context import task_context
 from tasks.progress import TaskProgress
@@ -38,6 +46,7 @@ from tasks.retry import IO_TASK
 
 __all__ = [
     "StartedRun",
+    "cancel_lora_run",
     "cancel_lora_runs_of",
     "start_lora_training",
     "upload_lora_inputs",
@@ -45,6 +54,7 @@ __all__ = [
 ]
 
 _FAILED = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
+_ENDED = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class StartedRun:
     flow_run_id: UUID
     name: str
     resumed: bool
+    created: datetime
 
 
 def _run_for(production: ModelRecord, version_id: str) -> LoraRun:
@@ -85,13 +96,23 @@ def upload_lora_inputs(version_id: str, files: TrainingFiles, production: ModelR
     return run
 
 
+def _status(flow_run: FlowRun) -> str:
+    return run_status(flow_run.state_type.value if flow_run.state_type else None)
+
+
+def _created(flow_run: FlowRun) -> datetime:
+    return flow_run.created or datetime.now(UTC)
+
+
 def _record(run: LoraRun, flow_run: FlowRun, attempt: int) -> dict[str, Any]:
     return {
         "job_id": str(flow_run.id),
-        "status": flow_run.state_type.value.lower() if flow_run.state_type else "scheduled",
+        "status": _status(flow_run),
         "backend": "lora",
         "dataset_version": run.dataset_version,
         "config_hash": run.config_hash,
+        "base_model": run.base_model,
+        "model_id": run.model_id,
         "provider": task_context().settings.lora.serving_provider,
         "attempt": attempt,
         "run_id": flow_run.name,
@@ -145,6 +166,13 @@ def start_lora_training(run: LoraRun) -> StartedRun:
     key = job_key(run.dataset_version, run.config_hash)
     before = context.store.get_json_or_none(key)
     attempt = _attempt(before)
+    check_month_spend(
+        context.store,
+        context.settings.training,
+        dataset_version=run.dataset_version,
+        config_hash=run.config_hash,
+        today=datetime.now(UTC).date(),
+    )
     flow_run = _dispatch(run, attempt)
     while flow_run.state_type is not None and flow_run.state_type.value in _FAILED:
         # The key's run ended badly and no record said so (the record was lost): a new attempt.
@@ -152,6 +180,7 @@ def start_lora_training(run: LoraRun) -> StartedRun:
         flow_run = _dispatch(run, attempt)
     resumed = before is not None and before.get("job_id") == str(flow_run.id)
     context.store.put_json(key, _record(run, flow_run, attempt))
+    _count(run, flow_run, _status(flow_run))
     get_run_logger().info(
         "%s training run %s (%s) on deployment %s, attempt %d",
         "resumed" if resumed else "started",
@@ -160,7 +189,34 @@ def start_lora_training(run: LoraRun) -> StartedRun:
         lora.deployment,
         attempt,
     )
-    return StartedRun(run, flow_run.id, flow_run.name, resumed)
+    return StartedRun(run, flow_run.id, flow_run.name, resumed, _created(flow_run))
+
+
+def _count(run: LoraRun, flow_run: FlowRun, status: str, trained_tokens: int | None = None) -> None:
+    """The run in the month's ledger (``retrain spend``), priced at ``gpu_hour_usd`` once ended."""
+    context = task_context()
+    # estimated_run_time: the run time so far, also of a run cancelled while it was running
+    seconds = flow_run.estimated_run_time.total_seconds() if status in _ENDED else None
+    gpu_run = GpuRun(
+        str(flow_run.id),
+        _created(flow_run),
+        run.dataset_version,
+        run.config_hash,
+        status,
+        gpu_seconds=seconds,
+        trained_tokens=trained_tokens,
+    )
+    record_gpu_run(context.store, gpu_run, context.settings.lora.gpu_hour_usd)
+
+
+def _settle(run: LoraRun, flow_run: FlowRun, status: str, trained_tokens: int | None) -> None:
+    """An ended run: its status in its job record and its GPU time (and cost) in the ledger."""
+    store = task_context().store
+    key = job_key(run.dataset_version, run.config_hash)
+    record = store.get_json_or_none(key)
+    if record is not None and record.get("job_id") == str(flow_run.id):
+        store.put_json(key, {**record, "status": status})
+    _count(run, flow_run, status, trained_tokens)
 
 
 def _result(started: StartedRun, status: str) -> TrainingResult:
@@ -213,8 +269,12 @@ def wait_for_lora_training(started: StartedRun) -> TrainingResult:
                 )
             if state == "COMPLETED":
                 result = _result(started, "succeeded")
+                _settle(started.run, current, "succeeded", result.trained_tokens)
                 break
             if state in _FAILED:
+                _settle(
+                    started.run, current, "cancelled" if state == "CANCELLING" else run_status(state), None
+                )
                 message = current.state.message if current.state else ""
                 raise FineTuneFailed(
                     f"training run {current.name} ended {state.lower()} ({message or 'no message'}); "
@@ -239,20 +299,27 @@ def wait_for_lora_training(started: StartedRun) -> TrainingResult:
     return result
 
 
+def cancel_lora_run(flow_run_id: UUID, reason: str) -> bool:
+    """Set a training flow run Cancelling (its worker stops it) and mark its job record and ledger
+    entry cancelled; False when it had already ended."""
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(flow_run_id)
+        if flow_run.state is None or flow_run.state.is_final():
+            return False
+        client.set_flow_run_state(flow_run.id, Cancelling(message=reason))
+    parameters = flow_run.parameters
+    run = LoraRun(parameters["dataset_version"], parameters["config_hash"], parameters["base_model"])
+    _settle(run, flow_run, "cancelled", None)
+    return True
+
+
 def cancel_lora_runs_of(flow_run_id: str) -> list[str]:
     """Cancel the training flow runs whose job records name ``flow_run_id`` as their owner."""
     store = task_context().store
-    cancelled = []
-    with get_client(sync_client=True) as client:
-        for info in store.list(JOB_PREFIX):
-            record = store.get_json(info.key)
-            if record.get("backend") != "lora" or record.get("flow_run_id") != flow_run_id:
-                continue
-            run = client.read_flow_run(UUID(record["job_id"]))
-            if run.state is not None and not run.state.is_final():
-                client.set_flow_run_state(
-                    run.id, Cancelling(message=f"nightly run {flow_run_id} was cancelled")
-                )
-                cancelled.append(str(run.id))
-                store.put_json(info.key, {**record, "status": "cancelled"})
-    return cancelled
+    owned = [
+        UUID(record["job_id"])
+        for record in (store.get_json(info.key) for info in store.list(JOB_PREFIX))
+        if record.get("backend") == "lora" and record.get("flow_run_id") == flow_run_id
+    ]
+    reason = f"nightly run {flow_run_id} was cancelled"
+    return [str(run_id) for run_id in owned if cancel_lora_run(run_id, reason)]

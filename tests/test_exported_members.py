@@ -177,6 +177,7 @@ EXPORTED = {
     "retrain.train": [
         "ACTIVE_STATUSES",
         "BudgetCheck",
+        "GpuRun",
         "JobSpec",
         "LossPoint",
         "TrainingHistory",
@@ -187,6 +188,7 @@ EXPORTED = {
         "cancel_job",
         "cancel_jobs_of_run",
         "check_budget",
+        "check_month_spend",
         "config_hash",
         "delete_job_files",
         "ensure_job",
@@ -198,6 +200,7 @@ EXPORTED = {
         "metrics_table_markdown",
         "month_jobs",
         "plan_training",
+        "record_gpu_run",
         "record_job_cost",
         "reserve_job_cost",
         "spend_of",

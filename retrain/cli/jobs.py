@@ -1,15 +1,22 @@
-"""`retrain jobs ...`: fine-tuning jobs on a provider: list, show, cancel."""
+"""`retrain jobs ...`: the training jobs of the configured backend: list, show, cancel.
+
+A provider's fine-tuning jobs (``openai_api``) are read from its API; lora training runs (their
+ids are the `train-lora` flow runs' UUIDs) from the job records and the Prefect server
+(``retrain.cli.lora_jobs``). `show` and `cancel` tell the two apart by the id.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
+from uuid import UUID
 
 import typer
 from openai import OpenAI
 from rich.console import Console
 
 from retrain.cli.credentials import with_credentials
+from retrain.cli.lora_jobs import cancel_lora_job, list_lora_jobs, show_lora_job
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.config.services import ProviderSettings
 from retrain.config.settings import get_settings
@@ -21,7 +28,10 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True, help="Fine-tuning jobs: list them, show one, cancel one.")
 
-JobId = Annotated[str, typer.Argument(help="The job id, e.g. ftjob-abc123.", show_default=False)]
+JobId = Annotated[
+    str,
+    typer.Argument(help="The job id, e.g. ftjob-abc123, or a lora run's flow run id.", show_default=False),
+]
 ProviderName = Annotated[
     str | None,
     typer.Option("--provider", help="A configured provider name; default: the training provider."),
@@ -38,6 +48,19 @@ def _console() -> Console:
     return plain_console()
 
 
+def _store() -> ObjectStore:
+    return ObjectStore.from_settings(get_settings().s3)
+
+
+def _is_lora_run(job_id: str) -> bool:
+    """A lora training run's id is its flow run's UUID; a provider's job ids are not UUIDs."""
+    try:
+        UUID(job_id)
+    except ValueError:
+        return False
+    return True
+
+
 def _when(timestamp: int | None) -> str:
     return "-" if not timestamp else f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M}"
 
@@ -46,9 +69,16 @@ def _when(timestamp: int | None) -> str:
 def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
     provider: ProviderName = None,
+    backend: Annotated[
+        Literal["openai_api", "lora"] | None,
+        typer.Option("--backend", help="Whose jobs; default: RETRAIN_TRAINING__BACKEND."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """The newest fine-tuning jobs on the provider."""
+    """The newest training jobs of the backend: a provider's fine-tuning jobs, or lora runs."""
+    if (backend or get_settings().training.backend) == "lora":
+        list_lora_jobs(_store(), _console(), limit=limit, as_json=as_json)
+        return
     client, settings = _provider(provider)
     with api_errors("listing fine-tuning jobs", settings):
         jobs = client.fine_tuning.jobs.list(limit=limit).data
@@ -74,7 +104,10 @@ def list_jobs(
 
 @app.command()
 def show(job_id: JobId, provider: ProviderName = None) -> None:
-    """One job: its fields, checkpoints and latest events."""
+    """One job: its fields, checkpoints and latest events (a lora run: progress, loss, adapter)."""
+    if _is_lora_run(job_id):
+        show_lora_job(_store(), _console(), job_id)
+        return
     client, settings = _provider(provider)
     with api_errors(f"reading fine-tuning job {job_id}", settings):
         job = client.fine_tuning.jobs.retrieve(job_id)
@@ -120,8 +153,11 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
 @app.command()
 def cancel(job_id: JobId, provider: ProviderName = None) -> None:
     """Cancel a job that is still validating, queued, running or paused."""
+    if _is_lora_run(job_id):
+        cancel_lora_job(_store(), _console(), job_id)
+        return
     client, settings = _provider(provider)
-    store = ObjectStore.from_settings(get_settings().s3)
+    store = _store()
     with api_errors(f"reading fine-tuning job {job_id}", settings):
         before = client.fine_tuning.jobs.retrieve(job_id).status
     if before not in ACTIVE_STATUSES:

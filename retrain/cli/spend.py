@@ -1,7 +1,8 @@
 """`retrain spend`: what fine-tuning cost this month (or another), job by job, against the budget.
 
-It reads the ledger the nightly flow keeps in ``state/budget/{YYYY-MM}.json``: the estimate of
-a job while it runs, its billed cost (trained tokens x the price table) once it ended.
+It reads the ledger the nightly flow keeps in ``state/budget/{YYYY-MM}.json``: for a provider's
+job the estimate while it runs and its billed cost (trained tokens x the price table) once it
+ended; for a lora run its GPU time, priced at ``RETRAIN_LORA__GPU_HOUR_USD`` once it ended.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def spend(
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Fine-tuning spend of a month, job by job, against the monthly budget."""
+    """Training spend of a month, job by job (any backend), against the monthly budget."""
     month = month or f"{datetime.now(UTC):%Y-%m}"
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
         raise typer.BadParameter(f"{month!r} is not a month: use YYYY-MM", param_hint="--month")
@@ -50,15 +51,18 @@ def spend(
     if not jobs:
         _console.print(f"no fine-tuning jobs recorded for {month}")
         return
-    columns = ("Job", "Dataset version", "Status", "Trained tokens", "Cost")
+    columns = ("Job", "Backend", "Dataset version", "Status", "Trained tokens", "GPU time", "Cost")
     table = Rows(f"Fine-tuning spend, {month}", columns)
     for job_id, entry in sorted(jobs.items()):
         tokens = entry.get("trained_tokens")
+        seconds = entry.get("gpu_seconds")
         table.add_row(
             job_id,
+            str(entry.get("backend", "openai_api")),
             str(entry.get("dataset_version") or "-"),
             str(entry.get("status") or "-"),
             "-" if tokens is None else f"{tokens:,}",
+            "-" if seconds is None else f"{seconds / 3600:.2f} h",
             _cost(entry),
         )
     table.print(_console)

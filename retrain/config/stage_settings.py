@@ -232,6 +232,12 @@ class LoraSettings(BaseModel):
     served_adapter_dir: str = Field(
         default="/adapters", description="Where the serving host finds adapters, for adapter_source folder."
     )
+    gpu_hour_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="What an hour of a training run costs on your GPUs, for `retrain spend` and "
+        "monthly_budget_usd; empty: runs are recorded with their GPU time but not priced.",
+    )
 
 
 class EvaluationSettings(BaseModel):

@@ -7,9 +7,12 @@ job in the Prefect UI is built here.
 
 from retrain.train.budget import (
     BudgetCheck,
+    GpuRun,
     check_budget,
+    check_month_spend,
     estimate_training_cost,
     month_jobs,
+    record_gpu_run,
     record_job_cost,
     reserve_job_cost,
     spend_of,
@@ -41,6 +44,7 @@ from retrain.train.uploads import delete_job_files, upload_training_file
 __all__ = [
     "ACTIVE_STATUSES",
     "BudgetCheck",
+    "GpuRun",
     "JobSpec",
     "LossPoint",
     "TrainingHistory",
@@ -51,6 +55,7 @@ __all__ = [
     "cancel_job",
     "cancel_jobs_of_run",
     "check_budget",
+    "check_month_spend",
     "config_hash",
     "delete_job_files",
     "ensure_job",
@@ -62,6 +67,7 @@ __all__ = [
     "metrics_table_markdown",
     "month_jobs",
     "plan_training",
+    "record_gpu_run",
     "record_job_cost",
     "reserve_job_cost",
     "spend_of",

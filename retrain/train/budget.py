@@ -34,10 +34,13 @@ from retrain.validate.tokens import (
 
 __all__ = [
     "BudgetCheck",
+    "GpuRun",
     "check_budget",
+    "check_month_spend",
     "estimate_training_cost",
     "month_jobs",
     "spend_of",
+    "record_gpu_run",
     "record_job_cost",
     "reserve_job_cost",
 ]
@@ -135,14 +138,7 @@ def check_budget(
     month = _month(today)
     ledger = _ledger(store, month)
     spent = spend_of(ledger["jobs"])
-    running = [
-        job_id
-        for job_id, entry in ledger["jobs"].items()
-        if entry.get("dataset_version") == dataset_version
-        and entry.get("config_hash") == config_hash
-        and entry.get("status") not in _ENDED
-    ]
-    if running:
+    if _running(ledger, dataset_version, config_hash):
         return BudgetCheck(estimate, month, spent, resumed=True)
     limits = training.max_training_cost_usd is not None or training.monthly_budget_usd is not None
     if estimate is None or estimate.usd is None:
@@ -170,6 +166,54 @@ def check_budget(
     return BudgetCheck(estimate, month, spent)
 
 
+def _running(ledger: Mapping[str, Any], dataset_version: str, config_hash: str) -> bool:
+    """Whether a job for this dataset version and config is in the ledger and has not ended."""
+    return any(
+        entry.get("dataset_version") == dataset_version
+        and entry.get("config_hash") == config_hash
+        and entry.get("status") not in _ENDED
+        for entry in ledger["jobs"].values()
+    )
+
+
+def check_month_spend(
+    store: ObjectStore, training: TrainingSettings, *, dataset_version: str, config_hash: str, today: date
+) -> BudgetCheck:
+    """For runs priced only once they ended (lora: GPU hours): raise BudgetExceeded when the month's
+    spend has reached ``monthly_budget_usd``; a run already under way is let through."""
+    month = _month(today)
+    ledger = _ledger(store, month)
+    spent = spend_of(ledger["jobs"])
+    if _running(ledger, dataset_version, config_hash):
+        return BudgetCheck(None, month, spent, resumed=True)
+    budget = training.monthly_budget_usd
+    if budget is not None and spent >= budget:
+        raise BudgetExceeded(
+            f"{month}'s training spend ${spent:,.2f} has reached monthly_budget_usd ${budget:,.2f}: no "
+            f"training run started for {dataset_version}; raise RETRAIN_TRAINING__MONTHLY_BUDGET_USD "
+            "or wait for next month"
+        )
+    return BudgetCheck(None, month, spent)
+
+
+def _write_entry(
+    store: ObjectStore,
+    month: str,
+    job_id: str,
+    fields: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    unless_ended: bool = False,
+) -> None:
+    """Merge ``fields`` into the job's ledger entry (``defaults`` only where it has no value yet)."""
+    ledger = _ledger(store, month)
+    entry = ledger["jobs"].get(job_id)
+    if unless_ended and entry is not None and entry.get("status") in _ENDED:
+        return
+    ledger["jobs"][job_id] = {**(defaults or {}), **(entry or {}), **fields}
+    store.put_json(ledger_key(month), ledger)
+
+
 def reserve_job_cost(
     store: ObjectStore,
     job: FineTuningJob,
@@ -179,19 +223,15 @@ def reserve_job_cost(
     config_hash: str,
 ) -> None:
     """Count a just-created (or resumed) job's estimate in its month until it ends."""
-    month = _month(datetime.fromtimestamp(job.created_at, UTC))
-    ledger = _ledger(store, month)
-    entry = ledger["jobs"].get(job.id)
-    if entry is not None and entry.get("status") in _ENDED:
-        return
-    ledger["jobs"][job.id] = {
-        **(entry or {}),
+    fields = {
         "dataset_version": dataset_version,
         "config_hash": config_hash,
         "status": job.status,
         "estimated_usd": estimate_usd,
     }
-    store.put_json(ledger_key(month), ledger)
+    _write_entry(
+        store, _month(datetime.fromtimestamp(job.created_at, UTC)), job.id, fields, unless_ended=True
+    )
 
 
 def record_job_cost(store: ObjectStore, job: FineTuningJob, validation: ValidationSettings) -> float | None:
@@ -204,19 +244,51 @@ def record_job_cost(store: ObjectStore, job: FineTuningJob, validation: Validati
         price = None
     tokens = job.trained_tokens or 0
     usd = None if price is None else round(tokens * price / 1_000_000, 6)
-    month = _month(datetime.fromtimestamp(job.created_at, UTC))
-    ledger = _ledger(store, month)
-    entry = ledger["jobs"].get(job.id, {})
     metadata = job.metadata or {}
-    ledger["jobs"][job.id] = {
-        **entry,
-        "dataset_version": entry.get("dataset_version", metadata.get("dataset_version")),
-        "config_hash": entry.get("config_hash", metadata.get("config_hash")),
-        "status": job.status,
-        "trained_tokens": tokens,
-        "usd": usd,
-        "finished_at": job.finished_at,
-    }
-    store.put_json(ledger_key(month), ledger)
+    _write_entry(
+        store,
+        _month(datetime.fromtimestamp(job.created_at, UTC)),
+        job.id,
+        {"status": job.status, "trained_tokens": tokens, "usd": usd, "finished_at": job.finished_at},
+        defaults={
+            "dataset_version": metadata.get("dataset_version"),
+            "config_hash": metadata.get("config_hash"),
+        },
+    )
     logger.info("job %s %s: %d trained tokens, $%s", job.id, job.status, tokens, usd)
+    return usd
+
+
+@dataclass(frozen=True)
+class GpuRun:
+    """A training run on the team's own GPUs (the lora backend), as the ledger counts it."""
+
+    run_id: str
+    created: datetime
+    dataset_version: str
+    config_hash: str
+    status: str  # running, queued, or an ended status: succeeded, failed, cancelled
+    gpu_seconds: float | None = None
+    trained_tokens: int | None = None
+
+
+def record_gpu_run(store: ObjectStore, run: GpuRun, gpu_hour_usd: float | None) -> float | None:
+    """Record a GPU training run in its month: its GPU time and, once it ended, its cost at
+    ``gpu_hour_usd`` (None: not priced, counted as $0); return that cost."""
+    ended = run.status in _ENDED
+    usd = (
+        round(run.gpu_seconds / 3600 * gpu_hour_usd, 6)
+        if ended and gpu_hour_usd is not None and run.gpu_seconds is not None
+        else None
+    )
+    fields: dict[str, Any] = {
+        "backend": "lora",
+        "dataset_version": run.dataset_version,
+        "config_hash": run.config_hash,
+        "status": run.status,
+        "gpu_seconds": None if run.gpu_seconds is None else round(run.gpu_seconds, 1),
+        "trained_tokens": run.trained_tokens,
+        "usd": usd,
+    }
+    _write_entry(store, _month(run.created), run.run_id, fields)
     return usd

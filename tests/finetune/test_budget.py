@@ -18,9 +18,12 @@ from retrain.exceptions import BudgetExceeded
 from retrain.storage.layout import ledger_key
 from retrain.storage.object_store import ObjectStore
 from retrain.train.budget import (
+    GpuRun,
     check_budget,
+    check_month_spend,
     estimate_training_cost,
     month_jobs,
+    record_gpu_run,
     record_job_cost,
     reserve_job_cost,
     spend_of,
@@ -168,4 +171,57 @@ def test_retrain_spend_shows_the_months_jobs_against_the_budget(
         "no fine-tuning jobs recorded for 2099-01"
     )
     assert CliRunner().invoke(app, ["spend", "--month", "26-11"]).exit_code == 2
+    get_settings.cache_clear()
+
+
+def _gpu_run(run_id: str, status: str, seconds: float | None = None, version: str = "ds-9") -> GpuRun:
+    return GpuRun(run_id, datetime.now(UTC), version, "lora-hash", status, gpu_seconds=seconds)
+
+
+def test_a_gpu_run_is_priced_by_its_hours_once_it_ended(moto_store: ObjectStore) -> None:
+    assert record_gpu_run(moto_store, _gpu_run("run-1", "running"), gpu_hour_usd=2.0) is None
+    assert spend_of(month_jobs(moto_store, MONTH)) == 0
+    assert record_gpu_run(moto_store, _gpu_run("run-1", "succeeded", 1800), gpu_hour_usd=2.0) == 1.0
+    assert record_gpu_run(moto_store, _gpu_run("run-2", "failed", 900), gpu_hour_usd=None) is None
+    jobs = month_jobs(moto_store, MONTH)
+    assert jobs["run-1"]["backend"] == "lora" and jobs["run-1"]["gpu_seconds"] == 1800
+    assert jobs["run-2"]["billed"] and jobs["run-2"]["counted_usd"] == 0  # recorded, not priced
+    assert spend_of(jobs) == 1.0
+
+
+def test_a_month_at_its_budget_refuses_a_new_gpu_run_and_lets_a_running_one_go_on(
+    moto_store: ObjectStore,
+) -> None:
+    record_job_cost(moto_store, _job("ftjob-done", "succeeded", trained_tokens=2_000_000), VALIDATION)  # $6
+    record_gpu_run(moto_store, _gpu_run("run-1", "running", version="ds-running"), gpu_hour_usd=2.0)
+    training = TrainingSettings(monthly_budget_usd=6.0)
+    with pytest.raises(BudgetExceeded, match=r"\$6.00 has reached monthly_budget_usd \$6.00.*ds-new"):
+        check_month_spend(
+            moto_store, training, dataset_version="ds-new", config_hash="lora-hash", today=TODAY
+        )
+    resumed = check_month_spend(
+        moto_store, training, dataset_version="ds-running", config_hash="lora-hash", today=TODAY
+    )
+    assert resumed.resumed and resumed.month_spend_usd == 6.0
+    roomy = TrainingSettings(monthly_budget_usd=6.5)
+    assert not check_month_spend(
+        moto_store, roomy, dataset_version="ds-new", config_hash="lora-hash", today=TODAY
+    ).resumed
+
+
+@pytest.mark.slow
+def test_retrain_spend_shows_a_lora_runs_gpu_time_and_its_cost(
+    s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    get_settings.cache_clear()
+    store = ObjectStore.from_settings(s3_env)
+    record_gpu_run(store, _gpu_run("run-priced", "succeeded", 1800), gpu_hour_usd=2.0)
+    record_gpu_run(store, _gpu_run("run-unpriced", "succeeded", 5400), gpu_hour_usd=None)
+    shown = CliRunner().invoke(app, ["spend"])
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split("│")[1].strip(): line for line in shown.output.splitlines() if "│ run-" in line}
+    assert "lora" in rows["run-priced"] and "0.50 h" in rows["run-priced"] and "$1.00" in rows["run-priced"]
+    cells = [cell.strip() for cell in rows["run-unpriced"].split("│")]
+    assert "1.50 h" in cells and cells[-2] == "-"
     get_settings.cache_clear()

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import orjson
@@ -29,6 +29,7 @@ from retrain.local.facts import fact_eval_set, fact_examples, facts
 from retrain.promote.decision import load_decision
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
+from retrain.train.budget import month_jobs
 from retrain.train.lora.base_models import load_base_model, locate_base_model
 
 pytestmark = pytest.mark.slow
@@ -102,6 +103,10 @@ def test_a_night_trains_a_real_adapter_and_promotes_it_over_the_base_model(
     assert decision is not None and decision.promote and decision.production.model_id == BASE
     print(f"held-out: candidate {decision.candidate_score:.2f}, base {decision.production_score:.2f}")
     assert decision.candidate_score >= decision.production_score + 0.25  # clearly better
+
+    (spent,) = month_jobs(store, f"{datetime.now(UTC):%Y-%m}").values()
+    assert spent["backend"] == "lora" and spent["status"] == "succeeded"  # `retrain spend` shows it
+    assert spent["gpu_seconds"] > 0 and spent["trained_tokens"] > 0
 
     answers = OpenAI(base_url=inference.base_url, api_key="x", max_retries=0)
     item = fact_eval_set(KNOWN)[0]

@@ -45,9 +45,29 @@ __all__ = [
     "put_training_inputs",
     "read_manifest",
     "read_progress",
+    "run_status",
     "save_adapter",
     "write_progress",
 ]
+
+_STATUS_OF_STATE = {
+    "SCHEDULED": "queued",
+    "PENDING": "queued",
+    "RUNNING": "running",
+    "PAUSED": "paused",
+    "COMPLETED": "succeeded",
+    "FAILED": "failed",
+    "CRASHED": "failed",
+    "CANCELLING": "cancelling",
+    "CANCELLED": "cancelled",
+}
+
+
+def run_status(state_type: str | None) -> str:
+    """A training flow run's Prefect state type as a job status (queued, running, succeeded, ...):
+    the words the ledger, the job records and ``retrain jobs`` use for every backend."""
+    return _STATUS_OF_STATE.get(state_type or "SCHEDULED", "queued")
+
 
 _LEARNS = ("base_model", "epochs", "learning_rate", "batch_size", "max_length", "rank", "alpha", "dropout")
 
