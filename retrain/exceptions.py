@@ -10,7 +10,8 @@ module that calls them and re-raised ``from`` the original.
     │   ├── BucketNotFound
     │   ├── ObjectNotFound
     │   ├── AlreadyExists            a create-only write lost (HTTP 412)
-    │   └── StorageUnavailable       endpoint unreachable, bad credentials
+    │   └── StorageUnavailable       endpoint unreachable, no or expired credentials
+    │       └── StorageAccessDenied  credentials or policy refused (403): not transient
     ├── DataError                    input that cannot be used
     │   └── BatchRejected            a batch-level gate failed; nothing was uploaded
     ├── ProviderError                the OpenAI-compatible API
@@ -49,6 +50,7 @@ __all__ = [
     "RetrainError",
     "RunInProgress",
     "StorageError",
+    "StorageAccessDenied",
     "StorageUnavailable",
     "TooManyItemErrors",
     "UnknownAlias",
@@ -82,6 +84,12 @@ class AlreadyExists(StorageError):
 
 class StorageUnavailable(StorageError):
     pass
+
+
+class StorageAccessDenied(StorageUnavailable):
+    """S3 refused the request (403: wrong keys, a signature mismatch, or a policy that does not
+    allow it). Readers that tolerate an unavailable store tolerate it too; tasks never retry it,
+    since the same request is refused again until someone changes the credentials or policy."""
 
 
 class DataError(RetrainError):

@@ -7,7 +7,13 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 
-from retrain.exceptions import ProviderUnavailable, RateLimited, StorageUnavailable, TooManyItemErrors
+from retrain.exceptions import (
+    ProviderUnavailable,
+    RateLimited,
+    StorageAccessDenied,
+    StorageUnavailable,
+    TooManyItemErrors,
+)
 
 __all__ = ["IO_TASK", "transient_only"]
 
@@ -23,9 +29,11 @@ _TRANSIENT = (
 
 def transient_only(task: Any, task_run: Any, state: State[Any]) -> bool:
     """Retry unreachable services, rate limits and evaluations with too many failed items (their
-    answers so far are cached); fail at once on anything else."""
+    answers so far are cached); fail at once on anything else, S3 refusing access included."""
     try:
         state.result(raise_on_failure=True)
+    except StorageAccessDenied:
+        return False
     except _TRANSIENT:
         return True
     except Exception:

@@ -30,6 +30,7 @@ from retrain.exceptions import (
     AlreadyExists,
     BucketNotFound,
     ObjectNotFound,
+    StorageAccessDenied,
     StorageError,
     StorageUnavailable,
 )
@@ -43,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
-_AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"}
+_REFUSED_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied"}
+_EXPIRED_CODES = {"ExpiredToken", "TokenRefreshRequired"}  # refreshed credentials fix these
 
 
 @dataclass(frozen=True)
@@ -258,8 +260,13 @@ class ObjectStore:
                 raise ObjectNotFound(f"{self.uri(what)} does not exist") from exc
             if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
                 raise AlreadyExists(f"{self.uri(what)} already exists (create-only write)") from exc
-            if code in _AUTH_CODES or status == 403:
+            if code in _EXPIRED_CODES:
                 raise StorageUnavailable(
+                    f"S3 credentials expired reading or writing {self.uri(what)} ({code}): a retry "
+                    "uses refreshed ones; static keys need replacing (RETRAIN_S3__ACCESS_KEY_ID)"
+                ) from exc
+            if code in _REFUSED_CODES or status == 403:
+                raise StorageAccessDenied(
                     f"S3 refused access to {self.uri(what)} ({code}): check the credentials "
                     "(RETRAIN_S3__ACCESS_KEY_ID / RETRAIN_S3__SECRET_ACCESS_KEY) and bucket policy"
                 ) from exc

@@ -49,6 +49,23 @@ def inference() -> Iterator[ServerHandle]:
         yield handle
 
 
+def _wait_for_deployment(name: str, process: subprocess.Popen[bytes]) -> None:
+    """Until ``serve`` in ``process`` has registered the deployment (it imports torch first)."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + 120
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                client.read_deployment_by_name(name)
+                return
+            except ObjectNotFound:
+                assert process.poll() is None, f"the train-lora runner exited ({process.returncode})"
+                assert time.monotonic() < deadline, f"the train-lora runner did not deploy {name} in 120 s"
+                time.sleep(0.2)
+
+
 @pytest.fixture
 def train_lora_runner(prefect_harness: None) -> Iterator[None]:
     """The train-lora deployment, served by a process of its own (its flow runs are subprocesses)."""
@@ -58,6 +75,7 @@ def train_lora_runner(prefect_harness: None) -> Iterator[None]:
     script = "from flows.train_lora import train_lora; train_lora.serve(name='train-lora', limit=1)"
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env)
     try:
+        _wait_for_deployment("train-lora/train-lora", process)
         yield
     finally:
         process.terminate()

@@ -11,6 +11,7 @@ from retrain.exceptions import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    StorageAccessDenied,
     StorageUnavailable,
     TooManyItemErrors,
 )
@@ -61,6 +62,7 @@ def test_transient_failures_are_retried(error: Exception) -> None:
     "error",
     [
         ConfigError("bad setting"),
+        StorageAccessDenied("S3 refused access to s3://b/reports/x (AccessDenied)"),
         ProviderError("provider refused the API key"),
         EvaluationError("model 'x' is not served"),
         ValueError("a bug"),

@@ -274,3 +274,7 @@ def test_without_reports_in_the_policy_the_first_night_fails_at_ingest(worker: W
         and f"/{PREFIX}reports/retrain-2026-11-01/" in state.message
     )
     assert "(AccessDenied)" in state.message
+    refused_puts = [
+        call for call in worker.recorder.calls if call.operation == "PutObject" and call.status == 403
+    ]
+    assert len(refused_puts) == 1, "a refused request is not retried: it is refused again"
