@@ -47,8 +47,8 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     """One night: new examples in, and `production` moves only if a better model came out.
 
     The night holds the nightly lease throughout, so no other nightly run overlaps it. It ends in
-    a state named for its outcome (Promoted, Rejected, NoNewData, TooFewExamples, StillTraining),
-    or Failed, and leaves a ``night-summary`` artifact that says what happened.
+    a state named for its outcome (Promoted, Rejected, NoNewData, TooFewExamples, StillTraining,
+    Superseded), or Failed, and leaves a ``night-summary`` artifact that says what happened.
     """
     night = night or datetime.now(UTC).date()
     tonight = Tonight(f"retrain-{night.isoformat()}")
@@ -71,7 +71,9 @@ def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | N
 
     plan = tonight.plan = plan_training(read_training_history())
     if plan.decided is not None:  # decided but not applied: the last run stopped in between
-        apply_promotion_decision(plan.decided)
+        tonight.decision = apply_promotion_decision(plan.decided)
+        if tonight.decision.superseded:
+            return Outcome.SUPERSEDED, tonight.decision.reason
     if not plan.train or plan.version is None:
         return plan.outcome or Outcome.NO_NEW_DATA, plan.reason
     version_id = plan.version.version_id
@@ -83,9 +85,8 @@ def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | N
             f"job {training.job_id} is still {training.status} at the wait limit; the next run resumes it",
         )
     decision = _evaluate_and_promote(training, version_id, tonight)
-    return Outcome.of_decision(
-        decision.promote
-    ), f"candidate {Outcome.of_decision(decision.promote).word}: {decision.reason}"
+    outcome = Outcome.of_decision(decision.promote, superseded=decision.superseded)
+    return outcome, decision.reason if decision.superseded else f"candidate {outcome.word}: {decision.reason}"
 
 
 def _ingest(tonight: Tonight, prompts: frozenset[str]) -> str | None:
@@ -136,8 +137,9 @@ def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: To
     decision = tonight.decision = review_promotion(
         decide_promotion(reports, candidate, production, dataset_version=version_id, run_id=run_id)
     )
-    apply_promotion_decision(decision)
+    decision = tonight.decision = apply_promotion_decision(decision)
     if not decision.promote:
         retire_model(candidate)
-    get_run_logger().info("candidate %s %s", candidate.model_id, Outcome.of_decision(decision.promote).word)
+    outcome = Outcome.of_decision(decision.promote, superseded=decision.superseded)
+    get_run_logger().info("candidate %s %s", candidate.model_id, outcome.word)
     return decision

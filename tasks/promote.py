@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from retrain.evaluate.results import EvalReport
 from retrain.promote.comparison import GateSets
-from retrain.promote.decision import Decision, promotion_decision
+from retrain.promote.decision import Decision, promotion_decision, record_superseded
 from retrain.promote.outcome import Outcome
 from retrain.promote.promotion import apply_decision, production_or_base
 from retrain.registry.registry import ModelRecord
@@ -54,12 +56,23 @@ def decide_promotion(
 
 
 @task(name="apply-promotion-decision", **IO_TASK)
-def apply_promotion_decision(decision: Decision) -> None:
-    """Move `production` if the decision says so; publish the ``promotion-decision`` artifact."""
-    promotion = apply_decision(task_context().registry, decision, actor="nightly-retrain")
+def apply_promotion_decision(decision: Decision) -> Decision:
+    """Move `production` if the decision says so and production is still the model it was compared
+    with; publish the ``promotion-decision`` artifact. The decision as applied: a superseded one is
+    recorded as such (not promoted)."""
+    context = task_context()
+    promotion = apply_decision(context.registry, decision, actor="nightly-retrain")
     if promotion.moved and promotion.event is not None:
         announce_alias_change(promotion.event)
+    if promotion.superseded:
+        get_run_logger().warning(promotion.summary())
+        decision = record_superseded(
+            context.store, decision, promotion.after.model_id if promotion.after else None
+        )
+        promotion = replace(promotion, decision=decision)
     create_markdown_artifact(
         promotion.to_markdown(), key="promotion-decision", description=decision.reason[:500]
     )
-    get_run_logger().info(promotion.summary())
+    if not promotion.superseded:
+        get_run_logger().info(promotion.summary())
+    return decision

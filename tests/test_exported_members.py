@@ -276,6 +276,7 @@ EXPORTED = {
         "production_or_base",
         "promotion_decision",
         "promotion_key",
+        "record_superseded",
         "reviewed",
         "save_decision",
         "significance",

@@ -16,6 +16,7 @@ from retrain.promote.decision import (
     last_decided_version,
     load_decision,
     promotion_decision,
+    record_superseded,
     save_decision,
 )
 from retrain.promote.gate import GateCheckResult, GateDecision, decide, decide_reports
@@ -56,6 +57,7 @@ __all__ = [
     "production_or_base",
     "promotion_decision",
     "promotion_key",
+    "record_superseded",
     "reviewed",
     "save_decision",
     "significance",

@@ -5,6 +5,11 @@ Each dataset version gets at most one decision, recorded create-only at
 both scores, the reason, the gate's checks as markdown and, with approval required, the
 approval). A version with a decision is never trained again; ``state/decisions/LAST.json``
 points at the newest decision so "new examples since the last decision" can be counted.
+
+The one change a decision record ever gets: a promotion found superseded when it was applied
+(`production` no longer pointed at the model the candidate was compared with, e.g. after a
+rollback during the approval wait) is rewritten as not promoted, with ``superseded_by`` naming
+the model production pointed to (``record_superseded``), so no later night applies it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ __all__ = [
     "last_decided_version",
     "load_decision",
     "promotion_decision",
+    "record_superseded",
     "save_decision",
 ]
 
@@ -76,6 +82,12 @@ class Decision(BaseModel):
     report_markdown: str
     decided_at: str = ""
     approval: Approval | None = None
+    # production's model when the promotion was found superseded; absent from the JSON otherwise
+    superseded_by: str | None = Field(default=None, exclude_if=lambda value: value is None)
+
+    @property
+    def superseded(self) -> bool:
+        return self.superseded_by is not None
 
 
 def promotion_decision(
@@ -115,6 +127,21 @@ def last_decided_version(store: ObjectStore) -> str | None:
     """The dataset version decided last, or None before the first decision."""
     pointer = store.get_json_or_none(LAST_DECISION_KEY)
     return str(pointer["dataset_version"]) if pointer else None
+
+
+def record_superseded(store: ObjectStore, decision: Decision, current_model_id: str | None) -> Decision:
+    """Rewrite a promotion that production moved away from as not promoted (see the module doc)."""
+    now = current_model_id or "nothing"
+    superseded = decision.model_copy(
+        update={
+            "promote": False,
+            "superseded_by": now,
+            "reason": f"superseded: production moved to {now} after {decision.candidate.model_id} was "
+            f"compared with {decision.production.model_id}, so nothing was promoted (was: {decision.reason})",
+        }
+    )
+    store.put_json(decision_key(decision.dataset_version), superseded.model_dump(mode="json"))
+    return superseded
 
 
 def save_decision(store: ObjectStore, decision: Decision) -> Decision:

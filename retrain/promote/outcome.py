@@ -18,9 +18,12 @@ class Outcome(StrEnum):
     NO_NEW_DATA = "NoNewData"
     TOO_FEW_EXAMPLES = "TooFewExamples"
     STILL_TRAINING = "StillTraining"
+    SUPERSEDED = "Superseded"  # production moved after the comparison: nothing was promoted
 
     @classmethod
-    def of_decision(cls, promote: bool) -> Outcome:
+    def of_decision(cls, promote: bool, *, superseded: bool = False) -> Outcome:
+        if superseded:
+            return cls.SUPERSEDED
         return cls.PROMOTED if promote else cls.REJECTED
 
     @property

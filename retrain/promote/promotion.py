@@ -3,6 +3,11 @@
 The move carries an idempotency key derived from the candidate (``promote:{model}``), so a re-run
 after a crash, or after a rollback, never promotes the same candidate twice. Until the first
 promotion `production` is unset and the base model stands in for it.
+
+The move is conditional: `production` must still point at the model the candidate was compared
+with (unset, when the base model stood in). If another writer moved it in between (a rollback
+from the CLI while the night waited for approval, another night), the promotion is superseded:
+nothing moves and the decision says so.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from retrain.config.settings import Settings
+from retrain.exceptions import RegistryConflict
 from retrain.promote.decision import Decision
 from retrain.registry.aliases import PRODUCTION
 from retrain.registry.records import ModelRecord, RegistryEvent
@@ -26,6 +32,7 @@ class Promotion:
     before: ModelRecord | None
     after: ModelRecord | None
     event: RegistryEvent | None
+    superseded: bool = False  # production had moved since the comparison: nothing was written
 
     @property
     def moved(self) -> bool:
@@ -34,13 +41,20 @@ class Promotion:
 
     def summary(self) -> str:
         """One line for the log: where `production` went, or that it stays."""
+        if self.superseded:
+            return (
+                f"{PRODUCTION} moved to {_model_id(self.after)} after {self.decision.candidate.model_id} "
+                f"was compared with {self.decision.production.model_id}: the promotion is superseded "
+                f"and nothing moved; compare again on the next night"
+            )
         if self.moved:
             return f"{PRODUCTION}: {_model_id(self.before)} -> {_model_id(self.after)}"
         return f"{PRODUCTION} stays {self.before.model_id if self.before else 'unset (base model)'}"
 
     def to_markdown(self) -> str:
         """The ``promotion-decision`` artifact: the decision's report, then the alias before and after."""
-        lines = [
+        lines = [f"**Superseded**: {self.summary()}", ""] if self.superseded else []
+        lines += [
             self.decision.report_markdown,
             "",
             f"## Alias `{PRODUCTION}`",
@@ -81,17 +95,24 @@ def promotion_key(decision: Decision) -> str:
 
 
 def apply_decision(registry: Registry, decision: Decision, *, actor: str) -> Promotion:
-    """Move `production` to the candidate if the decision says so (idempotent per candidate)."""
+    """Move `production` to the candidate if the decision says so (idempotent per candidate), and
+    only while it still points at the model the candidate was compared with."""
     before = registry.get(PRODUCTION)
     event: RegistryEvent | None = None
     if decision.promote:
-        event = registry.set(
-            PRODUCTION,
-            decision.candidate,
-            actor=actor,
-            reason=decision.reason,
-            action="promote",
-            run_id=decision.run_id,
-            idempotency_key=promotion_key(decision),
-        )
+        # Unset before: the base model stood in, and production must still be unset.
+        expected = decision.production.model_id if before is not None else None
+        try:
+            event = registry.set(
+                PRODUCTION,
+                decision.candidate,
+                actor=actor,
+                reason=decision.reason,
+                action="promote",
+                run_id=decision.run_id,
+                idempotency_key=promotion_key(decision),
+                expected_current=expected,
+            )
+        except RegistryConflict:
+            return Promotion(decision, before, registry.get(PRODUCTION), None, superseded=True)
     return Promotion(decision, before, registry.get(PRODUCTION), event)

@@ -157,7 +157,12 @@ def _decided(facts: NightFacts) -> list[str]:
     decision = facts.tonight.decision
     if decision is None:
         return []
-    lines = ["## What was decided", "", f"**{Outcome.of_decision(decision.promote)}**: {decision.reason}", ""]
+    lines = [
+        "## What was decided",
+        "",
+        f"**{Outcome.of_decision(decision.promote, superseded=decision.superseded)}**: {decision.reason}",
+        "",
+    ]
     if decision.approval is not None and decision.approval.verdict != "not asked":
         lines += [f"The promotion was {decision.approval.who} ({decision.approval.note or 'no note'}).", ""]
     lines += [f"- failed check: {check}" for check in facts.failed_checks]

@@ -76,7 +76,7 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
         )
     done = history.decision
     if done is not None:
-        verdict = "promoted" if done.promote else "rejected"
+        verdict = "superseded" if done.superseded else "promoted" if done.promote else "rejected"
         return TrainingPlan(
             version,
             False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
@@ -16,8 +16,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
 from prefect.flow_runs import resume_flow_run
+from typer.testing import CliRunner
 
 from flows.nightly import nightly_retrain
+from retrain.cli.main import app
 from retrain.config.settings import get_settings
 from retrain.local.synthetic import make_examples
 from retrain.promote.decision import Decision, load_decision
@@ -50,8 +52,11 @@ def _paused_run(deadline: float) -> UUID | None:
 
 
 @contextmanager
-def _resume_when_paused(run_input: dict[str, Any]) -> Iterator[list[UUID]]:
-    """Another thread: wait for the run to pause, then resume it with run_input, as the UI would."""
+def _resume_when_paused(
+    run_input: dict[str, Any], meanwhile: Callable[[], None] = lambda: None
+) -> Iterator[list[UUID]]:
+    """Another thread: wait for the run to pause, do ``meanwhile`` (what an operator does during
+    the wait), then resume it with run_input, as the UI would."""
     resumed: list[UUID] = []
     errors: list[BaseException] = []
 
@@ -59,6 +64,7 @@ def _resume_when_paused(run_input: dict[str, Any]) -> Iterator[list[UUID]]:
         try:
             run_id = _paused_run(time.monotonic() + 600)
             if run_id is not None:
+                meanwhile()
                 resume_flow_run(run_id, run_input=run_input)
                 resumed.append(run_id)
         except BaseException as exc:  # reported by the test thread
@@ -121,3 +127,37 @@ def test_no_answer_before_the_timeout_rejects_and_a_rerun_does_not_promote(
     again = nightly_retrain(night=date(2026, 11, 1), return_state=True)
     assert "no new data" in str(again.message)
     assert Registry(stack.store).get("production") is None
+
+
+def test_production_moved_during_the_approval_wait_supersedes_the_promotion(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An operator points production at another model from the CLI while the night waits; the
+    approval that comes afterwards must not undo that: the night ends Superseded."""
+    _require_approval(monkeypatch, timeout=300)
+    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    pinned = "ft:gpt-4o-mini-2024-07-18:acme::known-good"
+
+    def pin() -> None:
+        pinned_now = CliRunner().invoke(
+            app, ["alias", "set", "production", pinned, "--no-verify", "--reason", "pin a known-good model"]
+        )
+        assert pinned_now.exit_code == 0, pinned_now.output
+
+    answer = {"approve": True, "approver": "alice", "note": "looked at the report"}
+    with _resume_when_paused(answer, meanwhile=pin) as resumed:
+        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert resumed, "the flow never paused for approval"
+    assert state.is_completed() and state.name == "Superseded", (state.name, state.message)
+    assert f"superseded: production moved to {pinned}" in str(state.message)
+
+    production = Registry(stack.store).get("production")
+    assert production is not None and production.model_id == pinned  # the operator's change stands
+    decision = _only_decision(stack)
+    assert not decision.promote and decision.superseded_by == pinned
+    assert decision.approval is not None and decision.approval.verdict == "approved"
+
+    again = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert "was already superseded" in str(again.message)
+    assert Registry(stack.store).current("production").model.model_id == pinned

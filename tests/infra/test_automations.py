@@ -18,7 +18,7 @@ from retrain.exceptions import ConfigError
 from tests.infra.webhook_receiver import arrives_within, webhook_receiver
 
 AUTOMATIONS = Path(__file__).resolve().parents[2] / "deployments" / "automations.yaml"
-NAMES = ["retrain-nightly-failed", "retrain-alias-changed"]
+NAMES = ["retrain-nightly-failed", "retrain-alias-changed", "retrain-promotion-superseded"]
 WEBHOOK = "https://hooks.slack.example/services/T000/B000/not-a-real-token"
 
 
@@ -29,7 +29,7 @@ def _automations_named(name: str) -> list[Any]:
         return client.read_automations_by_name(name)
 
 
-def test_file_names_its_block_and_both_automations() -> None:
+def test_file_names_its_block_and_its_automations() -> None:
     spec = read_automation_file(AUTOMATIONS)
     assert spec.notification_block == "retrain-alerts"
     assert [entry["name"] for entry in spec.automations] == NAMES
@@ -165,6 +165,26 @@ def test_failed_nightly_run_reaches_the_webhook(prefect_api_url: str) -> None:
         assert received, "no notification reached the webhook within 120 s"
         assert "is Failed" in received[0]["text"]
         assert "provider down" in received[0]["text"]
+
+
+@pytest.mark.slow
+def test_a_superseded_promotion_reaches_the_webhook(prefect_api_url: str) -> None:
+    from prefect import flow
+    from prefect.states import Completed
+
+    @flow(name="nightly-retrain")
+    def superseded_night() -> Any:
+        return Completed(name="Superseded", message="superseded: production moved to ft:known-good")
+
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            superseded_night(return_state=True)
+            arrives_within(3, lambda: bool(received))
+        assert received, "no notification reached the webhook within 120 s"
+        assert "was superseded" in received[0]["text"]
+        assert "production moved to ft:known-good" in received[0]["text"]
 
 
 @pytest.mark.slow
