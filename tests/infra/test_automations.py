@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
@@ -148,6 +149,18 @@ def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
         assert "Reason: test" in text
 
 
+def _first_notice_of(night: Callable[..., Any]) -> str:
+    """Run ``night`` (a flow) until the applied automations post about it; the first text posted."""
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        deadline = time.monotonic() + 120
+        while not received and time.monotonic() < deadline:
+            night(return_state=True)
+            arrives_within(3, lambda: bool(received))
+        assert received, "no notification reached the webhook within 120 s"
+        return str(received[0]["text"])
+
+
 @pytest.mark.slow
 def test_failed_nightly_run_reaches_the_webhook(prefect_api_url: str) -> None:
     from prefect import flow
@@ -156,15 +169,8 @@ def test_failed_nightly_run_reaches_the_webhook(prefect_api_url: str) -> None:
     def failing_night() -> None:
         raise RuntimeError("provider down")
 
-    with webhook_receiver() as (url, received):
-        apply_automations(AUTOMATIONS, url)
-        deadline = time.monotonic() + 120
-        while not received and time.monotonic() < deadline:
-            failing_night(return_state=True)
-            arrives_within(3, lambda: bool(received))
-        assert received, "no notification reached the webhook within 120 s"
-        assert "is Failed" in received[0]["text"]
-        assert "provider down" in received[0]["text"]
+    text = _first_notice_of(failing_night)
+    assert "is Failed" in text and "provider down" in text
 
 
 @pytest.mark.slow
@@ -176,15 +182,8 @@ def test_a_superseded_promotion_reaches_the_webhook(prefect_api_url: str) -> Non
     def superseded_night() -> Any:
         return Completed(name="Superseded", message="superseded: production moved to ft:known-good")
 
-    with webhook_receiver() as (url, received):
-        apply_automations(AUTOMATIONS, url)
-        deadline = time.monotonic() + 120
-        while not received and time.monotonic() < deadline:
-            superseded_night(return_state=True)
-            arrives_within(3, lambda: bool(received))
-        assert received, "no notification reached the webhook within 120 s"
-        assert "was superseded" in received[0]["text"]
-        assert "production moved to ft:known-good" in received[0]["text"]
+    text = _first_notice_of(superseded_night)
+    assert "was superseded" in text and "production moved to ft:known-good" in text
 
 
 @pytest.mark.slow

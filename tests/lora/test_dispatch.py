@@ -158,7 +158,6 @@ def test_retrain_jobs_lists_shows_and_cancels_a_lora_run(
     deployed: LoraRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("COLUMNS", "250")
-    monkeypatch.setenv("RETRAIN_LORA__GPU_HOUR_USD", "3.6")
     get_settings.cache_clear()
     started, _ = dispatch(deployed)
     job_id = str(started.flow_run_id)
