@@ -85,7 +85,7 @@ def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | N
             f"job {training.job_id} is still {training.status} at the wait limit; the next run resumes it",
         )
     decision = _evaluate_and_promote(training, version_id, tonight)
-    outcome = Outcome.of_decision(decision.promote, superseded=decision.superseded)
+    outcome = decision.outcome
     return outcome, decision.reason if decision.superseded else f"candidate {outcome.word}: {decision.reason}"
 
 
@@ -140,6 +140,6 @@ def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: To
     decision = tonight.decision = apply_promotion_decision(decision)
     if not decision.promote:
         retire_model(candidate)
-    outcome = Outcome.of_decision(decision.promote, superseded=decision.superseded)
+    outcome = decision.outcome
     get_run_logger().info("candidate %s %s", candidate.model_id, outcome.word)
     return decision

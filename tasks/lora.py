@@ -29,8 +29,9 @@ from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import ConfigError, FineTuneFailed
 from retrain.registry.records import ModelRecord
 from retrain.report.training import training_metrics_markdown
-from retrain.storage.layout import JOB_PREFIX, job_key
+from retrain.storage.layout import job_key
 from retrain.train.budget import GpuRun, check_month_spend, record_gpu_run
+from retrain.train.jobs import job_records
 from retrain.train.lora.runs import (
     LoraRun,
     lora_run,
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 _FAILED = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
-_ENDED = {"succeeded", "failed", "cancelled"}
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def _count(run: LoraRun, flow_run: FlowRun, status: str, trained_tokens: int | N
     """The run in the month's ledger (``retrain spend``), priced at ``gpu_hour_usd`` once ended."""
     context = task_context()
     # estimated_run_time: the run time so far, also of a run cancelled while it was running
-    seconds = flow_run.estimated_run_time.total_seconds() if status in _ENDED else None
+    seconds = flow_run.estimated_run_time.total_seconds()
     gpu_run = GpuRun(
         str(flow_run.id),
         _created(flow_run),
@@ -318,8 +318,8 @@ def cancel_lora_runs_of(flow_run_id: str) -> list[str]:
     store = task_context().store
     owned = [
         UUID(record["job_id"])
-        for record in (store.get_json(info.key) for info in store.list(JOB_PREFIX))
-        if record.get("backend") == "lora" and record.get("flow_run_id") == flow_run_id
+        for _, record in job_records(store, backend="lora")
+        if record.get("flow_run_id") == flow_run_id
     ]
     reason = f"nightly run {flow_run_id} was cancelled"
     return [str(run_id) for run_id in owned if cancel_lora_run(run_id, reason)]

@@ -15,14 +15,14 @@ from retrain.cli.prefect_api import require_prefect_api
 from retrain.exceptions import ConfigError
 from retrain.storage.layout import JOB_PREFIX
 from retrain.storage.object_store import ObjectStore
+from retrain.train.jobs import job_records
 from retrain.train.lora.runs import LoraRun, read_manifest, read_progress, run_status
 
 __all__ = ["cancel_lora_job", "list_lora_jobs", "show_lora_job"]
 
 
 def _records(store: ObjectStore) -> list[dict[str, Any]]:
-    records = (store.get_json(info.key) for info in store.list(JOB_PREFIX))
-    return [record for record in records if record.get("backend") == "lora"]
+    return [record for _, record in job_records(store, backend="lora")]
 
 
 def _record(store: ObjectStore, job_id: str) -> dict[str, Any]:

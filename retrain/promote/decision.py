@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from retrain.config.stage_settings import EvaluationSettings
 from retrain.exceptions import AlreadyExists
 from retrain.promote.gate import decide_reports
+from retrain.promote.outcome import Outcome
 from retrain.registry.records import ModelRecord
 from retrain.storage.layout import LAST_DECISION_KEY, decision_key
 from retrain.storage.object_store import ObjectStore
@@ -88,6 +89,11 @@ class Decision(BaseModel):
     @property
     def superseded(self) -> bool:
         return self.superseded_by is not None
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the night's verdict on this decision is: promoted, rejected or superseded."""
+        return Outcome.of_decision(self.promote, superseded=self.superseded)
 
 
 def promotion_decision(

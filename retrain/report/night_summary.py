@@ -22,7 +22,6 @@ from retrain.ingest.batches import IngestReport
 from retrain.promote.comparison import GateSets
 from retrain.promote.decision import Decision
 from retrain.promote.gate import decide_reports
-from retrain.promote.outcome import Outcome
 from retrain.registry.records import ModelRecord
 from retrain.report.charts import loss_curve, markdown_image, score_history
 from retrain.report.comparison import Comparison, compare, comparison_markdown, markdown_cell
@@ -160,7 +159,7 @@ def _decided(facts: NightFacts) -> list[str]:
     lines = [
         "## What was decided",
         "",
-        f"**{Outcome.of_decision(decision.promote, superseded=decision.superseded)}**: {decision.reason}",
+        f"**{decision.outcome}**: {decision.reason}",
         "",
     ]
     if decision.approval is not None and decision.approval.verdict != "not asked":

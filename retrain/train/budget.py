@@ -121,6 +121,22 @@ def spend_of(jobs: Mapping[str, Mapping[str, Any]]) -> float:
     return sum(_entry_usd(entry) for entry in jobs.values())
 
 
+def _month_so_far(
+    store: ObjectStore, today: date, dataset_version: str, config_hash: str
+) -> tuple[str, float, bool]:
+    """Today's month, its spend so far, and whether a job for this dataset version and config is
+    in its ledger and has not ended (resumed, so it costs nothing new and is never refused)."""
+    month = _month(today)
+    jobs = _ledger(store, month)["jobs"]
+    running = any(
+        entry.get("dataset_version") == dataset_version
+        and entry.get("config_hash") == config_hash
+        and entry.get("status") not in _ENDED
+        for entry in jobs.values()
+    )
+    return month, spend_of(jobs), running
+
+
 def check_budget(
     store: ObjectStore,
     estimate: CostEstimate | None,
@@ -135,10 +151,8 @@ def check_budget(
     A job for the same dataset version and config that is still running is resumed by the
     fine-tuning step, costs nothing new, and is never refused.
     """
-    month = _month(today)
-    ledger = _ledger(store, month)
-    spent = spend_of(ledger["jobs"])
-    if _running(ledger, dataset_version, config_hash):
+    month, spent, running = _month_so_far(store, today, dataset_version, config_hash)
+    if running:
         return BudgetCheck(estimate, month, spent, resumed=True)
     limits = training.max_training_cost_usd is not None or training.monthly_budget_usd is not None
     if estimate is None or estimate.usd is None:
@@ -166,25 +180,13 @@ def check_budget(
     return BudgetCheck(estimate, month, spent)
 
 
-def _running(ledger: Mapping[str, Any], dataset_version: str, config_hash: str) -> bool:
-    """Whether a job for this dataset version and config is in the ledger and has not ended."""
-    return any(
-        entry.get("dataset_version") == dataset_version
-        and entry.get("config_hash") == config_hash
-        and entry.get("status") not in _ENDED
-        for entry in ledger["jobs"].values()
-    )
-
-
 def check_month_spend(
     store: ObjectStore, training: TrainingSettings, *, dataset_version: str, config_hash: str, today: date
 ) -> BudgetCheck:
     """For runs priced only once they ended (lora: GPU hours): raise BudgetExceeded when the month's
     spend has reached ``monthly_budget_usd``; a run already under way is let through."""
-    month = _month(today)
-    ledger = _ledger(store, month)
-    spent = spend_of(ledger["jobs"])
-    if _running(ledger, dataset_version, config_hash):
+    month, spent, running = _month_so_far(store, today, dataset_version, config_hash)
+    if running:
         return BudgetCheck(None, month, spent, resumed=True)
     budget = training.monthly_budget_usd
     if budget is not None and spent >= budget:
@@ -273,20 +275,19 @@ class GpuRun:
 
 
 def record_gpu_run(store: ObjectStore, run: GpuRun, gpu_hour_usd: float | None) -> float | None:
-    """Record a GPU training run in its month: its GPU time and, once it ended, its cost at
+    """Record a GPU training run in its month: once it ended, its GPU time and its cost at
     ``gpu_hour_usd`` (None: not priced, counted as $0); return that cost."""
     ended = run.status in _ENDED
+    seconds = run.gpu_seconds if ended else None
     usd = (
-        round(run.gpu_seconds / 3600 * gpu_hour_usd, 6)
-        if ended and gpu_hour_usd is not None and run.gpu_seconds is not None
-        else None
+        round(seconds / 3600 * gpu_hour_usd, 6) if gpu_hour_usd is not None and seconds is not None else None
     )
     fields: dict[str, Any] = {
         "backend": "lora",
         "dataset_version": run.dataset_version,
         "config_hash": run.config_hash,
         "status": run.status,
-        "gpu_seconds": None if run.gpu_seconds is None else round(run.gpu_seconds, 1),
+        "gpu_seconds": None if seconds is None else round(seconds, 1),
         "trained_tokens": run.trained_tokens,
         "usd": usd,
     }

@@ -263,9 +263,10 @@ def _record_job(
     )
 
 
-def job_records(store: ObjectStore) -> list[tuple[str, dict[str, Any]]]:
-    """Every job record in ``state/jobs/`` as (key, record)."""
-    return [(info.key, store.get_json(info.key)) for info in store.list(JOB_PREFIX)]
+def job_records(store: ObjectStore, *, backend: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Every job record in ``state/jobs/`` (of ``backend`` only, if given) as (key, record)."""
+    records = ((info.key, store.get_json(info.key)) for info in store.list(JOB_PREFIX))
+    return [(key, record) for key, record in records if backend is None or record.get("backend") == backend]
 
 
 def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
