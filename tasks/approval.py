@@ -13,6 +13,7 @@ from prefect import get_run_logger, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
+from prefect.events import emit_event
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -25,7 +26,15 @@ from retrain.promote.decision import Approval, Decision, save_decision
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
-__all__ = ["ApprovalInput", "record_promotion_decision", "review_promotion"]
+__all__ = [
+    "APPROVAL_PENDING_EVENT",
+    "ApprovalInput",
+    "announce_approval_pending",
+    "record_promotion_decision",
+    "review_promotion",
+]
+
+APPROVAL_PENDING_EVENT = "retrain.approval.pending"
 
 
 class ApprovalInput(RunInput):
@@ -53,11 +62,32 @@ def _resume_after_timeout() -> None:
             client.set_flow_run_state(context.flow_run.id, Running(), force=True)
 
 
+def announce_approval_pending(decision: Decision, timeout: int) -> None:
+    """Emit `retrain.approval.pending` (resource `retrain.approval.<dataset version>`) from the
+    flow run that starts waiting for a person, for the shipped automations."""
+    emit_event(
+        APPROVAL_PENDING_EVENT,
+        resource={
+            "prefect.resource.id": f"retrain.approval.{decision.dataset_version}",
+            "prefect.resource.name": decision.dataset_version,
+        },
+        payload={
+            "dataset_version": decision.dataset_version,
+            "candidate": decision.candidate.model_id,
+            "production": decision.production.model_id,
+            "candidate_score": decision.candidate_score,
+            "production_score": decision.production_score,
+            "timeout_seconds": timeout,
+        },
+    )
+
+
 def _ask(decision: Decision, timeout: int) -> Approval:
     logger = get_run_logger()
     form = ApprovalInput.with_initial_data(description=approval_question(decision, timeout), approve=False)
     model_id = decision.candidate.model_id
     logger.info("waiting up to %d s for approval of %s in the Prefect UI", timeout, model_id)
+    announce_approval_pending(decision, timeout)
     try:
         answer = pause_flow_run(
             wait_for_input=form,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.events import emit_event
+from prefect.events import Event, emit_event
 from prefect.runtime import flow_run
 
 from retrain.registry.aliases import CANDIDATE
@@ -16,6 +16,7 @@ from tasks.retry import IO_TASK
 
 __all__ = [
     "ALIAS_CHANGED_EVENT",
+    "alias_changed_event",
     "announce_alias_change",
     "publish_alias_change",
     "read_alias",
@@ -30,10 +31,11 @@ def _actor() -> str:
     return f"prefect:{flow_run.flow_name or 'flow'}/{flow_run.name or flow_run.id or 'run'}"
 
 
-def announce_alias_change(event: RegistryEvent) -> None:
-    """Emit the Prefect event `retrain.alias.changed` (resource `retrain.alias.<name>`) for automations."""
-    emit_event(
-        ALIAS_CHANGED_EVENT,
+def alias_changed_event(event: RegistryEvent) -> Event:
+    """The Prefect event `retrain.alias.changed` (resource `retrain.alias.<name>`) of an alias move,
+    as the shipped automations read it (the flows and the CLI send the same one)."""
+    return Event(
+        event=ALIAS_CHANGED_EVENT,
         resource={
             "prefect.resource.id": f"retrain.alias.{event.alias}",
             "prefect.resource.name": event.alias,
@@ -49,6 +51,12 @@ def announce_alias_change(event: RegistryEvent) -> None:
             "reason": event.reason,
         },
     )
+
+
+def announce_alias_change(event: RegistryEvent) -> None:
+    """Emit `retrain.alias.changed` from a flow or task run, for automations."""
+    changed = alias_changed_event(event)
+    emit_event(changed.event, resource=dict(changed.resource), payload=changed.payload)
 
 
 def _report(before: ModelRecord | None, event: RegistryEvent) -> None:

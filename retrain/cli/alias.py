@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from retrain.cli.actor import cli_actor
+from retrain.cli.alias_events import announce_cli_alias_change
 from retrain.cli.credentials import with_credentials
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.config.settings import get_settings
@@ -40,6 +41,7 @@ def _console() -> Console:
 def _changed(before: str | None, event: RegistryEvent) -> None:
     if before != event.model.model_id:
         _console().print(f"{event.alias}: {before or '-'} -> {event.model.model_id} (event {event.seq})")
+        _console().print(announce_cli_alias_change(event))
     else:
         _console().print(
             f"{event.alias} already points to {event.model.model_id} (event {event.seq}); nothing written"

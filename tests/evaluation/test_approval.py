@@ -108,6 +108,27 @@ def test_an_approved_promotion_moves_production_and_records_the_approver(
     assert production is not None and production.model_id == decision.candidate.model_id
 
 
+def test_an_explicit_rejection_keeps_production_and_records_who_rejected(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _require_approval(monkeypatch, timeout=300)
+    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    answer = {"approve": False, "approver": "bob", "note": "refusals rose on the guardrail set"}
+    with _resume_when_paused(answer) as resumed:
+        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert resumed, "the flow never paused for approval"
+    assert state.is_completed() and "rejected" in str(state.message), state.message
+
+    decision = _only_decision(stack)
+    assert not decision.promote
+    assert decision.approval is not None
+    assert (decision.approval.verdict, decision.approval.by) == ("rejected", "bob")
+    assert decision.approval.note == "refusals rose on the guardrail set"
+    assert "rejected by bob" in decision.reason
+    assert Registry(stack.store).get("production") is None
+
+
 def test_no_answer_before_the_timeout_rejects_and_a_rerun_does_not_promote(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,

@@ -15,11 +15,17 @@ from typer.testing import CliRunner
 
 from retrain.cli.automations import apply_automations, read_automation_file
 from retrain.cli.ops import register
+from retrain.config.services import S3Settings
 from retrain.exceptions import ConfigError
 from tests.infra.webhook_receiver import arrives_within, webhook_receiver
 
 AUTOMATIONS = Path(__file__).resolve().parents[2] / "deployments" / "automations.yaml"
-NAMES = ["retrain-nightly-failed", "retrain-alias-changed", "retrain-promotion-superseded"]
+NAMES = [
+    "retrain-nightly-failed",
+    "retrain-alias-changed",
+    "retrain-promotion-superseded",
+    "retrain-approval-pending",
+]
 WEBHOOK = "https://hooks.slack.example/services/T000/B000/not-a-real-token"
 
 
@@ -149,6 +155,35 @@ def test_alias_change_event_reaches_the_webhook(prefect_api_url: str) -> None:
         assert "Reason: test" in text
 
 
+@pytest.mark.slow
+def test_a_manual_rollback_from_the_cli_reaches_the_webhook(prefect_api_url: str, s3_env: S3Settings) -> None:
+    """`retrain alias rollback` sends the flows' event itself: the alert fires with no flow run."""
+    from retrain.cli.main import app
+    from retrain.registry.registry import ModelRecord, Registry
+    from retrain.storage.object_store import ObjectStore
+
+    registry = Registry(ObjectStore.from_settings(s3_env))
+    good, bad = (f"ft:gpt-4o-mini:acme::{name}-{uuid4().hex[:6]}" for name in ("good", "bad"))
+    for model in (good, bad):
+        record = ModelRecord(model_id=model, provider="local", base_model="gpt-4o-mini")
+        registry.set("production", record, actor="test", reason="test")
+    with webhook_receiver() as (url, received):
+        apply_automations(AUTOMATIONS, url)
+        deadline = time.monotonic() + 120
+        target = good
+        while not received and time.monotonic() < deadline:
+            result = CliRunner().invoke(app, ["alias", "rollback", "production", "--to", target])
+            assert result.exit_code == 0, result.output
+            assert "sent retrain.alias.changed for production" in result.output
+            arrives_within(3, lambda: bool(received))
+            target = bad if target == good else good
+        assert received, "no notification reached the webhook within 120 s"
+        text = received[0]["text"]
+        assert f"alias production -> {good}" in text
+        assert f"from {bad} to " in text
+        assert "(rollback by cli:" in text
+
+
 def _first_notice_of(night: Callable[..., Any]) -> str:
     """Run ``night`` (a flow) until the applied automations post about it; the first text posted."""
     with webhook_receiver() as (url, received):
@@ -184,6 +219,39 @@ def test_a_superseded_promotion_reaches_the_webhook(prefect_api_url: str) -> Non
 
     text = _first_notice_of(superseded_night)
     assert "was superseded" in text and "production moved to ft:known-good" in text
+
+
+@pytest.mark.slow
+def test_a_night_waiting_for_approval_reaches_the_webhook(prefect_api_url: str) -> None:
+    """Through the approval task's own emitter, from a nightly flow run as when it pauses."""
+    from prefect import flow
+
+    from retrain.promote.decision import Decision
+    from retrain.registry.registry import ModelRecord
+    from tasks.approval import announce_approval_pending
+
+    candidate = f"ft:gpt-4o-mini:acme::{uuid4().hex[:8]}"
+    waiting = Decision(
+        dataset_version="ds-20261201-abc",
+        run_id="retrain-2026-12-01",
+        job_id="ftjob-1",
+        candidate=ModelRecord(model_id=candidate, provider="local", base_model="gpt-4o-mini"),
+        production=ModelRecord(model_id="ft:old", provider="local", base_model="gpt-4o-mini"),
+        promote=True,
+        reason="gate passed",
+        candidate_score=0.8,
+        production_score=0.6,
+        report_markdown="## Gate",
+    )
+
+    @flow(name="nightly-retrain", flow_run_name="retrain-2026-12-01")
+    def waiting_night() -> None:
+        announce_approval_pending(waiting, 28800)
+
+    text = _first_notice_of(waiting_night)
+    assert f"approve {candidate} for production?" in text
+    assert "Nightly run retrain-2026-12-01 waits up to 28800 s" in text
+    assert f"promote {candidate} (score 0.8) over ft:old (score 0.6), dataset ds-20261201-abc" in text
 
 
 @pytest.mark.slow

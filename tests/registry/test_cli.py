@@ -49,7 +49,9 @@ def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
     code, out = run_unverified("set", "production", "ft:b", "--provider", "azure-eu")
     assert code == 0
     assert "production: ft:a -> ft:b (event 2)" in out
-    assert "nothing written" in run_unverified("set", "production", "ft:b")[1]
+    assert "no Prefect API configured (PREFECT_API_URL): no retrain.alias.changed event sent" in out
+    code, out = run_unverified("set", "production", "ft:b")
+    assert "nothing written" in out and "retrain.alias.changed" not in out
     assert run_unverified("set", "staging", "ft:a")[0] == 0
 
     assert run("resolve", "production") == (0, "ft:b\n")
@@ -82,6 +84,7 @@ def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
 
     code, out = run("rollback", "production")
     assert (code, "production: ft:b -> ft:a (event 4)" in out) == (0, True)
+    assert "no alias-change alert fires" in out
     assert run("resolve", "production") == (0, "ft:a\n")
     assert run("rollback", "production", "--to", "ft:b", "--reason", "a was worse")[0] == 0
     assert run("resolve", "production") == (0, "ft:b\n")
@@ -172,3 +175,18 @@ def test_history_keeps_whole_model_ids_on_a_narrow_terminal(
     ]
     headers = [line.split("  ")[0::2] for line in out.splitlines() if line.startswith("#")]
     assert headers == [["#1", "set"], ["#2", "set"]]
+
+
+def test_an_unreachable_prefect_api_is_a_warning_after_the_alias_moved(s3: S3Settings) -> None:
+    import prefect.main  # noqa: F401  (sets up Prefect's log handlers here, not on CliRunner's streams)
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
+
+    key = "pnu_FAKE-prefect-key-0123456789"
+    assert run_unverified("set", "production", "ft:a")[0] == 0
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api", PREFECT_API_KEY: key}):
+        code, out = run_unverified("set", "production", "ft:b")
+    assert code == 0
+    assert "production: ft:a -> ft:b (event 2)" in out
+    assert "warning: the Prefect API did not take the retrain.alias.changed event" in out
+    assert key not in out
+    assert run("resolve", "production") == (0, "ft:b\n")
