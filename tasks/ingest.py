@@ -11,6 +11,7 @@ from retrain.ingest.batches import IngestReport, ingest_objects
 from retrain.ingest.discovery import discover
 from retrain.ingest.summary import validation_markdown
 from retrain.storage.object_store import ObjectInfo
+from retrain.train.lora.special_tokens import training_special_tokens
 from tasks.context import task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
@@ -54,6 +55,7 @@ def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Co
         settings,
         run_id=run_id,
         eval_prompts=eval_prompts,
+        special_tokens=training_special_tokens(settings),
         progress=lambda done, total: progress.update(done, total, f"{_mb(done)} of {_mb(total)} read"),
     )
     logger.info(

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrain.config.settings import get_settings
+from retrain.train.lora.special_tokens import training_special_tokens
 
 __all__ = ["register"]
 
@@ -66,7 +67,14 @@ def ingest_command(
             prompts.update(
                 normalise_prompt(item.prompt_messages) for item in load_eval_set(store, name).items
             )
-        report = ingest_objects(store, found.new, settings, run_id=run_id, eval_prompts=prompts)
+        report = ingest_objects(
+            store,
+            found.new,
+            settings,
+            run_id=run_id,
+            eval_prompts=prompts,
+            special_tokens=training_special_tokens(settings),
+        )
     _console.print(
         f"batch {report.batch_id}: {report.lines_read} lines read = {report.accepted} accepted + "
         f"{report.quarantined} quarantined; dataset version {report.version_id or '-'}; "

@@ -24,6 +24,7 @@ from rich.table import Table
 from retrain.cli.output import Rows, plain_console, print_error
 from retrain.config.settings import load_settings
 from retrain.exceptions import BucketNotFound
+from retrain.train.lora.special_tokens import training_special_tokens
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult, QuarantinedLine
 from retrain.validate.source_notes import SourceWatch
@@ -164,6 +165,7 @@ def validate_command(
             [(source.name, iter(source)) for source in sources],
             validation,
             base_model=model or settings.training.base_model,
+            special_tokens=training_special_tokens(settings),
             training=settings.training,
             data_docs_dir=data_docs,
             keep_examples=False,

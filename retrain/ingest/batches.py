@@ -140,9 +140,13 @@ def ingest_objects(
     *,
     run_id: str,
     eval_prompts: Container[str] = frozenset(),
+    special_tokens: frozenset[str] | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> IngestReport:
     """Validate a batch of new objects and curate what passes; idempotent per batch.
+
+    ``special_tokens``: what the training tokenizer reads as special tokens
+    (``retrain.train.lora.special_tokens.training_special_tokens``; None for the OpenAI families').
 
     ``progress(bytes_read, total_bytes)`` follows the reading of the objects (as stored, so a
     gzipped object counts its compressed bytes), after each chunk is validated.
@@ -167,6 +171,7 @@ def ingest_objects(
             known_hashes=seen.hashes,
             known_near_keys=seen.near,
             eval_prompts=eval_prompts,
+            special_tokens=special_tokens,
             training=settings.training,
             data_docs_dir=Path(docs_dir),
             new_examples_gate=False,  # the plan counts new examples since the last decision

@@ -19,7 +19,9 @@ adds one ``bad_gzip`` line).
 Content checks and their reason codes: ``contains_secret`` (API keys, AWS access keys, private
 key blocks, bearer tokens, GitHub and Slack tokens; the message names the field and the kind of
 secret, never the secret itself, but the raw line is kept in the quarantine as is, so treat
-quarantine files as sensitive), ``too_many_tokens``, ``duplicate`` (same ``example_hash`` earlier
+quarantine files as sensitive), ``special_token`` (text the base model's tokenizer reads as a
+special token, e.g. ``<|endoftext|>`` or ``<|im_start|>``, named in the message;
+``special_tokens``), ``too_many_tokens``, ``duplicate`` (same ``example_hash`` earlier
 in the batch or among ``known_hashes``, the curated data), ``near_duplicate`` (same
 ``near_duplicate_key``, i.e. the same user and assistant text after case, whitespace and
 punctuation folding, earlier in the batch or among ``known_near_keys``), ``eval_leak`` (the user
@@ -55,6 +57,7 @@ from retrain.validate.gx_chunks import check_chunk, load_suite
 from retrain.validate.jsonl_reader import iter_line_blocks
 from retrain.validate.line_checks import CheckConfig, CheckedBlock, CheckedLine, LineChecker
 from retrain.validate.reason import Reason, reason_example
+from retrain.validate.special_tokens import openai_special_tokens
 from retrain.validate.tokens import estimate_cost, example_token_limit
 from retrain.validate.worker_pool import OrderedChecks, worker_count
 
@@ -70,19 +73,30 @@ def check_line(
     settings: ValidationSettings,
     line_no: int = 1,
     eval_prompts: Container[str] = frozenset(),
+    special_tokens: frozenset[str] | None = None,
 ) -> CheckedLine:
     """The per-line checks of one raw line (no duplicate or GX checks: those need the batch)."""
-    return LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=True)).check(
-        line_no, data, 0, len(data)
-    )
+    config = _check_config(settings, base_model, eval_prompts, special_tokens, keep_examples=True)
+    return LineChecker(config).check(line_no, data, 0, len(data))
 
 
 def _check_config(
-    settings: ValidationSettings, base_model: str, eval_prompts: Container[str], *, keep_examples: bool
+    settings: ValidationSettings,
+    base_model: str,
+    eval_prompts: Container[str],
+    special_tokens: frozenset[str] | None,
+    *,
+    keep_examples: bool,
 ) -> CheckConfig:
     limit = example_token_limit(base_model, settings)
     return CheckConfig(
-        settings.format, base_model, limit, eval_prompts, keep_examples, settings.max_line_bytes
+        settings.format,
+        base_model,
+        limit,
+        eval_prompts,
+        keep_examples,
+        settings.max_line_bytes,
+        openai_special_tokens() if special_tokens is None else special_tokens,
     )
 
 
@@ -238,6 +252,7 @@ def validate_batch(
     known_hashes: Container[str] = frozenset(),
     known_near_keys: Container[str] = frozenset(),
     eval_prompts: Container[str] = frozenset(),
+    special_tokens: frozenset[str] | None = None,
     training: TrainingSettings | None = None,
     data_docs_dir: Path | None = None,
     keep_examples: bool = True,
@@ -252,12 +267,15 @@ def validate_batch(
     ``example_hash`` values of the curated data and ``known_near_keys`` its
     ``near_duplicate_key`` values; ``eval_prompts`` holds ``normalise_prompt`` values of the
     evaluation items (it is sent to the worker processes, so it must pickle: a set is best).
+    ``special_tokens`` are the strings the base model's tokenizer reads as special tokens (a line
+    holding one is quarantined); None means those of the OpenAI families.
     With ``data_docs_dir`` the Data Docs of the batch-level checks are built there and
     ``BatchResult.data_docs_index`` is their index.html. ``new_examples_gate=False`` skips the
     ``min_new_examples`` gate (the nightly run counts new examples at plan time instead).
     """
     validator = _BatchValidator(settings, known_hashes, known_near_keys, keep_examples, quarantine_sink)
-    checker = LineChecker(_check_config(settings, base_model, eval_prompts, keep_examples=keep_examples))
+    config = _check_config(settings, base_model, eval_prompts, special_tokens, keep_examples=keep_examples)
+    checker = LineChecker(config)
     with (
         _automatic_gc_paused(),
         OrderedChecks(checker, worker_count(settings), settings.parallel_min_lines) as checks,

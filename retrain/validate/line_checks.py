@@ -2,9 +2,10 @@
 
 A ``LineBlock`` (consecutive lines of one source, from ``jsonl_reader.iter_line_blocks``) goes
 in, a ``CheckedBlock`` comes out: for every non-blank line the JSON parse, the data format
-(``chat_format``), the token count (``tokens``), the secret scan (``secret_scan``), the
-eval-leak check, the dedup keys (``canonical``) and the GX feature columns (``features``). The
-checks are a pure function of the block, so ``batch`` runs them in worker processes
+(``chat_format``), the token count (``tokens``), the secret scan (``secret_scan``), special
+tokens written as text (``special_tokens``), the eval-leak check, the dedup keys
+(``canonical``) and the GX feature columns (``features``). The checks are a pure function of
+the block, so ``batch`` runs them in worker processes
 (``worker_pool``) on large batches; this module is what those workers import, so it keeps its
 imports light (no pydantic-settings, numpy or GX).
 
@@ -27,6 +28,7 @@ from retrain.validate.jsonl_reader import LineBlock, RawLine, block_lines, is_bl
 from retrain.validate.plain_chat import PLAIN_ROLES, plain_chat
 from retrain.validate.reason import Reason
 from retrain.validate.secret_scan import secret_reason
+from retrain.validate.special_tokens import SpecialTokenScan
 from retrain.validate.tokens import count_example, count_role, encoding_for_model
 
 __all__ = [
@@ -50,12 +52,14 @@ class CheckConfig:
     eval_prompts: Container[str]
     keep_examples: bool
     max_line_bytes: int
+    special_tokens: frozenset[str] = frozenset()
+    """Strings the base model's tokenizer reads as special tokens (``special_tokens``)."""
 
 
 class CheckedLine(NamedTuple):
     """What the line checks found. ``features`` is None when the line was quarantined outright
     (unreadable, or not the data format); otherwise the line is a candidate and ``reasons`` holds
-    its content problems (secret, too many tokens, eval leak), if any. ``start:end`` is the
+    its content problems (secret, special token, too many tokens, eval leak), if any. ``start:end`` is the
     line's raw bytes within its block's data."""
 
     line_no: int
@@ -93,6 +97,7 @@ class LineChecker:
         self.encoding = encoding_for_model(config.base_model)
         self.encode = self.encoding.encode_ordinary
         self.role_tokens = {role: count_role(role, self.encoding) for role in PLAIN_ROLES}
+        self.special_tokens = SpecialTokenScan(config.special_tokens)
         prompts = config.eval_prompts
         self.check_prompts = not (isinstance(prompts, Sized) and len(prompts) == 0)
         self.prompt_first_words: frozenset[str] | None = None
@@ -146,6 +151,9 @@ class LineChecker:
         secret = secret_reason(example, data, line_no)
         if secret:
             reasons.append(secret)
+        special = self.special_tokens.reason(example, data, line_no)
+        if special:
+            reasons.append(special)
         if n_tokens > config.limit:
             reasons.append(
                 Reason(

@@ -26,6 +26,8 @@ SECRETS = {
     "github": "ghp_" + "a1B2c3D4e5" * 4,
 }
 
+SPECIAL_TOKENS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|im_start|>"]
+
 
 def _run(data: bytes, settings: ValidationSettings, **kwargs: Any) -> Any:
     return validate_batch(
@@ -81,6 +83,8 @@ def _hostile_corpus() -> tuple[bytes, dict[int, str]]:
             orjson.dumps(chat(f"my {kind} credential is {secret}", "Please do not share it.")),
             "contains_secret",
         )
+    for token in SPECIAL_TOKENS:
+        add(orjson.dumps(chat("Summarise this file.", f"Done.{token}Next file")), "special_token")
     add(orjson.dumps(good[0]), "duplicate")
     add(
         orjson.dumps(chat("WHAT is item number 1 ?", "item 1 is a distinct thing number 7")), "near_duplicate"
@@ -117,6 +121,11 @@ def test_hostile_corpus_quarantines_each_case_with_its_code(settings: Validation
     assert counts.accepted + counts.quarantined == counts.lines_read
     assert counts.blank_lines == 1
     assert result.by_reason["contains_secret"] == len(SECRETS)
+    assert result.by_reason["special_token"] == len(SPECIAL_TOKENS)
+    named = {q.reasons[0].message for q in result.quarantined if q.reasons[0].code == "special_token"}
+    assert {token for token in SPECIAL_TOKENS if any(repr(token) in message for message in named)} == set(
+        SPECIAL_TOKENS
+    )
     assert result.passed
 
 
