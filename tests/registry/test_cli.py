@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,18 @@ def run_unverified(*args: str) -> tuple[int, str]:
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(root, ["alias", *args])
     return result.exit_code, result.output
+
+
+@pytest.fixture(autouse=True)
+def no_prefect_api() -> Iterator[None]:
+    """No PREFECT_API_URL, even where another test of this worker started the session's server
+    (a test that wants one sets it), and Prefect's log handlers set up here, not on the streams
+    of a CliRunner invocation that are closed when it returns."""
+    import prefect.main  # noqa: F401
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        yield
 
 
 def test_set_show_list_history_resolve_rollback(s3: S3Settings) -> None:
@@ -178,7 +191,6 @@ def test_history_keeps_whole_model_ids_on_a_narrow_terminal(
 
 
 def test_an_unreachable_prefect_api_is_a_warning_after_the_alias_moved(s3: S3Settings) -> None:
-    import prefect.main  # noqa: F401  (sets up Prefect's log handlers here, not on CliRunner's streams)
     from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL, temporary_settings
 
     key = "pnu_FAKE-prefect-key-0123456789"
