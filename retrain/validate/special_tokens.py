@@ -47,18 +47,24 @@ class SpecialTokenScan:
 
     def __init__(self, tokens: frozenset[str]) -> None:
         ordered = sorted(tokens, key=lambda token: (-len(token), token))  # longest first
-        self.tokens = tokens
-        self._raw = re.compile(b"|".join(re.escape(token.encode()) for token in ordered)) if ordered else None
-        self._text = re.compile("|".join(re.escape(token) for token in ordered)) if ordered else None
+        self._patterns = (
+            (
+                re.compile(b"|".join(re.escape(token.encode()) for token in ordered)),
+                re.compile("|".join(re.escape(token) for token in ordered)),
+            )
+            if ordered
+            else None
+        )
 
     def reason(self, example: dict[str, Any], data: bytes, line_no: int) -> Reason | None:
         """``special_token`` for the first field of ``example`` (parsed from ``data``) holding one."""
-        if self._raw is None or self._text is None:
+        if self._patterns is None:
             return None
-        if not self._raw.search(data) and b"\\u" not in data:
+        raw, text_pattern = self._patterns
+        if not raw.search(data) and b"\\u" not in data:
             return None
         for path, text in example_texts(example):
-            found = self._text.search(text)
+            found = text_pattern.search(text)
             if found:
                 return Reason(
                     "special_token",

@@ -85,16 +85,27 @@ def _only_decision(stack: Stack) -> Decision:
     return decision
 
 
+def _answered_night(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: dict[str, Any],
+    meanwhile: Callable[[], None] = lambda: None,
+) -> Any:
+    """A night with approval required that pauses and gets ``answer`` (after ``meanwhile``); its state."""
+    _require_approval(monkeypatch, timeout=300)
+    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    with _resume_when_paused(answer, meanwhile=meanwhile) as resumed:
+        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert resumed, "the flow never paused for approval"
+    return state
+
+
 def test_an_approved_promotion_moves_production_and_records_the_approver(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _require_approval(monkeypatch, timeout=300)
-    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
     answer = {"approve": True, "approver": "alice", "note": "looked at the report"}
-    with _resume_when_paused(answer) as resumed:
-        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
-    assert resumed, "the flow never paused for approval"
+    state = _answered_night(stack, monkeypatch, answer)
     assert state.is_completed() and "promoted" in str(state.message), state.message
 
     decision = _only_decision(stack)
@@ -112,12 +123,8 @@ def test_an_explicit_rejection_keeps_production_and_records_who_rejected(
     stack: Stack,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _require_approval(monkeypatch, timeout=300)
-    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
     answer = {"approve": False, "approver": "bob", "note": "refusals rose on the guardrail set"}
-    with _resume_when_paused(answer) as resumed:
-        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
-    assert resumed, "the flow never paused for approval"
+    state = _answered_night(stack, monkeypatch, answer)
     assert state.is_completed() and "rejected" in str(state.message), state.message
 
     decision = _only_decision(stack)
@@ -156,8 +163,6 @@ def test_production_moved_during_the_approval_wait_supersedes_the_promotion(
 ) -> None:
     """An operator points production at another model from the CLI while the night waits; the
     approval that comes afterwards must not undo that: the night ends Superseded."""
-    _require_approval(monkeypatch, timeout=300)
-    _land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
     pinned = "ft:gpt-4o-mini-2024-07-18:acme::known-good"
 
     def pin() -> None:
@@ -167,9 +172,7 @@ def test_production_moved_during_the_approval_wait_supersedes_the_promotion(
         assert pinned_now.exit_code == 0, pinned_now.output
 
     answer = {"approve": True, "approver": "alice", "note": "looked at the report"}
-    with _resume_when_paused(answer, meanwhile=pin) as resumed:
-        state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
-    assert resumed, "the flow never paused for approval"
+    state = _answered_night(stack, monkeypatch, answer, meanwhile=pin)
     assert state.is_completed() and state.name == "Superseded", (state.name, state.message)
     assert f"superseded: production moved to {pinned}" in str(state.message)
 
