@@ -19,6 +19,7 @@ module that calls them and re-raised ``from`` the original.
     │   ├── RateLimited              429s outlasted the retries (transient: retry later)
     │   ├── QuotaExceeded            daily, concurrent-job or credit limits (not transient)
     │   ├── FineTuneFailed           the job failed, was cancelled or blocked
+    │   │   └── FineTuneFailedPermanently  for a reason another try on the same data meets again
     │   └── BudgetExceeded           the estimated cost is above the configured limit
     ├── EvaluationError
     │   └── TooManyItemErrors        more eval items failed than allowed (transient: run again)
@@ -40,6 +41,7 @@ __all__ = [
     "DataError",
     "EvaluationError",
     "FineTuneFailed",
+    "FineTuneFailedPermanently",
     "ObjectNotFound",
     "ProviderError",
     "ProviderUnavailable",
@@ -117,6 +119,10 @@ class QuotaExceeded(ProviderError):
 
 
 class FineTuneFailed(ProviderError):
+    pass
+
+
+class FineTuneFailedPermanently(FineTuneFailed):
     pass
 
 

@@ -13,6 +13,7 @@ from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors
 from retrain.report.training import training_metrics_markdown
+from retrain.storage.layout import failure_key
 from retrain.train.budget import (
     BudgetCheck,
     check_budget,
@@ -20,6 +21,7 @@ from retrain.train.budget import (
     record_job_cost,
     reserve_job_cost,
 )
+from retrain.train.failures import permanent_failure, save_failure
 from retrain.train.jobs import (
     TrainingJob,
     best_checkpoint,
@@ -170,7 +172,10 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
             on_status=log_status,
         )
     except FineTuneFailed:
-        _after_the_job(context, training.job.id)
+        ended = _after_the_job(context, training.job.id)
+        if (failure := permanent_failure(ended, provider)) is not None:  # never trained again
+            failure = save_failure(context.store, failure)
+            logger.error("recorded at %s: %s", failure_key(failure.dataset_version), failure.summary)
         raise
     finally:
         loss = loss_points(events)

@@ -16,6 +16,7 @@ from retrain.curate.shards import Shard
 from retrain.promote.decision import Decision, save_decision
 from retrain.registry.records import ModelRecord
 from retrain.storage.object_store import ObjectStore
+from retrain.train.failures import PermanentFailure, save_failure
 
 pytestmark = pytest.mark.slow
 
@@ -80,3 +81,28 @@ def test_versions_are_listed_newest_first_with_what_was_decided(s3_env: S3Settin
     assert missing.exit_code == 1
     assert missing.output.strip().endswith("`retrain data list` shows the versions that exist")
     get_settings.cache_clear()
+
+
+def test_a_version_that_failed_permanently_says_so_and_why(s3_env: S3Settings) -> None:
+    get_settings.cache_clear()
+    store = ObjectStore.from_settings(s3_env)
+    version = publish_version(store, None, _shard("b-1", 300), "retrain-2026-11-01")
+    failure = PermanentFailure(
+        dataset_version=version.version_id,
+        job_id="ftjob-9",
+        provider="local",
+        code="safety_check_failed",
+        message="the fine-tuned model failed the post-training safety checks",
+        run_id="retrain-2026-11-01",
+    )
+    save_failure(store, failure)
+
+    listed = data("list")
+    assert (
+        listed.exit_code == 0
+        and "failed permanently (safety_check_failed), not trained again" in listed.output
+    )
+    shown = data("show")
+    assert "job ftjob-9 failed permanently (safety_check_failed: the fine-tuned model" in shown.output
+    as_json = json.loads(data("show", "--json").output)
+    assert as_json["decision"] is None and as_json["failure"]["job_id"] == "ftjob-9"

@@ -1,7 +1,8 @@
 """Fault injection: rate limits, quotas, server errors, slowness and misbehaving jobs, on demand.
 
-Rules match an API route by alias (``chat``, ``files``, ``jobs``, ``models``, ``*``) or by a
-glob over the path without its ``/v1`` or ``/openai`` prefix (``/fine_tuning/jobs/*``).
+Rules match an API route by alias (``chat``, ``files``, ``jobs``, ``models``, ``moderations``,
+``*``) or by a glob over the path without its ``/v1`` or ``/openai`` prefix
+(``/fine_tuning/jobs/*``).
 
 Rule kinds: ``429`` (a rate limit, ``rate_limit_exceeded``, with ``Retry-After``),
 ``daily_limit`` (the service's per-day fine-tuning job limit, ``daily_rate_limit_exceeded``),
@@ -9,8 +10,9 @@ Rule kinds: ``429`` (a rate limit, ``rate_limit_exceeded``, with ``Retry-After``
 credit), ``403`` (refused, as OpenAI refuses new fine-tuning jobs to organisations it no longer
 serves), ``500`` and ``slow``. ``next_job`` shapes the next job created: ``fail`` (fails
 halfway), ``hang`` (stays running until cancelled), ``cancel`` (cancelled halfway, as if by an
-operator), ``blocked`` (trains, then fails its post-training safety checks) and ``no_model``
-(succeeds without a model). ``hold_jobs`` pauses the progress of every running job while set.
+operator), ``blocked`` (trains, then fails its post-training safety checks), ``invalid_file``
+(fails file validation, ``invalid_training_file``) and ``no_model`` (succeeds without a
+model). ``hold_jobs`` pauses the progress of every running job while set.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ __all__ = [
     "limit_error",
 ]
 
-NextJob = Literal["fail", "hang", "cancel", "blocked", "no_model"]
+NextJob = Literal["fail", "hang", "cancel", "blocked", "invalid_file", "no_model"]
 
 RATE_LIMIT_KINDS = {"429", "daily_limit", "job_limit", "quota"}
 
@@ -68,6 +70,7 @@ _ALIASES: dict[str, Callable[[str], bool]] = {
     "files": lambda path: path.startswith("/files"),
     "jobs": lambda path: path.startswith("/fine_tuning"),
     "models": lambda path: path.startswith("/models"),
+    "moderations": lambda path: path.startswith("/moderations"),
     "*": lambda path: True,
 }
 

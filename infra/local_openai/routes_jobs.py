@@ -6,7 +6,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from local_openai.errors import ApiError, not_found
 from local_openai.state import BASE_MODELS, ServerState, StateDep, public
@@ -23,10 +23,11 @@ _AUTO = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "
 class Hyperparameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    n_epochs: int | Literal["auto"] = Field(default="auto")
-    batch_size: int | Literal["auto"] = Field(default="auto")
-    learning_rate_multiplier: float | Literal["auto"] = Field(default="auto")
-    beta: float | Literal["auto"] | None = None
+    # The published spec's bounds (FineTuneSupervisedHyperparameters, FineTuneDPOHyperparameters).
+    n_epochs: Annotated[int, Field(ge=1, le=50)] | Literal["auto"] = Field(default="auto")
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = Field(default="auto")
+    learning_rate_multiplier: Annotated[float, Field(gt=0)] | Literal["auto"] = Field(default="auto")
+    beta: Annotated[float, Field(gt=0, le=2)] | Literal["auto"] | None = None
 
 
 class CreateJob(BaseModel):
@@ -63,8 +64,11 @@ def _method(body: CreateJob) -> dict[str, Any]:
     given = (body.method.get(kind) or {}).get("hyperparameters") or {}
     try:
         hyper = Hyperparameters.model_validate(given).model_dump(exclude_none=True)
-    except ValueError as exc:
-        raise ApiError(400, f"Invalid method.{kind}.hyperparameters: {exc}", param="method") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        param = f"method.{kind}.hyperparameters" + (f".{name}" if name else "")
+        raise ApiError(400, f"Invalid {param}: {first['msg']}", param=param) from exc
     if kind == "dpo":
         hyper.setdefault("beta", "auto")
     return {"type": kind, kind: {"hyperparameters": {**_AUTO, **hyper}}}

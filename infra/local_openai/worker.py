@@ -150,6 +150,8 @@ class Worker(threading.Thread):
         assert job is not None
         if job["status"] == "validating_files":
             try:
+                if job.get("_fault") == "invalid_file":
+                    raise InvalidFile("the file's examples are not in the chat format (injected fault)")
                 self._read(job)
             except InvalidFile as exc:
                 param = getattr(exc, "param", "training_file")

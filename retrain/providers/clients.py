@@ -36,6 +36,7 @@ __all__ = [
     "api_errors",
     "api_key_source",
     "create_once",
+    "error_detail",
     "is_quota_error",
     "job_refused_hint",
     "make_async_client",
@@ -244,6 +245,11 @@ def _error_code(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error", body) if isinstance(body, dict) else {}
     return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
+def error_detail(exc: openai.APIStatusError, settings: ProviderSettings) -> str:
+    """What the provider said about a refused request, free of the API key."""
+    return redact(_error_message(exc), settings.api_key.get_secret_value())
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

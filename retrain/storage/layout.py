@@ -32,6 +32,7 @@ key                                                     what it holds
 ``state/jobs/{dataset_version}-{config_hash}.json``     the fine-tuning job of a version and config
 ``state/decisions/{dataset_version}.json``              the promotion decision of a version
 ``state/decisions/LAST.json``                           the newest decision (a pointer)
+``state/failures/{dataset_version}.json``               why a version can never be trained
 ``state/eval-cache/{model}/{params_hash}/{item}.json``  a cached eval answer
 ``state/leases/{name}/{seq:012d}.json``                 the records of a lease (``nightly``)
 ======================================================  ===========================================
@@ -55,6 +56,7 @@ __all__ = [
     "EVALS_PREFIX",
     "EVAL_CACHE_PREFIX",
     "EVAL_SET_PREFIX",
+    "FAILURE_PREFIX",
     "HEADS_PREFIX",
     "INCOMING_PREFIX",
     "JOB_PREFIX",
@@ -84,6 +86,7 @@ __all__ = [
     "eval_set_key",
     "eval_summary_key",
     "event_key",
+    "failure_key",
     "heads_key",
     "incoming_key",
     "job_key",
@@ -141,6 +144,7 @@ UPLOAD_PREFIX = f"{STATE_PREFIX}uploads/"
 JOB_PREFIX = f"{STATE_PREFIX}jobs/"
 DECISION_PREFIX = f"{STATE_PREFIX}decisions/"
 LAST_DECISION_KEY = f"{DECISION_PREFIX}LAST.json"
+FAILURE_PREFIX = f"{STATE_PREFIX}failures/"
 EVAL_CACHE_PREFIX = f"{STATE_PREFIX}eval-cache/"
 LEASE_PREFIX = f"{STATE_PREFIX}leases/"
 
@@ -225,6 +229,10 @@ def eval_summary_key(run_id: str) -> str:
 
 def decision_key(dataset_version: str) -> str:
     return f"{DECISION_PREFIX}{dataset_version}.json"
+
+
+def failure_key(dataset_version: str) -> str:
+    return f"{FAILURE_PREFIX}{dataset_version}.json"
 
 
 def event_key(seq: int) -> str:

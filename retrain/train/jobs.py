@@ -8,7 +8,8 @@ Idempotency rests on a record and a query:
   crash, before its record was written.
 
 A job that is running or succeeded is resumed; a new one is created only when the last
-one failed or was cancelled. A job record names the Prefect flow run that owns the job, so
+one failed or was cancelled, and never after a failure that is permanent for the dataset
+version (``retrain.train.failures``). A job record names the Prefect flow run that owns the job, so
 cancelling that run cancels the job (``cancel_jobs_of_run``). The training files a job
 reads are uploaded once per content (``retrain.train.uploads``).
 """
@@ -26,6 +27,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 from openai import NotFoundError, OpenAI
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
@@ -33,10 +35,16 @@ from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from retrain.config.services import ProviderSettings
 from retrain.config.stage_settings import TrainingSettings
-from retrain.exceptions import FineTuneFailed
+from retrain.exceptions import FineTuneFailed, FineTuneFailedPermanently
 from retrain.providers.clients import api_errors, create_once, job_refused_hint
 from retrain.storage.layout import JOB_PREFIX, job_key
 from retrain.storage.object_store import ObjectStore
+from retrain.train.failures import (
+    PermanentFailure,
+    configuration_refusal,
+    permanent_failure,
+    save_failure,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -137,9 +145,13 @@ def ensure_job(
     """Resume the job for this dataset version and config, or create it if there is none alive.
 
     ``owner`` (a Prefect flow run id) is recorded with the job, for ``cancel_jobs_of_run``.
+    Raises FineTuneFailedPermanently when the last job failed permanently (a night that stopped
+    before recording it), and ConfigError when the provider refuses the job for a setting.
     """
     with api_errors("looking up fine-tuning jobs", provider):
         previous = _known_job(client, store, spec)
+    if previous is not None and (failure := permanent_failure(previous, provider)) is not None:
+        raise _permanently_failed(save_failure(store, failure))
     blocked = previous is not None and previous.status == "succeeded" and not previous.fine_tuned_model
     if previous is not None and previous.status not in _RETRYABLE_AFTER_END and not blocked:
         logger.debug("resuming fine-tuning job %s (%s)", previous.id, previous.status)
@@ -149,20 +161,25 @@ def ensure_job(
         logger.warning("previous job %s ended %s; starting a new one", previous.id, previous.status)
     refused_hint = job_refused_hint(provider, datetime.now(UTC).date())
     with api_errors("creating the fine-tuning job", provider, refused_hint=refused_hint):
-        job = create_once(
-            client,
-            lambda once: once.fine_tuning.jobs.create(
-                model=spec.base_model,
-                training_file=training_file,
-                validation_file=validation_file,
-                method=spec.method,  # type: ignore[arg-type]
-                seed=spec.seed,
-                suffix=spec.suffix,
-                metadata=spec.metadata,
-            ),
-            lambda: _alive_listed_job(client, spec),
-            provider,
-        )
+        try:
+            job = create_once(
+                client,
+                lambda once: once.fine_tuning.jobs.create(
+                    model=spec.base_model,
+                    training_file=training_file,
+                    validation_file=validation_file,
+                    method=spec.method,  # type: ignore[arg-type]
+                    seed=spec.seed,
+                    suffix=spec.suffix,
+                    metadata=spec.metadata,
+                ),
+                lambda: _alive_listed_job(client, spec),
+                provider,
+            )
+        except openai.APIStatusError as exc:
+            if (refusal := configuration_refusal(exc, provider, spec.base_model)) is not None:
+                raise refusal from None
+            raise
     logger.debug("created fine-tuning job %s on %s for %s", job.id, provider.name, spec.dataset_version)
     _record_job(store, spec, job, provider, owner)
     return TrainingJob(job, resumed=False)
@@ -182,7 +199,8 @@ def wait_for_job(
 
     Returns the job: succeeded, or still in progress when the wait limit ran out (the next
     run resumes it). Raises FineTuneFailed when it failed, was cancelled, or succeeded
-    without a model (for example, blocked by a safety check after training).
+    without a model, and FineTuneFailedPermanently when it failed for a reason another try on
+    the same data would meet again (the caller records it with ``save_failure``).
     """
     seen: set[str] = set()
     last_status = ""
@@ -206,6 +224,8 @@ def wait_for_job(
                     f"fine-tuning job {job.id} succeeded without a model; treat it as failed"
                 )
             return job
+        if (failure := permanent_failure(job, provider)) is not None:
+            raise _permanently_failed(failure)
         if job.status in _RETRYABLE_AFTER_END:
             error = job.error
             detail = f"{error.code}: {error.message}" if error and error.message else "no error given"
@@ -219,6 +239,15 @@ def wait_for_job(
             return job
         sleep(delay + random.uniform(0, delay / 4))
         delay = min(delay * 1.5, training.max_poll_interval_seconds)
+
+
+def _permanently_failed(failure: PermanentFailure) -> FineTuneFailedPermanently:
+    """The one-line error a night fails with when its dataset version failed permanently."""
+    return FineTuneFailedPermanently(
+        f"fine-tuning {failure.summary}: dataset version {failure.dataset_version} is not trained "
+        "again; fix or remove the examples the error names, and the next night with new data "
+        "trains a new version"
+    )
 
 
 def _known_job(client: OpenAI, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:

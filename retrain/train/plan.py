@@ -1,8 +1,10 @@
-"""What to train tonight: the newest dataset version, unless it was decided already or adds too little.
+"""What to train tonight: the newest dataset version, unless it was decided already, failed
+permanently, or adds too little.
 
 ``training_history`` reads what the plan needs from the bucket (the newest dataset version, the
-decision on it, or else how many examples the version decided last had); ``plan_training`` is
-the pure rule over it. A version with a decision is never trained again.
+decision on it or its permanent failure, or else how many examples the version decided last
+had); ``plan_training`` is the pure rule over it. A version with a decision or a permanent
+failure is never trained again.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from retrain.promote.outcome import Outcome
 from retrain.promote.promotion import promotion_key
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
+from retrain.train.failures import PermanentFailure, load_failure
 
 __all__ = ["TrainingHistory", "TrainingPlan", "plan_training", "training_history"]
 
@@ -23,7 +26,8 @@ __all__ = ["TrainingHistory", "TrainingPlan", "plan_training", "training_history
 class TrainingHistory:
     """What the bucket says about the newest dataset version.
 
-    ``decision`` is the decision on ``version``, if any; ``promotion_pending`` whether it
+    ``decision`` is the decision on ``version``, if any, and ``failure`` its permanent training
+    failure, if it had one (``retrain.train.failures``); ``promotion_pending`` whether it
     promotes and `production` has not been moved for it yet (a crash in between);
     ``previous_examples`` how many examples the version decided last had (0 before the first
     decision; only read while ``version`` is undecided).
@@ -31,6 +35,7 @@ class TrainingHistory:
 
     version: DatasetVersion | None
     decision: Decision | None = None
+    failure: PermanentFailure | None = None
     promotion_pending: bool = False
     previous_examples: int = 0
 
@@ -55,14 +60,17 @@ def training_history(store: ObjectStore, registry: Registry) -> TrainingHistory:
     if decision is not None:
         pending = decision.promote and promotion_key(decision) not in registry.state().idempotency
         return TrainingHistory(version, decision, promotion_pending=pending)
+    failure = load_failure(store, version.version_id)
+    if failure is not None:
+        return TrainingHistory(version, failure=failure)
     previous = last_decided_version(store)
     examples = load_version(store, previous).examples if previous is not None else 0
     return TrainingHistory(version, previous_examples=examples)
 
 
 def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPlan:
-    """Train the newest dataset version unless it was decided already or adds fewer than
-    ``min_new_examples`` examples since the last decision.
+    """Train the newest dataset version unless it was decided already, failed permanently, or
+    adds fewer than ``min_new_examples`` examples since the last decision.
 
     A promotion that was decided but not applied comes back as ``decided`` so the flow finishes it.
     """
@@ -83,6 +91,14 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
             f"no new data: dataset version {version.version_id} was already {verdict}",
             done if history.promotion_pending else None,
             Outcome.NO_NEW_DATA,
+        )
+    if history.failure is not None:
+        return TrainingPlan(
+            version,
+            False,
+            f"no new data: dataset version {version.version_id} is not trained again, its "
+            f"{history.failure.summary}; new examples make a new version",
+            outcome=Outcome.NO_NEW_DATA,
         )
     new = version.examples - history.previous_examples
     if new < min_new_examples:

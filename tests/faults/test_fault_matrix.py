@@ -1,5 +1,9 @@
 """The fault matrix: the real nightly flow against the local server's fault injector.
 
+Job failures come in three kinds (``retrain.train.failures``): transient ones are retrained the
+next night, a permanent one is recorded and its dataset version never trained again, and a
+configuration refusal stops every night with the fix until the setting changes.
+
 In every case the `production` alias does not move on the faulty night, S3 stays
 consistent, and the next run does the right thing (resume, retry or start fresh) without a
 duplicate job or a second upload of the same file.
@@ -11,7 +15,9 @@ import pytest
 
 from retrain.config.settings import get_settings
 from retrain.promote.decision import load_decision
+from retrain.storage.layout import FAILURE_PREFIX
 from retrain.storage.layout import JOB_PREFIX as JOB_STATE
+from retrain.train.failures import load_failure
 from tests.pipeline.conftest import Stack
 
 from .support import (
@@ -77,44 +83,118 @@ def test_429_bursts_500s_and_slow_responses_are_absorbed_and_the_night_completes
     assert len(jobs(stack)) == 1 and len(uploaded_files(stack)) == 2
 
 
-JOB_FAULTS = {
+TRANSIENT_JOB_FAULTS = {
     "fail": "server_error",
     "cancel": "cancelled",
-    "blocked": "safety_check_failed",
     "no_model": "without a model",
 }
 
 
-def test_jobs_that_fail_are_cancelled_or_blocked_are_never_promoted_and_each_next_run_retrains(
+def test_jobs_that_fail_transiently_are_never_promoted_and_each_next_run_retrains_the_version(
     stack: Stack,
 ) -> None:
     land(stack, NIGHT)
     files: list[str] = []
-    for night, (fault, clue) in enumerate(JOB_FAULTS.items(), start=1):
+    for night, (fault, clue) in enumerate(TRANSIENT_JOB_FAULTS.items(), start=1):
         set_faults(stack, next_job=fault)
         state = run(f"2026-11-{night:02d}")
         assert state.is_failed() and clue in state.message, (fault, state.message)
+        assert "not trained again" not in state.message, fault
         known = jobs(stack)
         assert len(known) == night, (fault, [j.status for j in known])  # one new job a night, no more
         bad = known[-1]
         assert bad.status in ("failed", "cancelled", "succeeded") and not bad.fine_tuned_model, fault
         assert production_history(stack) == [], fault
-        assert load_decision(stack.store, (bad.metadata or {})["dataset_version"]) is None, fault
+        version = (bad.metadata or {})["dataset_version"]
+        assert load_decision(stack.store, version) is None, fault
+        assert load_failure(stack.store, version) is None, fault
         assert not files or uploaded_files(stack) == files, fault  # the same two files every night
         files = uploaded_files(stack)
         assert_consistent(stack)
 
     set_faults(stack)
-    state = run("2026-11-05")
+    state = run("2026-11-04")
     assert state.is_completed() and "promoted" in state.message, state.message
     *failed, good = jobs(stack)
-    assert len(failed) == len(JOB_FAULTS) and good.status == "succeeded"
+    assert len(failed) == len(TRANSIENT_JOB_FAULTS) and good.status == "succeeded"
     assert uploaded_files(stack) == files
     assert production_history(stack) == [("promote", good.fine_tuned_model)]
     assert_consistent(stack)
 
-    assert "no new data" in run("2026-11-06").message
-    assert len(jobs(stack)) == len(JOB_FAULTS) + 1
+    assert "no new data" in run("2026-11-05").message
+    assert len(jobs(stack)) == len(TRANSIENT_JOB_FAULTS) + 1
+
+
+PERMANENT_JOB_FAULTS = {
+    "blocked": "safety_check_failed",
+    "invalid_file": "invalid_training_file",
+}
+
+
+def test_a_job_that_fails_permanently_is_recorded_once_and_its_version_is_never_trained_again(
+    stack: Stack,
+) -> None:
+    for n, (fault, code) in enumerate(PERMANENT_JOB_FAULTS.items()):
+        found, after = f"2026-11-{2 * n + 1:02d}", f"2026-11-{2 * n + 2:02d}"
+        land(stack, found, seed=n + 1)
+        set_faults(stack, next_job=fault)
+        state = run(found)
+        assert state.is_failed(), (fault, state.name, state.message)  # the one night that alerts
+        assert f"failed permanently ({code}:" in state.message and "not trained again" in state.message
+        assert "Traceback" not in state.message
+        failed = jobs(stack)[-1]
+        assert len(jobs(stack)) == n + 1 and failed.status == "failed", fault
+        version = (failed.metadata or {})["dataset_version"]
+        failure = load_failure(stack.store, version)
+        assert failure is not None and failure.job_id == failed.id and failure.code == code, fault
+        assert version in state.message and load_decision(stack.store, version) is None
+
+        set_faults(stack)  # the service would now train it: it is not asked to
+        quiet = run(after)
+        assert quiet.is_completed() and quiet.name == "NoNewData", (fault, quiet.name, quiet.message)
+        assert f"{version} is not trained again" in quiet.message and failed.id in quiet.message
+        assert len(jobs(stack)) == n + 1, fault  # never trained twice
+        assert load_failure(stack.store, version) == failure  # recorded once, not rewritten
+        assert production_history(stack) == []
+        assert_consistent(stack)
+
+    land(stack, "2026-11-05", seed=9)  # new examples make a new version, which trains
+    state = run("2026-11-05")
+    assert state.is_completed() and "promoted" in state.message, state.message
+    *failed_jobs, good = jobs(stack)
+    assert len(failed_jobs) == len(PERMANENT_JOB_FAULTS) and good.status == "succeeded"
+    assert production_history(stack) == [("promote", good.fine_tuned_model)]
+    assert_consistent(stack)
+
+
+CONFIG_REFUSALS = {
+    "RETRAIN_TRAINING__BASE_MODEL": ("gpt-3.5-turbo-0301", "does not fine-tune base model"),
+    "RETRAIN_TRAINING__N_EPOCHS": ("80", "method.supervised.hyperparameters.n_epochs"),
+}
+
+
+def test_a_job_refused_for_a_setting_stops_every_night_with_the_fix_until_the_setting_changes(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land(stack, NIGHT)
+    night = 0
+    for setting, (value, clue) in CONFIG_REFUSALS.items():
+        configure(monkeypatch, **{setting: value})
+        for _ in range(2):  # the same answer every night, and never a job
+            night += 1
+            state = run(f"2026-11-{night:02d}")
+            assert state.is_failed(), (setting, state.name, state.message)
+            assert clue in state.message and f"{setting}" in state.message, state.message
+            assert "\n" not in state.message.strip() and "Traceback" not in state.message
+            assert jobs(stack) == [] and list(stack.store.list(JOB_STATE)) == [], setting
+            assert list(stack.store.list(FAILURE_PREFIX)) == [], setting  # nothing held against the data
+        monkeypatch.delenv(setting)
+
+    get_settings.cache_clear()
+    state = run(f"2026-11-{night + 1:02d}")  # the setting fixed: the same version trains
+    assert state.is_completed() and "promoted" in state.message, state.message
+    promoted_once(stack)
+    assert_consistent(stack)
 
 
 def test_a_job_past_the_wait_limit_ends_still_training_and_the_next_run_resumes_it(
