@@ -12,6 +12,7 @@ from retrain.ingest.discovery import discover
 from retrain.ingest.summary import validation_markdown
 from retrain.storage.object_store import ObjectInfo
 from retrain.train.lora.special_tokens import training_special_tokens
+from retrain.validate.moderation import moderation_line, moderator_for
 from tasks.context import task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
@@ -56,6 +57,7 @@ def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Co
         run_id=run_id,
         eval_prompts=eval_prompts,
         special_tokens=training_special_tokens(settings),
+        moderator=moderator_for(settings.validation, lambda: context.training_provider),
         progress=lambda done, total: progress.update(done, total, f"{_mb(done)} of {_mb(total)} read"),
     )
     logger.info(
@@ -66,6 +68,8 @@ def validate_and_curate(objects: list[ObjectInfo], run_id: str, eval_prompts: Co
         report.quarantined,
         dict(sorted(report.by_reason.items())),
     )
+    if report.moderation:
+        logger.info("moderation pre-check: %s", moderation_line(report.moderation))
     for message in report.failed_gates:
         logger.error("batch gate failed: %s", message)
     if report.data_docs_key:

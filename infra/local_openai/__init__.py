@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible fine-tuning server: files, jobs, models and chat over real HTTP.
+"""A local OpenAI-compatible fine-tuning server: files, jobs, models, chat, moderation over HTTP.
 
 Start it with ``python -m local_openai --data-dir DIR --port N`` or, in tests,
 ``with serve_in_thread(tmp_path) as server: OpenAI(base_url=server.base_url, ...)``.

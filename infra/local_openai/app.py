@@ -15,6 +15,7 @@ from local_openai import (
     routes_files,
     routes_jobs,
     routes_models,
+    routes_moderations,
     routes_uploads,
 )
 from local_openai.errors import error_response, install_error_handlers
@@ -28,7 +29,7 @@ __all__ = ["create_app"]
 
 def _api_router() -> APIRouter:
     router = APIRouter()
-    for module in (routes_files, routes_uploads, routes_jobs, routes_models, routes_chat):
+    for module in (routes_files, routes_uploads, routes_jobs, routes_models, routes_chat, routes_moderations):
         router.include_router(module.router)
     return router
 

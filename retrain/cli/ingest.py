@@ -16,8 +16,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from retrain.cli.credentials import with_credentials
 from retrain.config.settings import get_settings
 from retrain.train.lora.special_tokens import training_special_tokens
+from retrain.validate.moderation import moderation_line, moderator_for
 
 __all__ = ["register"]
 
@@ -74,12 +76,15 @@ def ingest_command(
             run_id=run_id,
             eval_prompts=prompts,
             special_tokens=training_special_tokens(settings),
+            moderator=moderator_for(settings.validation, lambda: with_credentials(settings.provider)),
         )
     _console.print(
         f"batch {report.batch_id}: {report.lines_read} lines read = {report.accepted} accepted + "
         f"{report.quarantined} quarantined; dataset version {report.version_id or '-'}; "
         f"watermark {read_watermark(store) or '-'}"
     )
+    if report.moderation:
+        _console.print(f"moderation pre-check: {moderation_line(report.moderation)}", highlight=False)
     for message in report.failed_gates:
         _console.print(f"[red]gate failed:[/] {escape(message)}")
     if not report.passed:

@@ -21,12 +21,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from retrain.cli.credentials import with_credentials
 from retrain.cli.output import Rows, plain_console, print_error
 from retrain.config.settings import load_settings
 from retrain.exceptions import BucketNotFound
 from retrain.train.lora.special_tokens import training_special_tokens
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult, QuarantinedLine
+from retrain.validate.moderation import moderation_line, moderator_for
 from retrain.validate.source_notes import SourceWatch
 
 if TYPE_CHECKING:
@@ -154,6 +156,7 @@ def validate_command(
         fmt: Literal["chat", "preference"] = "chat" if data_format == "chat" else "preference"
         validation = validation.model_copy(update={"format": fmt})
     sources = _sources(paths)
+    moderator = moderator_for(validation, lambda: with_credentials(settings.provider))
     with ExitStack() as stack:
         sink_file = stack.enter_context(quarantine.open("wb")) if quarantine else None
 
@@ -170,6 +173,7 @@ def validate_command(
             data_docs_dir=data_docs,
             keep_examples=False,
             quarantine_sink=sink,
+            moderator=moderator,
         )
     if report:
         report.write_bytes(
@@ -180,6 +184,8 @@ def validate_command(
         for note in source.notes(counts.lines_read if counts else 0):
             _notes.print(f"note: {note}", soft_wrap=True)
     _print_summary(result)
+    if moderator is not None:
+        _console.print(f"moderation pre-check: {moderation_line(moderator.stats.to_json())}", highlight=False)
     if not result.passed:
         raise typer.Exit(code=1)
 

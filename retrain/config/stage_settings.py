@@ -78,6 +78,21 @@ class ValidationSettings(BaseModel):
         },
         description="Training price by model family prefix, for the cost estimate.",
     )
+    moderation: bool = Field(
+        default=False,
+        description="Send each new example through the provider's moderation endpoint before training "
+        "and quarantine flagged ones (moderation_flagged).",
+    )
+    moderation_model: str = Field(default="omni-moderation-latest", description="The moderation model.")
+    moderation_batch_size: int = Field(
+        default=32, ge=1, le=32, description="Examples per moderation request."
+    )
+    moderation_requests_per_second: float = Field(
+        default=5.0, gt=0, description="At most this many moderation requests a second."
+    )
+    moderation_usd_per_million_tokens: float = Field(
+        default=0.0, ge=0, description="Moderation price, for the count (OpenAI's endpoint is free)."
+    )
 
 
 class IngestSettings(BaseModel):

@@ -37,10 +37,18 @@ from retrain.curate.shards import write_shard
 from retrain.curate.training_files import training_set_policy
 from retrain.exceptions import AlreadyExists
 from retrain.ingest.discovery import record_processed
-from retrain.storage.layout import BATCH_PREFIX, batch_key, data_docs_prefix, quarantine_key, shard_key
+from retrain.storage.layout import (
+    BATCH_PREFIX,
+    batch_key,
+    data_docs_prefix,
+    moderation_key,
+    quarantine_key,
+    shard_key,
+)
 from retrain.storage.object_store import ObjectInfo, ObjectStore
 from retrain.validate.batch import validate_batch
 from retrain.validate.batch_result import BatchResult, QuarantinedLine
+from retrain.validate.moderation import Moderator
 from retrain.validate.reason import Reason
 
 __all__ = [
@@ -89,6 +97,7 @@ class IngestReport:
     cost_estimate_usd: float | None = None
     finished_at: str = ""
     data_docs_key: str | None = None
+    moderation: dict[str, Any] | None = None  # ModerationStats, when the pre-check ran
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -141,12 +150,15 @@ def ingest_objects(
     run_id: str,
     eval_prompts: Container[str] = frozenset(),
     special_tokens: frozenset[str] | None = None,
+    moderator: Moderator | None = None,
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> IngestReport:
     """Validate a batch of new objects and curate what passes; idempotent per batch.
 
     ``special_tokens``: what the training tokenizer reads as special tokens
     (``retrain.train.lora.special_tokens.training_special_tokens``; None for the OpenAI families').
+    ``moderator``: the moderation pre-check (``retrain.validate.moderation.moderator_for``); its
+    verdicts are kept at ``state/moderation/{batch_id}.json``, so a re-run asks nothing again.
 
     ``progress(bytes_read, total_bytes)`` follows the reading of the objects (as stored, so a
     gzipped object counts its compressed bytes), after each chunk is validated.
@@ -163,6 +175,8 @@ def ingest_objects(
 
     previous = latest_version(store)
     seen = curated_keys(store, previous, skip_shard=shard_key(batch_id))
+    if moderator is not None:
+        moderator.cache.update(store.get_json_or_none(moderation_key(batch_id)) or {})
     with tempfile.TemporaryDirectory(prefix="retrain-data-docs-") as docs_dir:
         result = validate_batch(
             _sources(store, objects, progress),
@@ -175,6 +189,7 @@ def ingest_objects(
             training=settings.training,
             data_docs_dir=Path(docs_dir),
             new_examples_gate=False,  # the plan counts new examples since the last decision
+            moderator=moderator,
         )
         data_docs_key = _upload_data_docs(store, result.data_docs_index, data_docs_prefix(run_id, batch_id))
     quarantined = list(result.quarantined)
@@ -185,6 +200,10 @@ def ingest_objects(
 
     report = _report(result, objects, quarantined, batch_id, run_id, version, quarantine)
     report.data_docs_key = data_docs_key
+    if moderator is not None:
+        if moderator.stats.sent:
+            store.put_json(moderation_key(batch_id), moderator.cache)
+        report.moderation = moderator.stats.to_json()
     try:
         store.put_json(batch_key(batch_id), report.to_json(), create_only=True)
     except AlreadyExists:

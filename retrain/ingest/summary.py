@@ -7,6 +7,7 @@ task publishes it as the ``validation-summary`` artifact.
 from __future__ import annotations
 
 from retrain.ingest.batches import IngestReport
+from retrain.validate.moderation import moderation_line
 
 __all__ = ["validation_markdown"]
 
@@ -47,6 +48,8 @@ def validation_markdown(report: IngestReport) -> str:
             result = "skipped" if gate.get("skipped") else "pass" if gate["passed"] else "**FAIL**"
             # reports stored before gates had a detail carry only the message
             lines.append(f"| {gate['name']} | {result} | {gate.get('detail') or gate['message']} |")
+    if report.moderation:
+        lines += ["", f"Moderation pre-check: {moderation_line(report.moderation)}"]
     if report.cost_estimate_usd is not None:
         lines += ["", f"Estimated training cost of this batch: ${report.cost_estimate_usd:.2f}"]
     return "\n".join(lines)

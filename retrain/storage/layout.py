@@ -34,6 +34,7 @@ key                                                     what it holds
 ``state/decisions/LAST.json``                           the newest decision (a pointer)
 ``state/failures/{dataset_version}.json``               why a version can never be trained
 ``state/eval-cache/{model}/{params_hash}/{item}.json``  a cached eval answer
+``state/moderation/{batch_id}.json``                    a batch's moderation verdicts, by example
 ``state/leases/{name}/{seq:012d}.json``                 the records of a lease (``nightly``)
 ======================================================  ===========================================
 
@@ -65,6 +66,7 @@ __all__ = [
     "LEASE_PREFIX",
     "LORA_PREFIX",
     "LEGACY_PROCESSED_KEY",
+    "MODERATION_PREFIX",
     "PENDING_KEY",
     "PROCESSED_PREFIX",
     "QUARANTINE_PREFIX",
@@ -99,6 +101,7 @@ __all__ = [
     "lora_run_prefix",
     "lease_record_key",
     "ledger_key",
+    "moderation_key",
     "partition_of",
     "processed_key",
     "quarantine_key",
@@ -146,6 +149,7 @@ DECISION_PREFIX = f"{STATE_PREFIX}decisions/"
 LAST_DECISION_KEY = f"{DECISION_PREFIX}LAST.json"
 FAILURE_PREFIX = f"{STATE_PREFIX}failures/"
 EVAL_CACHE_PREFIX = f"{STATE_PREFIX}eval-cache/"
+MODERATION_PREFIX = f"{STATE_PREFIX}moderation/"
 LEASE_PREFIX = f"{STATE_PREFIX}leases/"
 
 UNDATED = "_undated"
@@ -229,6 +233,10 @@ def eval_summary_key(run_id: str) -> str:
 
 def decision_key(dataset_version: str) -> str:
     return f"{DECISION_PREFIX}{dataset_version}.json"
+
+
+def moderation_key(batch_id: str) -> str:
+    return f"{MODERATION_PREFIX}{batch_id}.json"
 
 
 def failure_key(dataset_version: str) -> str:

@@ -21,11 +21,13 @@ key blocks, bearer tokens, GitHub and Slack tokens; the message names the field 
 secret, never the secret itself, but the raw line is kept in the quarantine as is, so treat
 quarantine files as sensitive), ``special_token`` (text the base model's tokenizer reads as a
 special token, e.g. ``<|endoftext|>`` or ``<|im_start|>``, named in the message;
-``special_tokens``), ``too_many_tokens``, ``duplicate`` (same ``example_hash`` earlier
-in the batch or among ``known_hashes``, the curated data), ``near_duplicate`` (same
-``near_duplicate_key``, i.e. the same user and assistant text after case, whitespace and
-punctuation folding, earlier in the batch or among ``known_near_keys``), ``eval_leak`` (the user
-turns equal an eval prompt after ``normalise_prompt``). The first occurrence wins; later copies
+``special_tokens``), ``moderation_flagged`` (with ``moderator``: the provider's moderation
+endpoint flagged the example, the categories named; ``moderation``), ``too_many_tokens``,
+``duplicate`` (same ``example_hash`` earlier in the batch or among ``known_hashes``, the
+curated data), ``near_duplicate`` (same ``near_duplicate_key``, i.e. the same user and
+assistant text after case, whitespace and punctuation folding, earlier in the batch or among
+``known_near_keys``), ``eval_leak`` (the user turns equal an eval prompt after
+``normalise_prompt``). The first occurrence wins; later copies
 are quarantined.
 
 Memory stays bounded: per accepted example only two 8-byte dedup keys and three small gate
@@ -56,6 +58,7 @@ from retrain.validate.gates import GateColumns, batch_gates
 from retrain.validate.gx_chunks import check_chunk, load_suite
 from retrain.validate.jsonl_reader import iter_line_blocks
 from retrain.validate.line_checks import CheckConfig, CheckedBlock, CheckedLine, LineChecker
+from retrain.validate.moderation import Moderator
 from retrain.validate.reason import Reason, reason_example
 from retrain.validate.special_tokens import openai_special_tokens
 from retrain.validate.tokens import estimate_cost, example_token_limit
@@ -128,8 +131,10 @@ class _BatchValidator:
         known_near_keys: Container[str],
         keep_examples: bool,
         quarantine_sink: Callable[[QuarantinedLine], None] | None,
+        moderator: Moderator | None,
     ) -> None:
         self.settings = settings
+        self.moderator = moderator
         self.chunk_rows = settings.chunk_rows
         self.runner, self.row_columns = load_suite(settings)
         self.duplicate_screen = DuplicateScreen(known_hashes, known_near_keys)
@@ -163,6 +168,8 @@ class _BatchValidator:
         """Run the row expectations over the pending chunk, then accept or quarantine its lines."""
         if not self.pending:
             return
+        if self.moderator is not None:
+            self._moderate()
         check_chunk(self.runner, self.row_columns, [line for _, _, line in self.pending if not line.reasons])
         self.gate_columns.add_chunk(line for _, _, line in self.pending)
         accepted_tokens: list[int] = []
@@ -179,6 +186,19 @@ class _BatchValidator:
                 )
         self.accepted_tokens.append(accepted_tokens)
         self.pending = []
+
+    def _moderate(self) -> None:
+        """Add ``moderation_flagged`` to the pending candidates the moderation endpoint flags."""
+        assert self.moderator is not None
+        candidates = [(data, line) for _, data, line in self.pending if not line.reasons]
+        verdicts = self.moderator.flagged(
+            [(line.hash, data[line.start : line.end], line.n_tokens) for data, line in candidates]
+        )
+        model = self.settings.moderation_model
+        for (_, line), categories in zip(candidates, verdicts, strict=True):
+            if categories:
+                flagged = f"flagged by moderation ({model}): {', '.join(categories)}"
+                line.reasons.append(Reason("moderation_flagged", flagged))
 
     def quarantine(self, source: str, line_no: int, data: bytes, reasons: list[Reason]) -> None:
         self.per_source[source].quarantined += 1
@@ -258,6 +278,7 @@ def validate_batch(
     keep_examples: bool = True,
     quarantine_sink: Callable[[QuarantinedLine], None] | None = None,
     new_examples_gate: bool = True,
+    moderator: Moderator | None = None,
 ) -> BatchResult:
     """Validate every source and decide the batch gates.
 
@@ -272,8 +293,12 @@ def validate_batch(
     With ``data_docs_dir`` the Data Docs of the batch-level checks are built there and
     ``BatchResult.data_docs_index`` is their index.html. ``new_examples_gate=False`` skips the
     ``min_new_examples`` gate (the nightly run counts new examples at plan time instead).
+    With a ``moderator`` each candidate example goes through the moderation pre-check
+    (``moderation``), chunk by chunk, before the row expectations.
     """
-    validator = _BatchValidator(settings, known_hashes, known_near_keys, keep_examples, quarantine_sink)
+    validator = _BatchValidator(
+        settings, known_hashes, known_near_keys, keep_examples, quarantine_sink, moderator
+    )
     config = _check_config(settings, base_model, eval_prompts, special_tokens, keep_examples=keep_examples)
     checker = LineChecker(config)
     with (

@@ -43,7 +43,9 @@ class Conformance:
         return body
 
 
-def test_files_jobs_models_and_chat_conform_to_the_spec(spec: dict[str, Any], server: ServerHandle) -> None:
+def test_files_jobs_models_chat_and_moderations_conform_to_the_spec(
+    spec: dict[str, Any], server: ServerHandle
+) -> None:
     api = Conformance(spec, server)
     upload = {"file": ("train.jsonl", jsonl(make_examples(40, seed=1)))}
     created = api.call("POST", "/files", files=upload, data={"purpose": "fine-tune"})
@@ -101,4 +103,7 @@ def test_files_jobs_models_and_chat_conform_to_the_spec(spec: dict[str, Any], se
     api.call("DELETE", "/files/{file_id}", path_params={"file_id": file_id})
     api.call("GET", "/files/{file_id}", status=404, path_params={"file_id": file_id})
     api.call("POST", "/fine_tuning/jobs", status=400, json={"training_file": file_id})
-    assert len(set(api.checked)) == 18
+    flagged = api.call("POST", "/moderations", json={"input": ["hello", "the massacre began"]})
+    assert [result["flagged"] for result in flagged["results"]] == [False, True]
+    api.call("POST", "/moderations", json={"input": "hello", "model": "omni-moderation-latest"})
+    assert len(set(api.checked)) == 19
