@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -20,12 +21,14 @@ from retrain.promote.comparison import GateSets, gate_runs, gate_targets
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.registry.records import ModelRecord
 from retrain.report.comparison import artifact_key, compare, comparison_markdown
+from retrain.train.budget import budget_evaluations, count_evaluation
 from tasks.context import task_context
 from tasks.credentials import provider_with_credentials
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
 
 __all__ = [
+    "check_evaluation_cost",
     "evaluate_candidate",
     "evaluate_gate_sets",
     "evaluate_models",
@@ -44,6 +47,23 @@ def resolve_targets(candidate: str, production: str) -> list[ModelTarget]:
         resolve_target(context.store, candidate, CANDIDATE, context.settings),
         resolve_target(context.store, production, PRODUCTION, context.settings),
     ]
+
+
+@task(name="check-evaluation-cost", **IO_TASK)
+def check_evaluation_cost(targets: Sequence[ModelTarget], runs: Mapping[str, str]) -> float:
+    """Estimate tonight's evaluation (every set, every model, the judge) before anything is asked;
+    refuse it (BudgetExceeded) above RETRAIN_EVALUATION__MAX_EVAL_COST_USD. The estimate in dollars."""
+    context = task_context()
+    sets = {run_id: load_eval_set(context.store, name) for name, run_id in runs.items()}
+    evaluation = context.settings.evaluation
+    total = budget_evaluations(
+        context.store, sets, [t.model_id for t in targets], evaluation, datetime.now(UTC).date()
+    )
+    limit = (
+        "no limit" if evaluation.max_eval_cost_usd is None else f"limit ${evaluation.max_eval_cost_usd:,.2f}"
+    )
+    get_run_logger().info("estimated evaluation cost %s (%s)", total.line, limit)
+    return total.usd
 
 
 @task(name="evaluate-models", **IO_TASK)
@@ -65,6 +85,8 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
         run_id=run_id,
         progress=lambda done, total: progress.update(done, total, f"{done}/{total} answers graded"),
     )
+    cost = count_evaluation(context.store, report, context.settings.evaluation, datetime.now(UTC).date())
+    logger.info("evaluation of %s cost %s", eval_set_name, cost.line)
     labels = set(report.models)
     if {CANDIDATE, PRODUCTION} <= labels:
         create_markdown_artifact(
@@ -104,7 +126,9 @@ def evaluate_sets(targets: Sequence[ModelTarget], runs: Mapping[str, str]) -> di
 
 
 def evaluate_gate_sets(targets: Sequence[ModelTarget], runs: GateSets[str]) -> GateSets[EvalReport]:
-    """The reports the gate reads: the main set and each guardrail set, each in its eval run."""
+    """The reports the gate reads: the main set and each guardrail set, each in its eval run,
+    once their estimated cost is within the limit."""
+    check_evaluation_cost(list(targets), runs.by_set())
     return GateSets.split(evaluate_sets(targets, runs.by_set()), runs.main_set)
 
 

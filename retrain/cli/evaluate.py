@@ -21,12 +21,14 @@ from retrain.config.settings import Settings, get_settings
 from retrain.evaluate.eval_sets import load_eval_set
 from retrain.evaluate.results import ALL, EvalReport
 from retrain.evaluate.runner import run_evaluation
+from retrain.evaluate.spend import EvalCost
 from retrain.evaluate.targets import ModelTarget, resolve_target
 from retrain.promote.gate import GateDecision, decide_reports
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.report.comparison import compare, significance_in_words
 from retrain.storage.layout import EVALS_PREFIX
 from retrain.storage.object_store import ObjectStore
+from retrain.train.budget import budget_evaluations, count_evaluation
 
 __all__ = ["register"]
 
@@ -70,18 +72,19 @@ def _evaluate(
 ) -> dict[str, EvalReport]:
     reports: dict[str, EvalReport] = {}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    sets = {f"{run_id}-{name}": load_eval_set(store, name) for name in names}
+    today = datetime.now(UTC).date()
+    estimate = budget_evaluations(store, sets, [t.model_id for t in targets], settings.evaluation, today)
+    _console.print(f"estimated cost {estimate.line}", highlight=False)
+    counted = EvalCost()
     with Progress(*columns, console=_progress_console, transient=True) as bar:
-        for name in names:
-            items = load_eval_set(store, name)
-            task = bar.add_task(name, total=len(targets) * len(items.items))
-            reports[name] = run_evaluation(
-                store,
-                targets,
-                items,
-                settings.evaluation,
-                run_id=f"{run_id}-{name}",
-                progress=_advance(bar, task),
+        for set_run, items in sets.items():
+            task = bar.add_task(items.name, total=len(targets) * len(items.items))
+            reports[items.name] = run_evaluation(
+                store, targets, items, settings.evaluation, run_id=set_run, progress=_advance(bar, task)
             )
+            counted = counted.plus(count_evaluation(store, reports[items.name], settings.evaluation, today))
+    _console.print(f"cost {counted.line}", highlight=False)
     return reports
 
 

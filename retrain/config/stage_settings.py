@@ -186,8 +186,8 @@ class TrainingSettings(BaseModel):
     monthly_budget_usd: float | None = Field(
         default=None,
         gt=0,
-        description="Refuse new jobs once this month's spend (state/budget/YYYY-MM.json) would pass "
-        "this; empty: no limit.",
+        description="Refuse new jobs once this month's training and evaluation spend "
+        "(state/budget/YYYY-MM.json) would pass this; empty: no limit.",
     )
 
 
@@ -287,6 +287,24 @@ class EvaluationSettings(BaseModel):
         default=0.05, ge=0, le=1, description="Fail the run if more items than this errored."
     )
     judge_model: str | None = Field(default=None, description="Model for the model_graded rubric grader.")
+    inference_usd_per_million_tokens: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o": (3.75, 15.0),
+            "gpt-4o-mini": (0.30, 1.20),
+            "gpt-4.1": (3.0, 12.0),
+            "gpt-4.1-mini": (0.80, 3.20),
+            "gpt-4.1-nano": (0.20, 0.80),
+            "gpt-3.5-turbo": (3.0, 6.0),
+        },
+        description="(input, output) price of eval answers by model family prefix: the fine-tuned "
+        "models' prices, which are at or above the base models'. A model with none costs $0 (own GPUs).",
+    )
+    max_eval_cost_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Refuse a night's evaluation (every eval set, every model, the judge) whose "
+        "estimated cost is above this; empty: no limit.",
+    )
     token_limit_parameter: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
         default="auto",
         description="Request field for max_tokens: auto sends max_completion_tokens to OpenAI reasoning "

@@ -76,6 +76,9 @@ class EvalReport:
     eval_version: str
     models: dict[str, ModelScores]
     results: dict[str, list[ItemResult]]
+    # tokens sent (answers not from the cache, judge calls included), by model id:
+    # {"prompt_tokens": n, "completion_tokens": n, "requests": n}
+    usage: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def comparison(self, candidate: str = CANDIDATE, production: str = PRODUCTION) -> list[dict[str, Any]]:
         """Rows (set, grader, items, candidate, production, delta): one per grader, then all items."""
@@ -117,4 +120,5 @@ class EvalReport:
                 }
                 for label, s in self.models.items()
             },
+            "usage": self.usage,
         }

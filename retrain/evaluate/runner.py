@@ -53,10 +53,13 @@ class _Evaluation:
         self.progress = progress
         self.done = 0
         self.total = len(targets) * len(eval_set.items)
+        self.usage: dict[str, dict[str, int]] = {}
 
     async def _ask_judge(self, messages: list[dict[str, Any]]) -> str:
         assert self.judge_target is not None
         answer = await self.asker.ask(self.judge_target, messages, prompt_hash(messages))
+        if not answer.cached:
+            self._count(self.judge_target.model_id, answer.usage)
         if answer.output is None:
             raise ProviderUnavailable(f"judge {self.judge_target.model_id!r} did not answer ({answer.error})")
         return answer.output
@@ -81,8 +84,17 @@ class _Evaluation:
             await self.asker.close()
         return {label: [task.result() for task in label_tasks] for label, label_tasks in tasks.items()}
 
+    def _count(self, model_id: str, usage: dict[str, Any] | None) -> None:
+        """Add an answer the provider sent (not one from the cache) to the tokens sent."""
+        sent = self.usage.setdefault(model_id, {"prompt_tokens": 0, "completion_tokens": 0, "requests": 0})
+        sent["requests"] += 1
+        for name in ("prompt_tokens", "completion_tokens"):
+            sent[name] += int((usage or {}).get(name) or 0)
+
     async def _one(self, target: ModelTarget, item: EvalItem) -> ItemResult:
         answer = await self.asker.ask(target, item.prompt_messages, item.item_hash)
+        if not answer.cached and answer.output is not None:
+            self._count(target.model_id, answer.usage)
         error = answer.error
         if answer.output is None:
             grade = Grade(score=0.0, passed=False, explanation=f"no answer: {error}")
@@ -177,6 +189,7 @@ def run_evaluation(
             for t in targets
         },
         results=results,
+        usage=evaluation.usage,
     )
     for label, label_results in results.items():
         store.put_jsonl(eval_results_key(run_id, label), (r.to_record() for r in label_results))

@@ -6,13 +6,16 @@ compared with ``max_training_cost_usd`` and what is left of ``monthly_budget_usd
 
 The ledger ``state/budget/{YYYY-MM}.json`` has one entry per job (keyed by job id, so
 recording twice changes nothing): the estimate while the job runs, then the billed cost
-from the job's ``trained_tokens`` once it ended. The month's spend is the sum of both.
+from the job's ``trained_tokens`` once it ended. Beside the jobs, one entry per evaluation run
+(keyed by its eval run id): the estimate before it asks anything, then what its answers' usage
+cost (``retrain.evaluate.spend``). The month's spend, which ``monthly_budget_usd`` limits, is
+the sum of all of them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -20,7 +23,10 @@ from typing import Any
 import orjson
 from openai.types.fine_tuning import FineTuningJob
 
-from retrain.config.stage_settings import TrainingSettings, ValidationSettings
+from retrain.config.stage_settings import EvaluationSettings, TrainingSettings, ValidationSettings
+from retrain.evaluate.eval_sets import EvalSet
+from retrain.evaluate.results import EvalReport
+from retrain.evaluate.spend import EvalCost, check_evaluation_cost, counted_cost, estimate_evaluation_cost
 from retrain.exceptions import BudgetExceeded, ConfigError, DataError
 from retrain.storage.layout import ledger_key
 from retrain.storage.object_store import ObjectStore
@@ -35,11 +41,15 @@ from retrain.validate.tokens import (
 __all__ = [
     "BudgetCheck",
     "GpuRun",
+    "budget_evaluations",
     "check_budget",
     "check_month_spend",
+    "count_evaluation",
     "estimate_training_cost",
+    "month_evaluations",
     "month_jobs",
     "spend_of",
+    "record_evaluation_cost",
     "record_gpu_run",
     "record_job_cost",
     "reserve_job_cost",
@@ -98,7 +108,9 @@ def estimate_training_cost(
 
 
 def _ledger(store: ObjectStore, month: str) -> dict[str, Any]:
-    return store.get_json_or_none(ledger_key(month)) or {"month": month, "jobs": {}}
+    ledger: dict[str, Any] = store.get_json_or_none(ledger_key(month)) or {"month": month, "jobs": {}}
+    ledger.setdefault("evaluations", {})
+    return ledger
 
 
 def _entry_usd(entry: Mapping[str, Any]) -> float:
@@ -115,6 +127,44 @@ def month_jobs(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def month_evaluations(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
+    """The month's evaluation runs by eval run id, each with ``counted_usd`` (what its answers
+    cost, or its estimate while it has not finished) and ``billed`` (which of the two)."""
+    return _with_counted_usd(_ledger(store, month)["evaluations"])
+
+
+def _with_counted_usd(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        run_id: {
+            **entry,
+            "counted_usd": float((entry.get("counted") or entry.get("estimated") or {}).get("usd", 0.0)),
+            "billed": entry.get("counted") is not None,
+        }
+        for run_id, entry in evaluations.items()
+    }
+
+
+def record_evaluation_cost(
+    store: ObjectStore,
+    run_id: str,
+    eval_set: str,
+    when: date,
+    *,
+    estimated: EvalCost | None = None,
+    counted: EvalCost | None = None,
+) -> None:
+    """Record an evaluation run's estimate (before it asks) or its counted cost (after)."""
+    month = _month(when)
+    ledger = _ledger(store, month)
+    entry = ledger["evaluations"].get(run_id, {"eval_set": eval_set})
+    if estimated is not None:
+        entry["estimated"] = estimated.to_json()
+    if counted is not None:
+        entry["counted"] = counted.to_json()
+    ledger["evaluations"][run_id] = entry
+    store.put_json(ledger_key(month), ledger)
+
+
 def spend_of(jobs: Mapping[str, Mapping[str, Any]]) -> float:
     """What ledger entries (by job id) add up to: the billed cost of ended jobs plus the estimate
     of running ones."""
@@ -127,14 +177,16 @@ def _month_so_far(
     """Today's month, its spend so far, and whether a job for this dataset version and config is
     in its ledger and has not ended (resumed, so it costs nothing new and is never refused)."""
     month = _month(today)
-    jobs = _ledger(store, month)["jobs"]
+    ledger = _ledger(store, month)
+    jobs = ledger["jobs"]
+    evaluations = sum(entry["counted_usd"] for entry in _with_counted_usd(ledger["evaluations"]).values())
     running = any(
         entry.get("dataset_version") == dataset_version
         and entry.get("config_hash") == config_hash
         and entry.get("status") not in _ENDED
         for entry in jobs.values()
     )
-    return month, spend_of(jobs), running
+    return month, spend_of(jobs) + evaluations, running
 
 
 def check_budget(
@@ -293,3 +345,30 @@ def record_gpu_run(store: ObjectStore, run: GpuRun, gpu_hour_usd: float | None) 
     }
     _write_entry(store, _month(run.created), run.run_id, fields)
     return usd
+
+
+def budget_evaluations(
+    store: ObjectStore,
+    runs: Mapping[str, EvalSet],
+    model_ids: Sequence[str],
+    settings: EvaluationSettings,
+    today: date,
+) -> EvalCost:
+    """Estimate the evaluation runs (eval run id -> its set) of every model before anything is
+    asked, refuse (BudgetExceeded) above ``max_eval_cost_usd``, record each estimate; the total."""
+    estimates = {
+        run_id: estimate_evaluation_cost(eval_set, model_ids, settings) for run_id, eval_set in runs.items()
+    }
+    total = check_evaluation_cost(estimates.values(), settings)
+    for run_id, estimate in estimates.items():
+        record_evaluation_cost(store, run_id, runs[run_id].name, today, estimated=estimate)
+    return total
+
+
+def count_evaluation(
+    store: ObjectStore, report: EvalReport, settings: EvaluationSettings, today: date
+) -> EvalCost:
+    """Record what an evaluation's answers (and judge calls) cost, from their usage."""
+    counted = counted_cost(report.usage, settings)
+    record_evaluation_cost(store, report.run_id, report.eval_set, today, counted=counted)
+    return counted

@@ -168,7 +168,7 @@ def test_retrain_spend_shows_the_months_jobs_against_the_budget(
     assert as_json["jobs"]["ftjob-done"]["billed"] and not as_json["jobs"]["ftjob-running"]["billed"]
 
     assert CliRunner().invoke(app, ["spend", "--month", "2099-01"]).output.strip() == (
-        "no fine-tuning jobs recorded for 2099-01"
+        "no fine-tuning jobs or evaluations recorded for 2099-01"
     )
     assert CliRunner().invoke(app, ["spend", "--month", "26-11"]).exit_code == 2
     get_settings.cache_clear()
