@@ -24,10 +24,11 @@ from retrain.ingest.batches import IngestReport, ingest_objects
 from retrain.ingest.discovery import find_new_objects
 from retrain.ingest.summary import validation_markdown
 from retrain.local.synthetic import make_examples
-from retrain.storage.layout import batch_key, moderation_key
+from retrain.storage.layout import BATCH_PREFIX, batch_key, moderation_key
 from retrain.storage.object_store import ObjectStore
 from retrain.validate.canonical import example_hash, normalise_prompt
 from retrain.validate.moderation import Moderator, example_text, moderator_for
+from tests.pipeline.conftest import Stack, run, stack  # noqa: F401  (moto S3, local OpenAI server, Prefect)
 
 from .conftest import chat, clean_examples, jsonl
 from .test_validation import _hostile_corpus, _run
@@ -202,3 +203,20 @@ def test_a_batch_re_run_after_a_crash_reads_its_verdicts_back_and_asks_nothing_a
     again, second = ingest()
     assert second.stats.sent == 0 and second.stats.requests == 0 and second.stats.from_cache == 33
     assert again.by_reason == report.by_reason and again.accepted == report.accepted
+
+
+@pytest.mark.slow
+def test_a_night_with_moderation_on_quarantines_flagged_examples_before_training(
+    stack: Stack,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines = [orjson.dumps(e) for e in make_examples(200, seed=5)] + _flagged_lines()
+    stack.store.put_bytes("incoming/2026-11-01/a.jsonl", b"\n".join(lines) + b"\n")
+    monkeypatch.setenv("RETRAIN_VALIDATION__MODERATION", "true")
+    get_settings.cache_clear()
+    state = run("2026-11-01")
+    assert state.is_completed(), state.message
+    (manifest,) = [stack.store.get_json(info.key) for info in stack.store.list(BATCH_PREFIX)]
+    assert manifest["by_reason"]["moderation_flagged"] == len(FLAGGED)
+    assert manifest["accepted"] + manifest["quarantined"] == manifest["lines_read"] == 203
+    assert manifest["moderation"]["flagged"] == len(FLAGGED) and manifest["moderation"]["requests"] >= 7
