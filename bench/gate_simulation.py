@@ -5,7 +5,11 @@ Both models answer the same items, so their outcomes are correlated: with probab
 ``shared`` an item is easy or hard for both (one uniform draw decides both), otherwise the two
 draw independently. Compared gates: retrain's gate (``retrain.promote.gate.decide``, exact one-sided
 McNemar at alpha), a plain "candidate mean > production mean", and an MLflow-style
-``min_absolute_change`` threshold on the mean. Run: ``python -m bench.gate_simulation``.
+``min_absolute_change`` threshold on the mean. Then the same simulated nights for the
+``non_inferiority`` mode (Tango's score test at ``--margin``): how often it replaces production
+with a candidate that is truly worse by the margin or more (false replacement, at most alpha),
+and how often it moves production to a candidate that is as good or slightly worse (power).
+Run: ``python -m bench.gate_simulation``.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ def main() -> None:
     parser.add_argument("--shared", type=float, default=0.5)
     parser.add_argument("--min-absolute-change", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--margin", type=float, default=0.05)
     args = parser.parse_args()
     settings = EvaluationSettings()
     gate_set = gates(settings, args.min_absolute_change)
@@ -88,6 +93,21 @@ def main() -> None:
             kind = "false promotion" if delta == 0 else "power"
             cells = " | ".join(f"{rates[name]:.3f}" for name in gate_set)
             print(f"| {n} | {delta * 100:+.0f} pts ({kind}) | {cells} |")
+    margin = args.margin
+    migration = EvaluationSettings(gate_mode="non_inferiority", margin=margin)
+    replace = {
+        "non_inferiority gate": lambda c, p: decide(_scores("cand", c), _scores("prod", p), migration).promote
+    }
+    print(f"\nnon_inferiority mode, margin {margin:g}\n")
+    print("| items | true difference | non_inferiority gate |")
+    print("|---:|---:|---:|")
+    for n in (200, 500, 2000):
+        for delta in (-margin - 0.03, -margin, -0.02, 0.0):
+            rate = simulate(n, args.base, delta, args.shared, args.trials, rng, replace)[
+                "non_inferiority gate"
+            ]
+            kind = "false replacement" if delta <= -margin + 1e-9 else "power"
+            print(f"| {n} | {delta * 100:+.0f} pts ({kind}) | {rate:.3f} |")
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

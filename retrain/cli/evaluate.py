@@ -134,6 +134,7 @@ def evaluate_command(
     _console.print(
         f"{primary}: {significance_in_words(compare(reports[primary], settings.evaluation))}", soft_wrap=True
     )
+    _console.print(f"gate mode: {decision.mode} (RETRAIN_EVALUATION__GATE_MODE)", highlight=False)
     _check_rows(decision).print(_console)
     cand, prod = (t.model_id for t in targets)
     verdict = (

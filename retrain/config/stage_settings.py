@@ -265,6 +265,17 @@ class EvaluationSettings(BaseModel):
         default=0.0, ge=0, le=1, description="Smallest gain of the primary mean that can promote."
     )
     floor: float = Field(default=0.0, ge=0, le=1, description="The candidate's primary mean must reach this.")
+    gate_mode: Literal["better", "non_inferiority"] = Field(
+        default="better",
+        description="better: promote a candidate significantly better than production; non_inferiority: "
+        "one not worse by more than margin (to move production off a retiring model).",
+    )
+    margin: float = Field(
+        default=0.02,
+        gt=0,
+        lt=1,
+        description="The non_inferiority margin, in score units (0.02: two points on a pass rate).",
+    )
     alpha: float = Field(default=0.05, gt=0, lt=1, description="One-sided significance level of the gate.")
     guardrails: dict[str, float] = Field(
         default_factory=dict,

@@ -23,6 +23,18 @@ A candidate is promoted over production only if every check passes:
     On each guardrail eval set (``RETRAIN_EVALUATION__GUARDRAILS``, a JSON object of set name
     to tolerance, e.g. ``{"safety": 0.02}``), the candidate's mean does not fall below
     production's by more than the set's tolerance.
+
+That is the ``better`` mode (``RETRAIN_EVALUATION__GATE_MODE``, the default). In the
+``non_inferiority`` mode, for moving production off a model that is about to retire, the
+``improvement`` and ``significance`` checks give way to one:
+
+``non-inferiority``
+    The candidate is not worse than production by more than ``margin``
+    (``RETRAIN_EVALUATION__MARGIN``, in score units): one-sided p < ``alpha`` for H0:
+    difference <= -margin, by Tango's score test for pass/fail graders and the paired bootstrap
+    otherwise (``retrain.promote.statistics.non_inferiority``).
+
+The other checks stay as they are; the decision names its mode.
 """
 
 from __future__ import annotations
@@ -33,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from retrain.config.stage_settings import EvaluationSettings
 from retrain.promote.outcome import Outcome
-from retrain.promote.statistics import Significance, significance
+from retrain.promote.statistics import Significance, non_inferiority, significance
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 
 if TYPE_CHECKING:
@@ -63,6 +75,7 @@ class GateDecision:
     method: str = ""
     candidate_model: str = ""
     production_model: str = ""
+    mode: str = "better"  # or "non_inferiority (margin 0.02)"
 
     def to_markdown(self) -> str:
         """The decision as a markdown table (the ``eval-decision`` artifact)."""
@@ -73,6 +86,8 @@ class GateDecision:
         verdict = Outcome.of_decision(self.promote).value
         lines = [
             f"## Promotion gate: **{verdict}**",
+            "",
+            f"Gate mode: {self.mode}",
             "",
             self.reason,
             "",
@@ -140,9 +155,36 @@ def _checks(
     ]
 
 
-def _reason(candidate: ModelScores, production: ModelScores, stats: Significance, failed: list[str]) -> str:
+def _non_inferiority_checks(
+    candidate: ModelScores, production: ModelScores, stats: Significance, settings: EvaluationSettings
+) -> list[GateCheckResult]:
+    """The checks of the non_inferiority mode: different models, non-inferiority, floor."""
+    different, _, _, floor = _checks(candidate, production, stats, settings)
+    test = GateCheckResult(
+        "non-inferiority",
+        stats.p_value < settings.alpha,
+        stats.p_value,
+        settings.alpha,
+        f"one-sided p that the candidate is worse by {settings.margin:g} or more "
+        f"(difference {stats.difference:+.4f}, lower bound {stats.ci[0]:+.4f}), {stats.method}",
+    )
+    return [different, test, floor]
+
+
+def _reason(
+    candidate: ModelScores,
+    production: ModelScores,
+    stats: Significance,
+    failed: list[str],
+    settings: EvaluationSettings,
+) -> str:
     if failed:
         return f"{production.model_id} stays; failed {', '.join(failed)}"
+    if settings.gate_mode == "non_inferiority":
+        return (
+            f"{candidate.model_id} is not worse than {production.model_id} by {settings.margin:g} or more: "
+            f"{stats.difference:+.4f}, lower bound {stats.ci[0]:+.4f} (p = {stats.p_value:.3g})"
+        )
     return (
         f"{candidate.model_id} beats {production.model_id} by {stats.difference:+.4f} "
         f"(p = {stats.p_value:.3g})"
@@ -160,8 +202,14 @@ def decide(
     ``guardrails`` maps a guardrail set's name to (candidate, production) scores on it; its
     tolerance is ``settings.guardrails[name]`` (0.0 if the set is not listed there).
     """
-    stats = significance(candidate, production, settings)
-    checks = _checks(candidate, production, stats, settings)
+    if settings.gate_mode == "non_inferiority":
+        stats = non_inferiority(candidate, production, settings, settings.margin)
+        checks = _non_inferiority_checks(candidate, production, stats, settings)
+        mode = f"non_inferiority (margin {settings.margin:g})"
+    else:
+        stats = significance(candidate, production, settings)
+        checks = _checks(candidate, production, stats, settings)
+        mode = "better"
     checks += [
         _guardrail_check(name, pair, settings.guardrails.get(name, 0.0))
         for name, pair in (guardrails or {}).items()
@@ -169,7 +217,7 @@ def decide(
     failed = [c.name for c in checks if not c.passed]
     return GateDecision(
         promote=not failed,
-        reason=_reason(candidate, production, stats, failed),
+        reason=_reason(candidate, production, stats, failed, settings),
         checks=checks,
         candidate_score=candidate.mean,
         production_score=production.mean,
@@ -178,6 +226,7 @@ def decide(
         method=stats.method,
         candidate_model=candidate.model_id,
         production_model=production.model_id,
+        mode=mode,
     )
 
 

@@ -1,10 +1,16 @@
 """The paired statistics of the promotion gate: does the candidate score higher than production
-on the same items?
+on the same items (``significance``), or is it at least not worse by more than a margin
+(``non_inferiority``)?
 
 Pass/fail scores (every score 0 or 1) get the exact one-sided McNemar test and a Wald interval for
 the difference of paired proportions; any other scores a seeded paired bootstrap of the per-item
 differences. Both report a two-sided ``1 - 2*alpha`` confidence interval, whose lower end is the
 one-sided ``1 - alpha`` lower bound.
+
+Non-inferiority with margin ``δ`` tests H0: difference <= -δ against H1: difference > -δ. Pass/fail
+scores get Tango's score test for the difference of paired proportions (Tango 1998, Statistics
+in Medicine 17:891-908; with δ = 0 it is McNemar's z), any other scores the same paired bootstrap
+over the differences shifted by δ.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ __all__ = [
     "Significance",
     "is_binary",
     "mcnemar_exact_p",
+    "non_inferiority",
     "paired_binary_ci",
     "paired_bootstrap",
+    "tango_p",
     "significance",
 ]
 
@@ -101,10 +109,24 @@ def is_binary(scores: Sequence[float]) -> bool:
     return all(score in (0.0, 1.0) for score in scores)
 
 
-def significance(
-    candidate: ModelScores, production: ModelScores, settings: EvaluationSettings
-) -> Significance:
-    """Paired one-sided test that the candidate scores higher than production on the same items."""
+def tango_p(b: int, c: int, n: int, margin: float) -> float:
+    """One-sided p-value of H0: p10 - p01 <= -margin by Tango's score test (see the module doc).
+
+    ``b`` counts items only the candidate passes, ``c`` items only production passes, of ``n``.
+    """
+    delta = -margin
+    a_coef = 2 * n
+    b_coef = -b - c + (2 * n - b + c) * delta
+    c_coef = -c * delta * (1 - delta)
+    restricted = (math.sqrt(max(0.0, b_coef**2 - 4 * a_coef * c_coef)) - b_coef) / (2 * a_coef)
+    variance = n * (2 * restricted + delta * (1 - delta))
+    if variance <= 0:
+        return 1.0 if b - c - n * delta <= 0 else 0.0
+    z = (b - c - n * delta) / math.sqrt(variance)
+    return 1 - NormalDist().cdf(z)
+
+
+def _paired(candidate: ModelScores, production: ModelScores) -> None:
     if len(candidate.scores) != len(production.scores) or not candidate.scores:
         raise EvaluationError(
             f"cannot compare {len(candidate.scores)} candidate scores with {len(production.scores)} "
@@ -114,6 +136,13 @@ def significance(
         raise EvaluationError(
             "candidate and production were scored on different items: evaluate them together"
         )
+
+
+def significance(
+    candidate: ModelScores, production: ModelScores, settings: EvaluationSettings
+) -> Significance:
+    """Paired one-sided test that the candidate scores higher than production on the same items."""
+    _paired(candidate, production)
     difference = candidate.mean - production.mean
     if is_binary(candidate.scores) and is_binary(production.scores):
         cand = [s == 1.0 for s in candidate.scores]
@@ -133,3 +162,30 @@ def significance(
     return Significance(
         f"paired bootstrap ({settings.bootstrap_resamples} resamples)", difference, p_value, ci
     )
+
+
+def non_inferiority(
+    candidate: ModelScores, production: ModelScores, settings: EvaluationSettings, margin: float
+) -> Significance:
+    """Paired one-sided test that the candidate is not worse than production by more than ``margin``."""
+    _paired(candidate, production)
+    difference = candidate.mean - production.mean
+    n = len(candidate.scores)
+    if is_binary(candidate.scores) and is_binary(production.scores):
+        cand = [s == 1.0 for s in candidate.scores]
+        prod = [s == 1.0 for s in production.scores]
+        b = sum(c and not p for c, p in zip(cand, prod, strict=True))
+        c = sum(p and not c for c, p in zip(cand, prod, strict=True))
+        method = (
+            f"Tango score test, margin {margin:g}, on {b + c} discordant items: {b} passed only by the "
+            f"candidate, {c} only by production"
+        )
+        return Significance(
+            method, difference, tango_p(b, c, n, margin), paired_binary_ci(cand, prod, settings.alpha)
+        )
+    shifted = [c - p + margin for c, p in zip(candidate.scores, production.scores, strict=True)]
+    p_value, (low, high) = paired_bootstrap(
+        shifted, resamples=settings.bootstrap_resamples, seed=settings.seed, alpha=settings.alpha
+    )
+    method = f"paired bootstrap ({settings.bootstrap_resamples} resamples), margin {margin:g}"
+    return Significance(method, difference, p_value, (low - margin, high - margin))

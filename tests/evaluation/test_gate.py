@@ -10,7 +10,13 @@ from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.results import ModelScores
 from retrain.exceptions import EvaluationError
 from retrain.promote.gate import decide
-from retrain.promote.statistics import mcnemar_exact_p, paired_binary_ci, paired_bootstrap, significance
+from retrain.promote.statistics import (
+    mcnemar_exact_p,
+    paired_binary_ci,
+    paired_bootstrap,
+    significance,
+    tango_p,
+)
 
 
 def scores(model_id: str, values: list[float], label: str = "m", threshold: float = 0.5) -> ModelScores:
@@ -164,3 +170,54 @@ def test_refuses_unpaired_scores() -> None:
     other.item_ids = ["x", "y"]
     with pytest.raises(EvaluationError, match="different items"):
         decide(scores("a", [1.0, 0.0]), other, EvaluationSettings())
+
+
+NON_INFERIORITY = EvaluationSettings(gate_mode="non_inferiority", margin=0.05, bootstrap_resamples=2000)
+
+
+def test_tango_with_no_margin_is_mcnemars_z_and_a_margin_makes_a_small_loss_acceptable() -> None:
+    from statistics import NormalDist
+
+    for b, c in [(30, 20), (12, 25), (40, 40)]:
+        assert tango_p(b, c, 500, 0.0) == pytest.approx(1 - NormalDist().cdf((b - c) / (b + c) ** 0.5))
+    assert tango_p(20, 30, 500, 0.05) < 0.05 < tango_p(20, 30, 500, 0.0)  # -2 points, margin 5
+    assert tango_p(20, 60, 500, 0.05) > 0.5  # -8 points: worse by more than the margin
+    assert tango_p(0, 0, 500, 0.05) < 1e-6  # identical answers on 500 items
+
+
+def test_tango_keeps_false_replacement_at_alpha_at_the_margin() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(20261207)
+    rejected = 0
+    for _ in range(2000):  # truly worse by exactly the margin: 30% discordant items
+        draws = rng.random(500)
+        b, c = int((draws < 0.125).sum()), int(((draws >= 0.125) & (draws < 0.3)).sum())
+        rejected += tango_p(b, c, 500, 0.05) < 0.05
+    assert rejected / 2000 < 0.05 + 3 * (0.05 * 0.95 / 2000) ** 0.5
+
+
+def test_non_inferiority_promotes_a_candidate_slightly_worse_and_holds_one_worse_than_the_margin() -> None:
+    cand, prod = paired(b=20, c=30, both=300, neither=150)  # 2 points worse on 500 items
+    decision = decide(scores("new", cand), scores("old", prod), NON_INFERIORITY)
+    assert decision.promote, decision.reason
+    assert [c.name for c in decision.checks] == ["different models", "non-inferiority", "floor"]
+    assert (
+        decision.mode == "non_inferiority (margin 0.05)"
+        and "Gate mode: non_inferiority" in decision.to_markdown()
+    )
+    assert "not worse than old by 0.05 or more" in decision.reason
+    assert not decide(scores("new", cand), scores("old", prod), EvaluationSettings()).promote  # better mode
+
+    cand, prod = paired(b=20, c=70, both=260, neither=150)  # 10 points worse
+    held = decide(scores("new", cand), scores("old", prod), NON_INFERIORITY)
+    assert not held.promote and "failed non-inferiority" in held.reason
+
+
+def test_non_inferiority_on_graded_scores_uses_the_shifted_paired_bootstrap() -> None:
+    prod = [0.6 + 0.3 * ((i * 7) % 10) / 10 for i in range(300)]
+    close = [p - 0.01 for p in prod]
+    far = [p - 0.2 for p in prod]
+    near = decide(scores("new", close), scores("old", prod), NON_INFERIORITY)
+    assert near.promote and "paired bootstrap" in near.method and near.ci[0] == pytest.approx(-0.01)
+    assert not decide(scores("new", far), scores("old", prod), NON_INFERIORITY).promote
