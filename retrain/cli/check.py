@@ -50,6 +50,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.registry.registry import Registry
     from retrain.storage.object_store import ObjectStore
     from retrain.validate.gx_chunks import load_suite
+    from retrain.validate.moderation import moderator_for
 
     settings = get_settings()  # invalid settings stop here, with their own one-line error
     store = ObjectStore.from_settings(settings.s3)
@@ -79,12 +80,20 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         rows, gates = len(runner.expectations("row")), len(runner.expectations("batch"))
         return f"{runner.path} ({rows} row expectations, {gates} batch gates)"
 
+    def moderation() -> str:
+        moderator = moderator_for(settings.validation, lambda: with_credentials(settings.provider))
+        if moderator is None:
+            return "off (RETRAIN_VALIDATION__MODERATION)"
+        moderator.flagged([("retrain-check", b'{"messages": [{"role": "user", "content": "hello"}]}', 1)])
+        return f"{settings.validation.moderation_model} answers on {moderator.provider.name}"
+
     return [
         ("bucket", bucket),
         ("training provider", training_provider),
         ("production", production),
         ("eval sets", eval_sets),
         ("expectation suite", suite),
+        ("moderation pre-check", moderation),
         ("Prefect API", lambda: _prefect_api(settings)),
     ]
 

@@ -12,7 +12,15 @@ from tests.pipeline.test_run_cli import retrain
 
 pytestmark = pytest.mark.slow
 
-CHECKS = ("bucket", "training provider", "production", "eval sets", "expectation suite", "Prefect API")
+CHECKS = (
+    "bucket",
+    "training provider",
+    "production",
+    "eval sets",
+    "expectation suite",
+    "moderation pre-check",
+    "Prefect API",
+)
 ALL_OK = dict.fromkeys(CHECKS, "ok")
 
 
@@ -36,14 +44,26 @@ def test_a_ready_stack_passes_every_check(stack: Stack) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert _rows(done.stdout) == ALL_OK
     assert "no production model yet" in done.stdout and "main: 120 items" in done.stdout
+    assert "off (RETRAIN_VALIDATION__MODERATION)" in done.stdout
+    moderated = retrain("check", RETRAIN_VALIDATION__MODERATION="true", COLUMNS="250")
+    assert _rows(moderated.stdout)["moderation pre-check"] == "ok", moderated.stdout
+    assert "omni-moderation-latest answers on local" in moderated.stdout
 
 
 def test_what_would_stop_a_night_is_shown_with_its_fix(stack: Stack) -> None:
     typo = ModelRecord(model_id="ft:gpt-4o-mini:acme:typo", provider="local", base_model="gpt-4o-mini")
     Registry(stack.store).set("production", typo, actor="test", reason="set without checking")
-    done = retrain("check", RETRAIN_EVALUATION__GUARDRAILS='{"safety": 0.02}', COLUMNS="250")
+    done = retrain(
+        "check",
+        RETRAIN_EVALUATION__GUARDRAILS='{"safety": 0.02}',
+        RETRAIN_VALIDATION__MODERATION="true",
+        RETRAIN_VALIDATION__MODERATION_MODEL="text-moderation-007-typo",
+        COLUMNS="250",
+    )
     assert done.returncode == 1, done.stdout + done.stderr
-    assert _rows(done.stdout) == {**ALL_OK, "production": "failed", "eval sets": "failed"}
+    failed = dict.fromkeys(("production", "eval sets", "moderation pre-check"), "failed")
+    assert _rows(done.stdout) == {**ALL_OK, **failed}
+    assert "moderating new examples: provider 'local' answered 404" in done.stdout
     assert "provider 'local' does not know model 'ft:gpt-4o-mini:acme:typo'" in done.stdout
     assert "eval set 'safety' not found" in done.stdout
-    assert done.stdout.rstrip().endswith("2 check(s) failed: fix them before the next night")
+    assert done.stdout.rstrip().endswith("3 check(s) failed: fix them before the next night")
