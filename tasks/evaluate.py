@@ -77,6 +77,11 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
         f"evaluating {len(targets)} model(s) on {eval_set_name}",
         key=artifact_key("eval-progress", eval_set_name),
     )
+
+    def count(done: EvalReport) -> None:  # also for an attempt that failed with too many errors
+        cost = count_evaluation(context.store, done, context.settings.evaluation, datetime.now(UTC).date())
+        logger.info("evaluation of %s cost %s", eval_set_name, cost.line)
+
     report = run_evaluation(
         context.store,
         targets,
@@ -84,9 +89,8 @@ def evaluate_models(targets: Sequence[ModelTarget], eval_set_name: str, run_id: 
         context.settings.evaluation,
         run_id=run_id,
         progress=lambda done, total: progress.update(done, total, f"{done}/{total} answers graded"),
+        on_report=count,
     )
-    cost = count_evaluation(context.store, report, context.settings.evaluation, datetime.now(UTC).date())
-    logger.info("evaluation of %s cost %s", eval_set_name, cost.line)
     labels = set(report.models)
     if {CANDIDATE, PRODUCTION} <= labels:
         create_markdown_artifact(

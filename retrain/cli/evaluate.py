@@ -76,15 +76,27 @@ def _evaluate(
     today = datetime.now(UTC).date()
     estimate = budget_evaluations(store, sets, [t.model_id for t in targets], settings.evaluation, today)
     _console.print(f"estimated cost {estimate.line}", highlight=False)
-    counted = EvalCost()
+    counted: list[EvalCost] = []
+
+    def count(report: EvalReport) -> None:  # also for an attempt that failed with too many errors
+        counted.append(count_evaluation(store, report, settings.evaluation, today))
+
     with Progress(*columns, console=_progress_console, transient=True) as bar:
         for set_run, items in sets.items():
             task = bar.add_task(items.name, total=len(targets) * len(items.items))
             reports[items.name] = run_evaluation(
-                store, targets, items, settings.evaluation, run_id=set_run, progress=_advance(bar, task)
+                store,
+                targets,
+                items,
+                settings.evaluation,
+                run_id=set_run,
+                progress=_advance(bar, task),
+                on_report=count,
             )
-            counted = counted.plus(count_evaluation(store, reports[items.name], settings.evaluation, today))
-    _console.print(f"cost {counted.line}", highlight=False)
+    total = EvalCost()
+    for cost in counted:
+        total = total.plus(cost)
+    _console.print(f"cost {total.line}", highlight=False)
     return reports
 
 

@@ -166,11 +166,13 @@ def run_evaluation(
     run_id: str,
     progress: Progress | None = None,
     judge: ModelTarget | None = None,
+    on_report: Callable[[EvalReport], object] = lambda report: None,
 ) -> EvalReport:
     """Ask every target every item, grade, store results and summary, and return the report.
 
     Raises TooManyItemErrors if more than ``settings.max_error_rate`` of a model's items failed
-    (after its results are stored), so a retry re-runs with the cache filled.
+    (after its results are stored and ``on_report`` has seen the report, so what was asked is
+    counted), so a retry re-runs with the cache filled.
     """
     labels = [t.label for t in targets]
     if not targets or len(set(labels)) != len(labels):
@@ -199,6 +201,7 @@ def run_evaluation(
         "finished_at": datetime.now(UTC).isoformat(),
     }
     store.put_json(eval_summary_key(run_id), summary)
+    on_report(report)
     logger.debug(
         "eval run %s on %s: %s",
         run_id,

@@ -153,14 +153,18 @@ def record_evaluation_cost(
     estimated: EvalCost | None = None,
     counted: EvalCost | None = None,
 ) -> None:
-    """Record an evaluation run's estimate (before it asks) or its counted cost (after)."""
+    """Record an evaluation run's estimate (before it asks) or the counted cost of one attempt of
+    it (after). Attempts add up: a retry asks only what the answer cache lacks, so each attempt
+    counts answers no other did."""
     month = _month(when)
     ledger = _ledger(store, month)
     entry = ledger["evaluations"].get(run_id, {"eval_set": eval_set})
     if estimated is not None:
         entry["estimated"] = estimated.to_json()
     if counted is not None:
-        entry["counted"] = counted.to_json()
+        before = entry.get("counted")
+        entry["counted"] = (counted if before is None else EvalCost(**before).plus(counted)).to_json()
+        entry["attempts"] = int(entry.get("attempts", 0)) + 1
     ledger["evaluations"][run_id] = entry
     store.put_json(ledger_key(month), ledger)
 

@@ -13,6 +13,7 @@ from retrain.cli.main import app
 from retrain.config.settings import get_settings
 from retrain.config.stage_settings import EvaluationSettings
 from retrain.evaluate.eval_sets import EvalItem, EvalSet, prompt_hash
+from retrain.evaluate.results import EvalReport
 from retrain.evaluate.runner import run_evaluation
 from retrain.evaluate.spend import (
     EvalCost,
@@ -21,10 +22,10 @@ from retrain.evaluate.spend import (
     estimate_evaluation_cost,
     price_of,
 )
-from retrain.exceptions import BudgetExceeded
+from retrain.exceptions import BudgetExceeded, TooManyItemErrors
 from retrain.registry.aliases import CANDIDATE, PRODUCTION
 from retrain.storage.layout import EVALS_PREFIX
-from retrain.train.budget import month_evaluations
+from retrain.train.budget import count_evaluation, month_evaluations
 from tests.evaluation.test_runner_local import Env, env  # noqa: F401  (the module-scoped servers)
 from tests.pipeline.conftest import Stack, run
 from tests.pipeline.test_nightly_flow import land
@@ -129,3 +130,35 @@ def test_a_nights_evaluation_is_estimated_refused_above_the_limit_counted_and_sh
     as_json = json.loads(CliRunner().invoke(app, ["spend", "--json"]).output)
     assert as_json["evaluation_usd"] > 0
     assert as_json["spend_usd"] == pytest.approx(as_json["training_usd"] + as_json["evaluation_usd"])
+
+
+@pytest.mark.slow
+def test_an_attempt_that_fails_with_too_many_errors_is_counted_and_its_retry_adds_only_new_answers(
+    env: Env,  # noqa: F811
+) -> None:
+    import httpx
+
+    seen: list[EvalReport] = []
+    targets = [env.target(CANDIDATE, env.tuned)]
+    flaky = {"rules": [{"route": "chat", "kind": "500", "rate": 0.5}]}
+    httpx.post(f"{env.root_url}/admin/faults", json=flaky, timeout=10).raise_for_status()
+    fragile = SETTINGS.model_copy(update={"max_retries": 0, "max_error_rate": 0.0})
+    try:
+        with pytest.raises(TooManyItemErrors):
+            run_evaluation(env.store, targets, _set(30), fragile, run_id="spend-flaky", on_report=seen.append)
+    finally:
+        httpx.delete(f"{env.root_url}/admin/faults", timeout=10).raise_for_status()
+    (failed,) = seen
+    answered = sum(r.output is not None for r in failed.results[CANDIDATE])
+    assert 0 < answered < 30 and failed.usage[env.tuned]["requests"] == answered
+
+    retry = run_evaluation(env.store, targets, _set(30), fragile, run_id="spend-flaky", on_report=seen.append)
+    assert retry.usage[env.tuned]["requests"] == 30 - answered  # the rest came from the cache
+
+    today = datetime.now(UTC).date()
+    for report in seen:
+        count_evaluation(env.store, report, SETTINGS, today)
+    entry = month_evaluations(env.store, f"{today:%Y-%m}")["spend-flaky"]
+    assert entry["attempts"] == 2 and entry["billed"]
+    both = counted_cost(failed.usage, SETTINGS).plus(counted_cost(retry.usage, SETTINGS))
+    assert entry["counted"]["input_tokens"] == both.input_tokens and entry["counted_usd"] == both.usd
