@@ -34,9 +34,10 @@ TUNED = "ft:gpt-4o-mini-2024-07-18:acme::abc123"
 SETTINGS = EvaluationSettings(max_tokens=64)
 
 
-def _set(n: int, grader: str = "exact_match") -> EvalSet:
+def _set(n: int, grader: str = "exact_match", *, topic: str = "item") -> EvalSet:
+    """``n`` items; tests that share the answer cache ask about different ``topic``s."""
     prompts = [
-        [{"role": "user", "content": f"What is item number {i}? Answer in one line."}] for i in range(n)
+        [{"role": "user", "content": f"What is {topic} number {i}? Answer in one line."}] for i in range(n)
     ]
     items = [
         EvalItem(
@@ -143,16 +144,21 @@ def test_an_attempt_that_fails_with_too_many_errors_is_counted_and_its_retry_add
     flaky = {"rules": [{"route": "chat", "kind": "500", "rate": 0.5}]}
     httpx.post(f"{env.root_url}/admin/faults", json=flaky, timeout=10).raise_for_status()
     fragile = SETTINGS.model_copy(update={"max_retries": 0, "max_error_rate": 0.0})
+    flaky_set = _set(30, topic="flaky case")  # prompts no other test left in the answer cache
     try:
         with pytest.raises(TooManyItemErrors):
-            run_evaluation(env.store, targets, _set(30), fragile, run_id="spend-flaky", on_report=seen.append)
+            run_evaluation(
+                env.store, targets, flaky_set, fragile, run_id="spend-flaky", on_report=seen.append
+            )
     finally:
         httpx.delete(f"{env.root_url}/admin/faults", timeout=10).raise_for_status()
     (failed,) = seen
     answered = sum(r.output is not None for r in failed.results[CANDIDATE])
     assert 0 < answered < 30 and failed.usage[env.tuned]["requests"] == answered
 
-    retry = run_evaluation(env.store, targets, _set(30), fragile, run_id="spend-flaky", on_report=seen.append)
+    retry = run_evaluation(
+        env.store, targets, flaky_set, fragile, run_id="spend-flaky", on_report=seen.append
+    )
     assert retry.usage[env.tuned]["requests"] == 30 - answered  # the rest came from the cache
 
     today = datetime.now(UTC).date()
