@@ -93,10 +93,7 @@ def _evaluate(
                 progress=_advance(bar, task),
                 on_report=count,
             )
-    total = EvalCost()
-    for cost in counted:
-        total = total.plus(cost)
-    _console.print(f"cost {total.line}", highlight=False)
+    _console.print(f"cost {EvalCost.total(counted).line}", highlight=False)
     return reports
 
 

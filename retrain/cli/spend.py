@@ -18,7 +18,7 @@ from retrain.cli.output import AsJson, Rows, plain_console, print_json
 from retrain.config.settings import get_settings
 from retrain.evaluate.spend import dollars
 from retrain.storage.object_store import ObjectStore
-from retrain.train.budget import month_evaluations, month_jobs, spend_of
+from retrain.train.budget import month_spend
 
 __all__ = ["register"]
 
@@ -43,10 +43,10 @@ def spend(
         raise typer.BadParameter(f"{month!r} is not a month: use YYYY-MM", param_hint="--month")
     settings = get_settings()
     store = ObjectStore.from_settings(settings.s3)
-    jobs = month_jobs(store, month)
-    evaluations = month_evaluations(store, month)
-    training = spend_of(jobs)
-    evaluating = round(sum(entry["counted_usd"] for entry in evaluations.values()), 6)
+    spent = month_spend(store, month)  # one read of the ledger
+    jobs, evaluations = spent.jobs, spent.evaluations
+    training = spent.training_usd
+    evaluating = round(spent.evaluation_usd, 6)
     total = training + evaluating
     budget = settings.training.monthly_budget_usd
     if as_json:

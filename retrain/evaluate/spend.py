@@ -64,6 +64,14 @@ class EvalCost:
             return
         self.usd = round(self.usd + (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000, 6)
 
+    @classmethod
+    def total(cls, costs: Iterable[EvalCost]) -> EvalCost:
+        """Several costs added up (``plus`` over all of them)."""
+        total = cls()
+        for cost in costs:
+            total = total.plus(cost)
+        return total
+
     def plus(self, other: EvalCost) -> EvalCost:
         unpriced = self.unpriced + [m for m in other.unpriced if m not in self.unpriced]
         return EvalCost(
@@ -114,7 +122,16 @@ def estimate_evaluation_cost(
     """The expected cost of asking every model every item of ``eval_set`` (see the module doc)."""
     cost = EvalCost()
     judged = [item for item in eval_set.items if item.grader == MODEL_GRADED]
-    rubric = JUDGE_RUBRIC_PATH.read_text(encoding="utf-8") if judged and settings.judge_model else ""
+    judge_in = 0  # what the judge reads for one model's answers: the same for every model
+    if judged and settings.judge_model:
+        judge = _encoding(settings.judge_model)
+        rubric = count_text(JUDGE_RUBRIC_PATH.read_text(encoding="utf-8"), judge)
+        judge_in = sum(
+            rubric
+            + count_messages(item.prompt_messages, judge)
+            + 2 * min(count_text(item.reference, judge), settings.max_tokens)
+            for item in judged
+        )
     for model_id in model_ids:
         encoding = _encoding(model_id)
         prompts = sum(count_messages(item.prompt_messages, encoding) for item in eval_set.items)
@@ -122,14 +139,7 @@ def estimate_evaluation_cost(
             min(count_text(item.reference, encoding), settings.max_tokens) for item in eval_set.items
         )
         cost.add(model_id, prompts, answers, settings)
-        if judged and settings.judge_model:
-            judge = _encoding(settings.judge_model)
-            judge_in = sum(
-                count_text(rubric, judge)
-                + count_messages(item.prompt_messages, judge)
-                + 2 * min(count_text(item.reference, judge), settings.max_tokens)
-                for item in judged
-            )
+        if judge_in and settings.judge_model:
             cost.add(settings.judge_model, judge_in, _JUDGE_VERDICT_TOKENS * len(judged), settings)
     return cost
 
@@ -144,9 +154,7 @@ def counted_cost(usage: Mapping[str, Mapping[str, int]], settings: EvaluationSet
 
 def check_evaluation_cost(estimates: Iterable[EvalCost], settings: EvaluationSettings) -> EvalCost:
     """The night's estimate over all its eval sets; BudgetExceeded above ``max_eval_cost_usd``."""
-    total = EvalCost()
-    for estimate in estimates:
-        total = total.plus(estimate)
+    total = EvalCost.total(estimates)
     limit = settings.max_eval_cost_usd
     if limit is not None and total.usd > limit:
         raise BudgetExceeded(

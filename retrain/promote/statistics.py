@@ -138,22 +138,34 @@ def _paired(candidate: ModelScores, production: ModelScores) -> None:
         )
 
 
+def _pass_fail(
+    candidate: ModelScores, production: ModelScores
+) -> tuple[list[bool], list[bool], int, int] | None:
+    """Both models' pass/fail outcomes and the discordant counts (items only the candidate passes,
+    items only production passes), or None when either has a graded score."""
+    if not (is_binary(candidate.scores) and is_binary(production.scores)):
+        return None
+    cand = [s == 1.0 for s in candidate.scores]
+    prod = [s == 1.0 for s in production.scores]
+    b = sum(c and not p for c, p in zip(cand, prod, strict=True))
+    c = sum(p and not c for c, p in zip(cand, prod, strict=True))
+    return cand, prod, b, c
+
+
+def _discordant_words(b: int, c: int) -> str:
+    return f"{b + c} discordant items: {b} passed only by the candidate, {c} only by production"
+
+
 def significance(
     candidate: ModelScores, production: ModelScores, settings: EvaluationSettings
 ) -> Significance:
     """Paired one-sided test that the candidate scores higher than production on the same items."""
     _paired(candidate, production)
     difference = candidate.mean - production.mean
-    if is_binary(candidate.scores) and is_binary(production.scores):
-        cand = [s == 1.0 for s in candidate.scores]
-        prod = [s == 1.0 for s in production.scores]
-        b = sum(c and not p for c, p in zip(cand, prod, strict=True))
-        c = sum(p and not c for c, p in zip(cand, prod, strict=True))
+    if (outcomes := _pass_fail(candidate, production)) is not None:
+        cand, prod, b, c = outcomes
         ci = paired_binary_ci(cand, prod, settings.alpha)
-        method = (
-            f"exact McNemar test on {b + c} discordant items: {b} passed only by the candidate, "
-            f"{c} only by production"
-        )
+        method = f"exact McNemar test on {_discordant_words(b, c)}"
         return Significance(method, difference, mcnemar_exact_p(b, c), ci)
     diffs = [c - p for c, p in zip(candidate.scores, production.scores, strict=True)]
     p_value, ci = paired_bootstrap(
@@ -170,19 +182,11 @@ def non_inferiority(
     """Paired one-sided test that the candidate is not worse than production by more than ``margin``."""
     _paired(candidate, production)
     difference = candidate.mean - production.mean
-    n = len(candidate.scores)
-    if is_binary(candidate.scores) and is_binary(production.scores):
-        cand = [s == 1.0 for s in candidate.scores]
-        prod = [s == 1.0 for s in production.scores]
-        b = sum(c and not p for c, p in zip(cand, prod, strict=True))
-        c = sum(p and not c for c, p in zip(cand, prod, strict=True))
-        method = (
-            f"Tango score test, margin {margin:g}, on {b + c} discordant items: {b} passed only by the "
-            f"candidate, {c} only by production"
-        )
-        return Significance(
-            method, difference, tango_p(b, c, n, margin), paired_binary_ci(cand, prod, settings.alpha)
-        )
+    if (outcomes := _pass_fail(candidate, production)) is not None:
+        cand, prod, b, c = outcomes
+        method = f"Tango score test, margin {margin:g}, on {_discordant_words(b, c)}"
+        p_value = tango_p(b, c, len(cand), margin)
+        return Significance(method, difference, p_value, paired_binary_ci(cand, prod, settings.alpha))
     shifted = [c - p + margin for c, p in zip(candidate.scores, production.scores, strict=True)]
     p_value, (low, high) = paired_bootstrap(
         shifted, resamples=settings.bootstrap_resamples, seed=settings.seed, alpha=settings.alpha

@@ -41,6 +41,7 @@ from retrain.validate.tokens import (
 __all__ = [
     "BudgetCheck",
     "GpuRun",
+    "MonthSpend",
     "budget_evaluations",
     "check_budget",
     "check_month_spend",
@@ -48,6 +49,7 @@ __all__ = [
     "estimate_training_cost",
     "month_evaluations",
     "month_jobs",
+    "month_spend",
     "spend_of",
     "record_evaluation_cost",
     "record_gpu_run",
@@ -118,30 +120,53 @@ def _entry_usd(entry: Mapping[str, Any]) -> float:
     return float(value or 0.0)
 
 
+@dataclass(frozen=True)
+class MonthSpend:
+    """A month's ledger, read once: its jobs and its evaluation runs, each entry with
+    ``counted_usd`` (what it adds to the spend) and ``billed`` (whether that is a billed or
+    counted cost, or an estimate: a running job's, an evaluation's before it finished)."""
+
+    jobs: dict[str, dict[str, Any]]
+    evaluations: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, ledger: Mapping[str, Any]) -> MonthSpend:
+        jobs = {
+            job_id: {**entry, "counted_usd": _entry_usd(entry), "billed": entry.get("status") in _ENDED}
+            for job_id, entry in ledger["jobs"].items()
+        }
+        evaluations = {
+            run_id: {
+                **entry,
+                "counted_usd": float((entry.get("counted") or entry.get("estimated") or {}).get("usd", 0.0)),
+                "billed": entry.get("counted") is not None,
+            }
+            for run_id, entry in ledger["evaluations"].items()
+        }
+        return cls(jobs, evaluations)
+
+    @property
+    def training_usd(self) -> float:
+        return spend_of(self.jobs)
+
+    @property
+    def evaluation_usd(self) -> float:
+        return float(sum(entry["counted_usd"] for entry in self.evaluations.values()))
+
+
+def month_spend(store: ObjectStore, month: str) -> MonthSpend:
+    """The month's jobs and evaluation runs, from one read of its ledger."""
+    return MonthSpend.of(_ledger(store, month))
+
+
 def month_jobs(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
-    """The month's ledger entries by job id, each with ``counted_usd`` (what it adds to the spend)
-    and ``billed`` (whether that is the billed cost of an ended job, or a running job's estimate)."""
-    return {
-        job_id: {**entry, "counted_usd": _entry_usd(entry), "billed": entry.get("status") in _ENDED}
-        for job_id, entry in _ledger(store, month)["jobs"].items()
-    }
+    """The month's ledger entries by job id (``MonthSpend.jobs``)."""
+    return month_spend(store, month).jobs
 
 
 def month_evaluations(store: ObjectStore, month: str) -> dict[str, dict[str, Any]]:
-    """The month's evaluation runs by eval run id, each with ``counted_usd`` (what its answers
-    cost, or its estimate while it has not finished) and ``billed`` (which of the two)."""
-    return _with_counted_usd(_ledger(store, month)["evaluations"])
-
-
-def _with_counted_usd(evaluations: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {
-        run_id: {
-            **entry,
-            "counted_usd": float((entry.get("counted") or entry.get("estimated") or {}).get("usd", 0.0)),
-            "billed": entry.get("counted") is not None,
-        }
-        for run_id, entry in evaluations.items()
-    }
+    """The month's evaluation runs by eval run id (``MonthSpend.evaluations``)."""
+    return month_spend(store, month).evaluations
 
 
 def record_evaluation_cost(
@@ -183,14 +208,14 @@ def _month_so_far(
     month = _month(today)
     ledger = _ledger(store, month)
     jobs = ledger["jobs"]
-    evaluations = sum(entry["counted_usd"] for entry in _with_counted_usd(ledger["evaluations"]).values())
+    spent = MonthSpend.of(ledger)
     running = any(
         entry.get("dataset_version") == dataset_version
         and entry.get("config_hash") == config_hash
         and entry.get("status") not in _ENDED
         for entry in jobs.values()
     )
-    return month, spend_of(jobs) + evaluations, running
+    return month, spent.training_usd + spent.evaluation_usd, running
 
 
 def check_budget(
