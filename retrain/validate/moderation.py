@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -102,8 +102,7 @@ class Moderator:
         self.stats.flagged += sum(1 for categories in verdicts if categories)
         return verdicts
 
-    def _ask(self, chunk: Iterable[tuple[str, tuple[bytes, int]]]) -> None:
-        chunk = list(chunk)
+    def _ask(self, chunk: Sequence[tuple[str, tuple[bytes, int]]]) -> None:
         self._wait_for_the_rate_limit()
         with api_errors("moderating new examples", self.provider):
             answer = self.client.moderations.create(
