@@ -1,4 +1,5 @@
-"""The FastAPI application: the API under ``/v1`` and (for Azure clients) ``/openai``, plus admin routes."""
+"""The FastAPI application: the API under ``/v1`` and (for Azure clients) ``/openai``, Together AI's
+under ``/together`` (``routes_together``), plus admin routes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from local_openai import (
     routes_jobs,
     routes_models,
     routes_moderations,
+    routes_together,
     routes_uploads,
 )
 from local_openai.errors import error_response, install_error_handlers
@@ -75,6 +77,10 @@ def create_app(
     api = _api_router()
     app.include_router(api, prefix="/v1")
     app.include_router(api, prefix="/openai")
+    app.include_router(routes_together.router, prefix="/together")
+    app.include_router(routes_together.upload_router, prefix="/together")
+    for module in (routes_chat, routes_models):  # Together's OpenAI-compatible inference
+        app.include_router(module.router, prefix="/together/v1")
     app.include_router(routes_admin.router)
 
     @app.middleware("http")

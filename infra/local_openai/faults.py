@@ -1,8 +1,8 @@
 """Fault injection: rate limits, quotas, server errors, slowness and misbehaving jobs, on demand.
 
 Rules match an API route by alias (``chat``, ``files``, ``jobs``, ``models``, ``moderations``,
-``*``) or by a glob over the path without its ``/v1`` or ``/openai`` prefix
-(``/fine_tuning/jobs/*``).
+``*``) or by a glob over the path without its ``/v1``, ``/openai`` or ``/together/v1`` prefix
+(``/fine_tuning/jobs/*``, ``/fine-tunes/*``; ``jobs`` covers both).
 
 Rule kinds: ``429`` (a rate limit, ``rate_limit_exceeded``, with ``Retry-After``),
 ``daily_limit`` (the service's per-day fine-tuning job limit, ``daily_rate_limit_exceeded``),
@@ -68,7 +68,7 @@ REFUSED_MESSAGE = (
 _ALIASES: dict[str, Callable[[str], bool]] = {
     "chat": lambda path: path.endswith("/chat/completions"),
     "files": lambda path: path.startswith("/files"),
-    "jobs": lambda path: path.startswith("/fine_tuning"),
+    "jobs": lambda path: path.startswith(("/fine_tuning", "/fine-tunes")),
     "models": lambda path: path.startswith("/models"),
     "moderations": lambda path: path.startswith("/moderations"),
     "*": lambda path: True,
@@ -77,7 +77,7 @@ _ALIASES: dict[str, Callable[[str], bool]] = {
 
 def api_path(path: str) -> str | None:
     """The route path without its API prefix, or None for paths outside the API (admin, health)."""
-    for prefix in ("/v1", "/openai"):
+    for prefix in ("/together/v1", "/v1", "/openai"):
         if path == prefix or path.startswith(prefix + "/"):
             return path[len(prefix) :] or "/"
     return None

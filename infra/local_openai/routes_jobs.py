@@ -86,7 +86,7 @@ def _check_file(state: ServerState, file_id: str, param: str) -> None:
 
 def _get(state: ServerState, job_id: str) -> Document:
     doc = state.store.get("job", job_id)
-    if doc is None:
+    if doc is None or doc.get("_api") is not None:  # Together's jobs have their own routes
         raise not_found("fine-tuning job", job_id, param="fine_tuning_job_id", code="fine_tune_not_found")
     return doc
 
@@ -159,7 +159,7 @@ def list_jobs(
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> dict[str, Any]:
-    docs = state.store.list("job", newest_first=True)
+    docs = [d for d in state.store.list("job", newest_first=True) if d.get("_api") is None]
     wanted = _metadata_filter(request)
     if request.query_params.get("metadata") == "null":
         docs = [d for d in docs if not d["metadata"]]

@@ -15,7 +15,14 @@ from local_openai.faults import Faults
 from local_openai.learner import Learner
 from local_openai.store import Store
 
-__all__ = ["BASE_MODELS", "ServerState", "StateDep", "public"]
+__all__ = ["BASE_MODELS", "TOGETHER_BASE_MODELS", "ServerState", "StateDep", "public"]
+
+# Open-weight models Together fine-tunes (its API names), for the jobs of ``routes_together``.
+TOGETHER_BASE_MODELS: dict[str, int] = {
+    "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference": 1721692800,
+    "Qwen/Qwen2.5-7B-Instruct": 1726531200,
+    "Qwen/Qwen3-8B": 1745884800,
+}
 
 BASE_MODELS: dict[str, int] = {
     "gpt-4o-mini-2024-07-18": 1721172741,
@@ -27,6 +34,7 @@ BASE_MODELS: dict[str, int] = {
     # Reasoning models, so clients meet their request rules (routes_chat._check_reasoning_params).
     "o4-mini-2025-04-16": 1744761600,
     "gpt-5-mini-2025-08-07": 1754524800,
+    **TOGETHER_BASE_MODELS,
 }
 
 

@@ -42,7 +42,9 @@ def add_event(
     level: str = "info",
     kind: Literal["message", "metrics"] = "message",
     data: dict[str, Any] | None = None,
+    stage: str | None = None,
 ) -> None:
+    """Record a job event; ``stage`` is its Together event type, for the jobs of ``routes_together``."""
     event = {
         "object": "fine_tuning.job.event",
         "id": new_id("ftevent"),
@@ -51,6 +53,7 @@ def add_event(
         "message": message,
         "type": kind,
         "data": data or {},
+        "_stage": stage,
     }
     state.store.insert("event", event, parent=job_id)
 
@@ -104,7 +107,12 @@ class Worker(threading.Thread):
             if job["status"] not in ACTIVE:
                 continue
             self._update(job["id"], lambda doc: {**doc, "_fault": None, "_hung": False})
-            add_event(self.state, job["id"], f"Server restarted; the job continues from step {job['_step']}.")
+            add_event(
+                self.state,
+                job["id"],
+                f"Server restarted; the job continues from step {job['_step']}.",
+                stage="job_restarted",
+            )
 
     def _next_job(self) -> Document | None:
         holding = self.state.faults.holding_jobs()
@@ -116,14 +124,18 @@ class Worker(threading.Thread):
         return None
 
     def _update(self, job_id: str, change: Any, *, expect: set[str] | None = None) -> Document:
+        """Change the job, if its status is still one of ``expect``; else raise _Stop."""
+        refused = []
+
         def guarded(doc: Document) -> Document | None:
             if expect is not None and doc["status"] not in expect:
+                refused.append(doc["status"])
                 return None
             new: Document = change(doc)
             return new
 
         doc = self.state.store.update("job", job_id, guarded)
-        if doc is None or (expect is not None and doc["status"] not in expect):
+        if doc is None or refused:
             raise _Stop
         return doc
 
@@ -143,7 +155,7 @@ class Worker(threading.Thread):
             )
         except _Stop:
             return
-        add_event(self.state, job_id, f"The job failed: {message}", level="error")
+        add_event(self.state, job_id, f"The job failed: {message}", level="error", stage="job_error")
 
     def _process(self, job_id: str) -> None:
         job = self.state.store.get("job", job_id)
@@ -158,10 +170,10 @@ class Worker(threading.Thread):
                 self._fail(job_id, "invalid_training_file", f"Invalid file format: {exc}", param)
                 return
             job = self._update(job_id, lambda d: {**d, "status": "queued"}, expect={"validating_files"})
-            add_event(self.state, job_id, "Files validated, moving job to queued state")
+            add_event(self.state, job_id, "Files validated, moving job to queued state", stage="job_pending")
         if job["status"] == "queued":
             job = self._update(job_id, lambda d: {**d, "status": "running"}, expect={"queued"})
-            add_event(self.state, job_id, "Fine-tuning job started")
+            add_event(self.state, job_id, "Fine-tuning job started", stage="job_start")
         if job.get("_fault") == "hang":
             self._update(job_id, lambda d: {**d, "_hung": True}, expect={"running"})
             return
@@ -277,11 +289,13 @@ class Worker(threading.Thread):
 
     def _model_name(self, job: Document) -> str:
         suffix = job.get("user_provided_suffix") or ""
+        if job.get("_output_name"):  # named when created (Together's jobs)
+            return str(job["_output_name"])
         base = job["model"].split(":")[1] if job["model"].startswith("ft:") else job["model"]
         return f"ft:{base}:{self.state.org}:{suffix}:{job['id'].removeprefix('ftjob-')[:8]}"
 
     def _register_model(self, name: str, job: Document, learner: Learner, *, checkpoint: bool) -> None:
-        key = name.replace(":", "_")
+        key = name.replace(":", "_").replace("/", "_")
         learner.save(self.state.store.learner_path(key))
         if self.state.store.get("model", name) is None:
             self.state.store.insert(
@@ -313,7 +327,7 @@ class Worker(threading.Thread):
         existing = {c["step_number"] for c in self.state.store.list("checkpoint", parent=job["id"])}
         if step not in existing:
             self.state.store.insert("checkpoint", checkpoint, parent=job["id"])
-            add_event(self.state, job["id"], f"Checkpoint created at step {step}")
+            add_event(self.state, job["id"], f"Checkpoint created at step {step}", stage="checkpoint_save")
 
     def _results_file(self, job: Document, plan: _Plan) -> str:
         out = io.StringIO()
@@ -357,13 +371,34 @@ class Worker(threading.Thread):
             lambda d: {**d, "status": "cancelled", "finished_at": int(time.time()), "estimated_finish": None},
             expect={"running"},
         )
-        add_event(self.state, job_id, "Fine-tuning job cancelled")
+        add_event(self.state, job_id, "Fine-tuning job cancelled", stage="job_stopped")
+
+    def _package(self, job: Document) -> None:
+        """Together's last stages, before the job completes: the model is compressed, then uploaded."""
+        for phase, message in (
+            ("compressing", "Compressing output model"),
+            ("uploading", "Uploading output model"),
+        ):
+            self._update(job["id"], lambda d, p=phase: {**d, "_phase": p}, expect={"running"})
+            add_event(self.state, job["id"], message, stage=f"model_{phase}")
+            time.sleep(self.state.step_delay)
+            if self._stopping.is_set():
+                raise _Stop
+        self._update(job["id"], lambda d: {**d, "_phase": None}, expect={"running"})
 
     def _finish(self, job: Document, plan: _Plan, *, with_model: bool = True) -> None:
+        if job.get("_api") == "together":
+            self._package(job)
         name: str | None = self._model_name(job) if with_model else None
         if name is not None:
             self._register_model(name, job, plan.learner, checkpoint=False)
         results = self._results_file(job, plan)
+        if name is not None:
+            add_event(
+                self.state, job["id"], f"New fine-tuned model created: {name}", stage="model_upload_complete"
+            )
+        # Recorded before the status changes, so a client that sees the job finished sees its events.
+        add_event(self.state, job["id"], "The job has successfully completed", stage="job_complete")
         self._update(
             job["id"],
             lambda d: {
@@ -377,6 +412,3 @@ class Worker(threading.Thread):
             },
             expect={"running"},
         )
-        if name is not None:
-            add_event(self.state, job["id"], f"New fine-tuned model created: {name}")
-        add_event(self.state, job["id"], "The job has successfully completed")
