@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from openai import OpenAI
-
 from retrain.config.services import ProviderSettings
 from retrain.config.settings import Settings, get_settings
-from retrain.providers.clients import make_client, provider_named
+from retrain.providers.clients import make_training_client, provider_named
+from retrain.train.job_api import TrainingClient
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
 from tasks.credentials import provider_with_credentials
@@ -37,12 +36,14 @@ class TaskContext:
 
     @cached_property
     def training_provider(self) -> ProviderSettings:
-        """The provider that fine-tunes (``RETRAIN_PROVIDER__*``), with its credentials."""
-        return provider_with_credentials(self.settings.provider)
+        """The provider that fine-tunes (``RETRAIN_PROVIDER__*``, or Together's with the together
+        backend), with its credentials."""
+        return provider_with_credentials(self.settings.training_provider())
 
     @cached_property
-    def training_client(self) -> OpenAI:
-        return make_client(self.training_provider)
+    def training_client(self) -> TrainingClient:
+        """The client of its fine-tuning API: the openai SDK, or the together SDK for Together."""
+        return make_training_client(self.training_provider)
 
     def provider(self, name: str) -> ProviderSettings:
         """The configured provider called ``name`` (as the registry records it), with its credentials;

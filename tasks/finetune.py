@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 
+from retrain.config.stage_settings import TogetherSettings
 from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import FineTuneFailed
 from retrain.providers.clients import api_errors
@@ -22,14 +23,9 @@ from retrain.train.budget import (
     reserve_job_cost,
 )
 from retrain.train.failures import permanent_failure, save_failure
-from retrain.train.jobs import (
-    TrainingJob,
-    best_checkpoint,
-    config_hash,
-    ensure_job,
-    job_spec,
-    wait_for_job,
-)
+from retrain.train.job_api import job_api
+from retrain.train.job_spec import config_hash, job_spec
+from retrain.train.jobs import TrainingJob, best_checkpoint, ensure_job, wait_for_job
 from retrain.train.reports import loss_points, training_job_markdown, training_progress
 from retrain.train.result import LossPoint, TrainingResult
 from retrain.train.uploads import delete_job_files, upload_training_file
@@ -56,7 +52,7 @@ def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
         estimate,
         settings.training,
         dataset_version=version_id,
-        config_hash=config_hash(settings.training),
+        config_hash=config_hash(settings.training, _together(context)),
         today=datetime.now(UTC).date(),
     )
     usd = "unknown" if check.estimated_usd is None else f"${check.estimated_usd:,.2f}"
@@ -101,7 +97,13 @@ def start_fine_tuning_job(
     estimated_usd: float | None = None,
 ) -> TrainingJob:
     context = task_context()
-    spec = job_spec(context.settings.training, dataset_version=dataset_version, run_id=run_id, night=night)
+    spec = job_spec(
+        context.settings.training,
+        dataset_version=dataset_version,
+        run_id=run_id,
+        night=night,
+        together=_together(context),
+    )
     training = ensure_job(
         context.training_client,
         context.store,
@@ -127,7 +129,9 @@ def _after_the_job(context: TaskContext, job_id: str) -> FineTuningJob:
     """Once a job ended: record what it cost and, if configured, delete our uploaded files."""
     client, provider = context.training_client, context.training_provider
     with api_errors(f"reading fine-tuning job {job_id}", provider):
-        job = client.fine_tuning.jobs.retrieve(job_id)
+        job = job_api(client, provider, context.store).retrieve(job_id)
+    if job is None:
+        raise FineTuneFailed(f"provider {provider.name!r} no longer knows fine-tuning job {job_id}")
     record_job_cost(context.store, job, context.settings.validation)
     if context.settings.training.delete_files_after_job:
         delete_job_files(client, context.store, provider, job)
@@ -168,6 +172,7 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
             provider,
             training.job.id,
             settings.training,
+            store=context.store,
             on_event=log_event,
             on_status=log_status,
         )
@@ -197,16 +202,24 @@ def wait_for_fine_tuning_job(training: TrainingJob) -> TrainingResult:
         if checkpoint is not None:
             logger.info("candidate is checkpoint %s instead of %s", checkpoint, job.fine_tuned_model)
             job = job.model_copy(update={"fine_tuned_model": checkpoint})
-    return _result(job, provider.name, training.resumed, loss)
+    return _result(job, provider.name, settings.training.backend, training.resumed, loss)
 
 
-def _result(job: FineTuningJob, provider: str, resumed: bool, loss: list[LossPoint]) -> TrainingResult:
+def _together(context: TaskContext) -> TogetherSettings | None:
+    """The together backend's settings, which then decide the job; None for the openai_api backend."""
+    settings = context.settings
+    return settings.together if settings.training.backend == "together" else None
+
+
+def _result(
+    job: FineTuningJob, provider: str, backend: str, resumed: bool, loss: list[LossPoint]
+) -> TrainingResult:
     return TrainingResult(
         job_id=job.id,
         status=job.status,
         base_model=job.model,
         provider=provider,
-        backend="openai_api",
+        backend=backend,
         resumed=resumed,
         model_id=job.fine_tuned_model if job.status == "succeeded" else None,
         loss=loss,

@@ -1,8 +1,10 @@
-"""The trainer interface: what the nightly flow needs from a training backend, and the two
+"""The trainer interface: what the nightly flow needs from a training backend, and the
 backends behind it (``RETRAIN_TRAINING__BACKEND``).
 
 - ``openai_api``: a fine-tuning job on the provider's API (OpenAI, Azure OpenAI or any
   compatible server; tasks in ``tasks.finetune``);
+- ``together``: a fine-tuning job on Together AI, through the same tasks: the task context's
+  training client is then the together SDK's, behind ``retrain.train.job_api``;
 - ``lora``: a `train-lora` flow run on a work pool, LoRA on an open-weight model, its adapter
   served by a vLLM-compatible endpoint (tasks in ``tasks.lora``).
 
@@ -30,7 +32,7 @@ from tasks.finetune import (
 )
 from tasks.lora import cancel_lora_runs_of, start_lora_training, upload_lora_inputs, wait_for_lora_training
 
-__all__ = ["LoraTrainer", "OpenAITrainer", "Trainer", "cancel_training_of_run", "trainer_for"]
+__all__ = ["JobApiTrainer", "LoraTrainer", "Trainer", "cancel_training_of_run", "trainer_for"]
 
 
 class Trainer(Protocol):
@@ -61,10 +63,11 @@ class Trainer(Protocol):
         ...
 
 
-class OpenAITrainer:
-    """Fine-tuning jobs through the provider's OpenAI-shaped API."""
+class JobApiTrainer:
+    """Fine-tuning jobs through a provider's API: OpenAI's shape (``openai_api``) or Together's."""
 
-    name = "openai_api"
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def estimate(self, version_id: str, files: TrainingFiles) -> BudgetCheck | None:
         return check_training_budget(version_id, files)
@@ -114,7 +117,8 @@ class LoraTrainer:
 
 def trainer_for(settings: Settings) -> Trainer:
     """The backend ``RETRAIN_TRAINING__BACKEND`` names."""
-    return LoraTrainer() if settings.training.backend == "lora" else OpenAITrainer()
+    backend = settings.training.backend
+    return LoraTrainer() if backend == "lora" else JobApiTrainer(backend)
 
 
 def cancel_training_of_run(flow: Any, flow_run: Any, state: Any) -> None:

@@ -451,7 +451,7 @@ def list_fine_tune_events(state: StateDep, job_id: str) -> dict[str, Any]:
                 "message": e["message"],
                 "type": e["_stage"],
                 "level": e["level"] if e["level"] in ("info", "warning", "error") else "info",
-                **({"step": e["data"]["step"]} if "step" in e.get("data", {}) else {}),
+                **{key: e["data"][key] for key in ("step", "total_steps") if key in e.get("data", {})},
             }
             for e in events
         ]

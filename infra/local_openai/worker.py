@@ -327,7 +327,13 @@ class Worker(threading.Thread):
         existing = {c["step_number"] for c in self.state.store.list("checkpoint", parent=job["id"])}
         if step not in existing:
             self.state.store.insert("checkpoint", checkpoint, parent=job["id"])
-            add_event(self.state, job["id"], f"Checkpoint created at step {step}", stage="checkpoint_save")
+            add_event(
+                self.state,
+                job["id"],
+                f"Checkpoint created at step {step}",
+                stage="checkpoint_save",
+                data={"step": step, "total_steps": data["total_steps"]},
+            )
 
     def _results_file(self, job: Document, plan: _Plan) -> str:
         out = io.StringIO()

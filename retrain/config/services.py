@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["LocalStackSettings", "ProviderSettings", "S3Settings"]
+__all__ = ["LocalStackSettings", "ProviderSettings", "S3Settings", "is_local_url", "local_together_url"]
 
 LOCAL_S3_PORT = 9555
 LOCAL_OPENAI_PORT = 8765
 LOCAL_API_KEY = "sk-local-not-a-secret"
+
+
+def local_together_url(port: int = LOCAL_OPENAI_PORT) -> str:
+    """The local stack's Together endpoint (OpenAI-compatible root), served by the local OpenAI server."""
+    return f"http://127.0.0.1:{port}/together/v1"
 
 
 class S3Settings(BaseModel):
@@ -56,13 +62,16 @@ class S3Settings(BaseModel):
 class ProviderSettings(BaseModel):
     """The OpenAI-compatible API that trains and serves models."""
 
-    kind: Literal["openai", "azure", "compatible"] = Field(
+    kind: Literal["openai", "azure", "compatible", "together"] = Field(
         default="compatible",
-        description="openai, azure, or compatible (any base_url, the local server included).",
+        description="openai, azure, compatible (any base_url, the local server included), or together "
+        "(Together AI: base_url is its OpenAI-compatible root, https://api.together.xyz/v1, and jobs go "
+        "through the together SDK at the root above it).",
     )
     name: str = Field(default="local", description="Recorded in the registry beside each model.")
     base_url: str | None = Field(
-        default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1", description="API root for kind compatible."
+        default=f"http://127.0.0.1:{LOCAL_OPENAI_PORT}/v1",
+        description="API root for kinds compatible and together.",
     )
     api_key: SecretStr = Field(default=SecretStr(LOCAL_API_KEY), description="Never logged.")
     api_key_secret_block: str | None = Field(
@@ -81,16 +90,27 @@ class ProviderSettings(BaseModel):
     def _complete_for_kind(self) -> ProviderSettings:
         if self.kind == "azure" and not self.azure_endpoint:
             raise ValueError("kind 'azure' needs azure_endpoint (RETRAIN_PROVIDER__AZURE_ENDPOINT)")
-        if self.kind == "compatible" and not self.base_url:
-            raise ValueError("kind 'compatible' needs base_url (RETRAIN_PROVIDER__BASE_URL)")
+        if self.kind in ("compatible", "together") and not self.base_url:
+            raise ValueError(f"kind {self.kind!r} needs base_url (RETRAIN_PROVIDER__BASE_URL)")
         placeholder = self.api_key.get_secret_value() in ("", LOCAL_API_KEY)
-        if self.kind in ("openai", "azure") and placeholder and not self.api_key_secret_block:
+        remote_together = self.kind == "together" and not is_local_url(self.base_url or "")
+        if (
+            (self.kind in ("openai", "azure") or remote_together)
+            and placeholder
+            and not self.api_key_secret_block
+        ):
             raise ValueError(
                 f"kind {self.kind!r} needs a real API key in RETRAIN_PROVIDER__API_KEY or a Prefect "
                 "Secret block named in RETRAIN_PROVIDER__API_KEY_SECRET_BLOCK "
                 "(the local placeholder key only works with the local server)"
             )
         return self
+
+
+def is_local_url(url: str) -> bool:
+    """Whether a URL points at this machine (the local stack), where no real key is needed."""
+    host = urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 class LocalStackSettings(BaseModel):

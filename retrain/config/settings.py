@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from retrain.config.services import LocalStackSettings, ProviderSettings, S3Settings
+from retrain.config.services import LocalStackSettings, ProviderSettings, S3Settings, local_together_url
 from retrain.config.setting_names import unknown_settings
 from retrain.config.stage_settings import (
     DatasetSettings,
@@ -24,6 +24,7 @@ from retrain.config.stage_settings import (
     IngestSettings,
     LoraSettings,
     OrchestrationSettings,
+    TogetherSettings,
     TrainingSettings,
     ValidationSettings,
 )
@@ -53,6 +54,7 @@ class Settings(BaseSettings):
     dataset: DatasetSettings = DatasetSettings()
     training: TrainingSettings = TrainingSettings()
     lora: LoraSettings = LoraSettings()
+    together: TogetherSettings = TogetherSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
@@ -75,6 +77,32 @@ class Settings(BaseSettings):
                 kind="compatible", name=name, base_url=self.lora.serving_url
             )
         return self
+
+    @model_validator(mode="after")
+    def _together_has_a_provider(self) -> Settings:
+        """With the together backend, jobs and models go through the provider RETRAIN_TOGETHER__PROVIDER
+        names (kind together); without one configured, the local stack's Together endpoint."""
+        if self.training.backend != "together":
+            return self
+        name = self.together.provider
+        configured = next((p for key, p in self.providers.items() if name in (key, p.name)), None)
+        if configured is None:
+            self.providers[name] = ProviderSettings(
+                kind="together", name=name, base_url=local_together_url(self.local.openai_port)
+            )
+        elif configured.kind != "together":
+            key = name.upper()
+            raise ValueError(
+                f"the together backend trains through provider {name!r}, whose kind is "
+                f"{configured.kind!r}: set RETRAIN_PROVIDERS__{key}__KIND=together"
+            )
+        return self
+
+    def training_provider(self) -> ProviderSettings:
+        """The provider that fine-tunes: RETRAIN_PROVIDER__*, or Together's with the together backend."""
+        if self.training.backend == "together":
+            return next(p for key, p in self.providers.items() if self.together.provider in (key, p.name))
+        return self.provider
 
 
 def _describe(exc: ValidationError) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "IngestSettings",
     "LoraSettings",
     "OrchestrationSettings",
+    "TogetherSettings",
     "TrainingSettings",
     "ValidationSettings",
 ]
@@ -137,10 +138,11 @@ class DatasetSettings(BaseModel):
 class TrainingSettings(BaseModel):
     """The fine-tuning job."""
 
-    backend: Literal["openai_api", "lora"] = Field(
+    backend: Literal["openai_api", "lora", "together"] = Field(
         default="openai_api",
         description="openai_api: a fine-tuning job on the provider's API (OpenAI, Azure, compatible); "
-        "lora: LoRA fine-tuning of an open-weight model with TRL + PEFT (RETRAIN_LORA__*).",
+        "lora: LoRA fine-tuning of an open-weight model with TRL + PEFT (RETRAIN_LORA__*); "
+        "together: a fine-tuning job on Together AI (RETRAIN_TOGETHER__*).",
     )
 
     base_model: str = Field(default="gpt-4o-mini-2024-07-18", description="The model every job fine-tunes.")
@@ -253,6 +255,29 @@ class LoraSettings(BaseModel):
         description="What an hour of a training run costs on your GPUs, for `retrain spend` and "
         "monthly_budget_usd; empty: runs are recorded with their GPU time but not priced.",
     )
+
+
+class TogetherSettings(BaseModel):
+    """The together training backend: LoRA or full fine-tuning of an open-weight model on Together
+    AI, through the ``together`` SDK; the trained model answers through Together's OpenAI-compatible
+    API. The connection (base URL, API key) is the provider named in ``provider``."""
+
+    provider: str = Field(
+        default="together",
+        description="The provider (RETRAIN_PROVIDERS__<NAME>__*, kind together) that trains and serves; "
+        "without one configured, the local stack's Together endpoint.",
+    )
+    base_model: str = Field(
+        default="meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+        description="The model every job fine-tunes (a name from Together's list of fine-tunable models).",
+    )
+    training_type: Literal["lora", "full"] = Field(default="lora", description="lora or full fine-tuning.")
+    lora_r: int | None = Field(default=None, ge=1, description="LoRA rank; empty: the model's default.")
+    lora_alpha: float | None = Field(default=None, gt=0, description="LoRA alpha; empty: twice the rank.")
+    n_epochs: int = Field(default=3, ge=1, le=20, description="Epochs.")
+    learning_rate: float = Field(default=1e-5, gt=0, le=1, description="Peak learning rate.")
+    batch_size: int | Literal["max"] = Field(default="max", description="Batch size, or max (the model's).")
+    n_checkpoints: int = Field(default=1, ge=1, description="Checkpoints the job saves.")
 
 
 class EvaluationSettings(BaseModel):

@@ -1,5 +1,6 @@
 """Train: what to train tonight (the newest dataset version, unless it was decided already or adds
-too little), and fine-tuning through any OpenAI-compatible API, paying once per dataset version.
+too little), and fine-tuning through OpenAI's API shape or Together AI's (``job_api``), paying once
+per dataset version.
 The training files are uploaded once per content, a job is resumed rather than started again, its
 cost is checked against the limits and kept in a monthly ledger, and what a person reads about a
 job in the Prefect UI is built here.
@@ -32,19 +33,19 @@ from retrain.train.failures import (
     permanent_failure,
     save_failure,
 )
+from retrain.train.job_api import JobApi, OpenAIJobApi, TrainingClient, job_api
+from retrain.train.job_spec import JobSpec, config_hash, job_spec
 from retrain.train.jobs import (
     ACTIVE_STATUSES,
-    JobSpec,
     TrainingJob,
     best_checkpoint,
     cancel_job,
     cancel_jobs_of_run,
-    config_hash,
     ensure_job,
     job_records,
-    job_spec,
     wait_for_job,
 )
+from retrain.train.together_jobs import TOGETHER_STATUSES, TogetherJobApi
 from retrain.train.plan import TrainingHistory, TrainingPlan, plan_training, training_history
 from retrain.train.reports import (
     loss_points,
@@ -61,10 +62,15 @@ __all__ = [
     "BudgetCheck",
     "FailureKind",
     "GpuRun",
+    "JobApi",
     "JobSpec",
     "LossPoint",
     "MonthSpend",
+    "OpenAIJobApi",
     "PermanentFailure",
+    "TOGETHER_STATUSES",
+    "TogetherJobApi",
+    "TrainingClient",
     "TrainingHistory",
     "TrainingJob",
     "TrainingPlan",
@@ -81,6 +87,7 @@ __all__ = [
     "delete_job_files",
     "ensure_job",
     "estimate_training_cost",
+    "job_api",
     "job_failure_kind",
     "job_records",
     "job_spec",

@@ -23,13 +23,12 @@ import re
 from datetime import UTC, datetime
 from typing import Literal
 
-import openai
 from openai.types.fine_tuning import FineTuningJob
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain.config.services import ProviderSettings
 from retrain.exceptions import AlreadyExists, ConfigError
-from retrain.providers.clients import error_detail
+from retrain.providers.clients import BAD_REQUEST, NOT_FOUND, StatusError, error_detail, error_field
 from retrain.storage.layout import failure_key
 from retrain.storage.object_store import ObjectStore
 
@@ -63,11 +62,15 @@ _PERMANENT_CODES = frozenset(
 )
 # The same, said in the message of a job whose code is generic.
 _PERMANENT_MESSAGE = re.compile(
-    r"moderation|safety check|usage polic|unsafe training|not (?:available|supported) for fine-tuning",
+    r"moderation|safety check|usage polic|unsafe training|not (?:available|supported) for fine-tuning"
+    r"|invalid file format",
     re.IGNORECASE,
 )
 # A refused hyperparameter (the last segment of the error's ``param``) -> its setting.
-_HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
+_HYPERPARAMETERS = (
+    *("n_epochs", "batch_size", "learning_rate_multiplier", "beta"),
+    *("learning_rate", "lora_r", "lora_alpha", "n_checkpoints"),  # Together's
+)
 
 
 def job_failure_kind(code: str | None, message: str | None) -> FailureKind:
@@ -139,26 +142,27 @@ def load_failure(store: ObjectStore, dataset_version: str) -> PermanentFailure |
 
 
 def configuration_refusal(
-    exc: openai.APIStatusError, provider: ProviderSettings, base_model: str
+    exc: StatusError, provider: ProviderSettings, base_model: str
 ) -> ConfigError | None:
     """A job creation refused (400, 404) because of a setting, as a ConfigError with the fix; else None.
 
     A 403 is left to ``api_errors``: on OpenAI's own API it is the fine-tuning wind-down, whose
     hint says what to do.
     """
-    param = exc.param or ""
+    param, code = error_field(exc, "param"), error_field(exc, "code")
     detail = error_detail(exc, provider)
     where = f"provider {provider.name!r} refused to create the fine-tuning job"
-    if not isinstance(exc, openai.BadRequestError | openai.NotFoundError):
+    if not isinstance(exc, BAD_REQUEST + NOT_FOUND):
         return None
-    if param == "model" or exc.code in {"model_not_available", "model_not_found", "unsupported_model"}:
+    group = "RETRAIN_TOGETHER__" if provider.kind == "together" else "RETRAIN_TRAINING__"
+    if param == "model" or code in {"model_not_available", "model_not_found", "unsupported_model"}:
         return ConfigError(
             f"{where}: it does not fine-tune base model {base_model!r} ({detail}); "
-            "set RETRAIN_TRAINING__BASE_MODEL to one it does"
+            f"set {group}BASE_MODEL to one it does"
         )
     name = param.rsplit(".", 1)[-1]
     if name in _HYPERPARAMETERS or name in ("seed", "suffix"):
-        return ConfigError(f"{where} ({detail}): fix RETRAIN_TRAINING__{name.upper()}")
+        return ConfigError(f"{where} ({detail}): fix {group}{name.upper()}")
     if param.startswith("method"):
         return ConfigError(
             f"{where} ({detail}): fix RETRAIN_TRAINING__METHOD or its hyperparameters "

@@ -16,29 +16,25 @@ reads are uploaded once per content (``retrain.train.uploads``).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
-import openai
-import orjson
-from openai import NotFoundError, OpenAI
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from retrain.config.services import ProviderSettings
 from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed, FineTuneFailedPermanently
-from retrain.providers.clients import api_errors, create_once, job_refused_hint
-from retrain.storage.layout import JOB_PREFIX, job_key
+from retrain.providers.clients import STATUS_ERRORS, api_errors, job_refused_hint
+from retrain.storage.layout import JOB_PREFIX
 from retrain.storage.object_store import ObjectStore
+from retrain.train.job_api import JobApi, TrainingClient, job_api
+from retrain.train.job_spec import JobSpec
 from retrain.train.failures import (
     PermanentFailure,
     configuration_refusal,
@@ -48,15 +44,12 @@ from retrain.train.failures import (
 
 __all__ = [
     "ACTIVE_STATUSES",
-    "JobSpec",
     "TrainingJob",
     "best_checkpoint",
     "cancel_job",
     "cancel_jobs_of_run",
-    "config_hash",
     "ensure_job",
     "job_records",
-    "job_spec",
     "wait_for_job",
 ]
 
@@ -65,24 +58,6 @@ logger = logging.getLogger(__name__)
 _RETRYABLE_AFTER_END = {"failed", "cancelled"}
 ACTIVE_STATUSES = frozenset({"validating_files", "queued", "running", "pausing", "paused"})
 _PAUSED = {"pausing", "paused"}
-_MAX_SUFFIX = 64
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """Everything that decides which job a dataset version gets."""
-
-    dataset_version: str
-    config_hash: str
-    base_model: str
-    method: dict[str, Any]
-    seed: int
-    suffix: str
-    metadata: dict[str, str]
-
-    @property
-    def state_key(self) -> str:
-        return job_key(self.dataset_version, self.config_hash)
 
 
 @dataclass(frozen=True)
@@ -91,49 +66,8 @@ class TrainingJob:
     resumed: bool
 
 
-def config_hash(training: TrainingSettings) -> str:
-    """A short hash of the settings that change what a job learns (not when or how long we wait)."""
-    relevant = {
-        "base_model": training.base_model,
-        "method": training.method,
-        "n_epochs": training.n_epochs,
-        "batch_size": training.batch_size,
-        "learning_rate_multiplier": training.learning_rate_multiplier,
-        "seed": training.seed,
-    }
-    if training.method == "dpo":
-        relevant["beta"] = training.beta
-    return hashlib.sha256(orjson.dumps(relevant, option=orjson.OPT_SORT_KEYS)).hexdigest()[:12]
-
-
-def job_spec(training: TrainingSettings, *, dataset_version: str, run_id: str, night: date) -> JobSpec:
-    hyperparameters: dict[str, float | str] = {
-        "n_epochs": training.n_epochs,
-        "batch_size": training.batch_size,
-        "learning_rate_multiplier": training.learning_rate_multiplier,
-    }
-    if training.method == "dpo":
-        hyperparameters["beta"] = training.beta
-    digest = config_hash(training)
-    suffix = f"{training.suffix}-{night:%Y%m%d}"[:_MAX_SUFFIX]
-    return JobSpec(
-        dataset_version=dataset_version,
-        config_hash=digest,
-        base_model=training.base_model,
-        method={"type": training.method, training.method: {"hyperparameters": hyperparameters}},
-        seed=training.seed,
-        suffix=suffix,
-        metadata={
-            "dataset_version": dataset_version,
-            "config_hash": digest,
-            "run_id": run_id[:512],
-            "pipeline_commit": _pipeline_commit(),
-        },
-    )
-
-
 def ensure_job(
-    client: OpenAI,
+    client: TrainingClient,
     store: ObjectStore,
     provider: ProviderSettings,
     spec: JobSpec,
@@ -148,8 +82,9 @@ def ensure_job(
     Raises FineTuneFailedPermanently when the last job failed permanently (a night that stopped
     before recording it), and ConfigError when the provider refuses the job for a setting.
     """
+    api = job_api(client, provider, store)
     with api_errors("looking up fine-tuning jobs", provider):
-        previous = _known_job(client, store, spec)
+        previous = _known_job(api, store, spec)
     if previous is not None and (failure := permanent_failure(previous, provider)) is not None:
         raise _permanently_failed(save_failure(store, failure))
     blocked = previous is not None and previous.status == "succeeded" and not previous.fine_tuned_model
@@ -162,21 +97,8 @@ def ensure_job(
     refused_hint = job_refused_hint(provider, datetime.now(UTC).date())
     with api_errors("creating the fine-tuning job", provider, refused_hint=refused_hint):
         try:
-            job = create_once(
-                client,
-                lambda once: once.fine_tuning.jobs.create(
-                    model=spec.base_model,
-                    training_file=training_file,
-                    validation_file=validation_file,
-                    method=spec.method,  # type: ignore[arg-type]
-                    seed=spec.seed,
-                    suffix=spec.suffix,
-                    metadata=spec.metadata,
-                ),
-                lambda: _alive_listed_job(client, spec),
-                provider,
-            )
-        except openai.APIStatusError as exc:
+            job = api.create(spec, training_file, validation_file)
+        except STATUS_ERRORS as exc:
             if (refusal := configuration_refusal(exc, provider, spec.base_model)) is not None:
                 raise refusal from None
             raise
@@ -186,11 +108,12 @@ def ensure_job(
 
 
 def wait_for_job(
-    client: OpenAI,
+    client: TrainingClient,
     provider: ProviderSettings,
     job_id: str,
     training: TrainingSettings,
     *,
+    store: ObjectStore | None = None,
     on_event: Callable[[FineTuningJobEvent], None] = lambda event: None,
     on_status: Callable[[FineTuningJob], None] = lambda job: None,
     sleep: Callable[[float], None] = time.sleep,
@@ -202,14 +125,15 @@ def wait_for_job(
     without a model, and FineTuneFailedPermanently when it failed for a reason another try on
     the same data would meet again (the caller records it with ``save_failure``).
     """
+    api = job_api(client, provider, store)
     seen: set[str] = set()
     last_status = ""
     delay = training.poll_interval_seconds
     deadline = time.monotonic() + training.wait_limit_seconds
     while True:
         with api_errors(f"polling fine-tuning job {job_id}", provider):
-            job = client.fine_tuning.jobs.retrieve(job_id)
-            events = list(client.fine_tuning.jobs.list_events(job_id, limit=100))
+            job = _retrieve(api, job_id)
+            events = api.events(job_id)
         for event in sorted(events, key=lambda e: (e.created_at, e.id)):
             if event.id not in seen:
                 seen.add(event.id)
@@ -250,28 +174,24 @@ def _permanently_failed(failure: PermanentFailure) -> FineTuneFailedPermanently:
     )
 
 
-def _known_job(client: OpenAI, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:
+def _retrieve(api: JobApi, job_id: str) -> FineTuningJob:
+    job = api.retrieve(job_id)
+    if job is None:
+        raise FineTuneFailed(f"provider {api.provider.name!r} does not know fine-tuning job {job_id}")
+    return job
+
+
+def _known_job(api: JobApi, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:
     """The newest job for the spec: the one our state records, or a newer one the provider lists."""
-    found = _listed_jobs(client, spec)
+    found = api.find_jobs(spec)
     record = store.get_json_or_none(spec.state_key)
     if record is not None and record["job_id"] not in {job.id for job in found}:
-        try:
-            found.append(client.fine_tuning.jobs.retrieve(record["job_id"]))
-        except NotFoundError:
+        recorded = api.retrieve(record["job_id"])
+        if recorded is None:
             logger.warning("recorded job %s is unknown to the provider", record["job_id"])
+        else:
+            found.append(recorded)
     return max(found, key=lambda job: job.created_at) if found else None
-
-
-def _listed_jobs(client: OpenAI, spec: JobSpec) -> list[FineTuningJob]:
-    matches = client.fine_tuning.jobs.list(
-        metadata={"dataset_version": spec.dataset_version, "config_hash": spec.config_hash}, limit=20
-    )
-    return [job for job in matches if (job.metadata or {}).get("config_hash") == spec.config_hash]
-
-
-def _alive_listed_job(client: OpenAI, spec: JobSpec) -> FineTuningJob | None:
-    alive = [job for job in _listed_jobs(client, spec) if job.status not in _RETRYABLE_AFTER_END]
-    return max(alive, key=lambda job: job.created_at) if alive else None
 
 
 def _record_job(
@@ -304,10 +224,10 @@ def _update_job_records(store: ObjectStore, job: FineTuningJob) -> None:
             store.put_json(key, {**record, "status": job.status})
 
 
-def best_checkpoint(client: OpenAI, provider: ProviderSettings, job: FineTuningJob) -> str | None:
+def best_checkpoint(client: TrainingClient, provider: ProviderSettings, job: FineTuningJob) -> str | None:
     """The checkpoint model with the lowest full validation loss (else valid_loss, if that is all)."""
     with api_errors(f"listing checkpoints of job {job.id}", provider):
-        checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job.id, limit=100))
+        checkpoints = job_api(client, provider).checkpoints(job.id)
 
     def loss(checkpoint: FineTuningJobCheckpoint) -> float | None:
         metrics = checkpoint.metrics
@@ -328,19 +248,22 @@ def best_checkpoint(client: OpenAI, provider: ProviderSettings, job: FineTuningJ
     return chosen.fine_tuned_model_checkpoint
 
 
-def cancel_job(client: OpenAI, store: ObjectStore, provider: ProviderSettings, job_id: str) -> FineTuningJob:
+def cancel_job(
+    client: TrainingClient, store: ObjectStore, provider: ProviderSettings, job_id: str
+) -> FineTuningJob:
     """Cancel a job on the provider and mark its state record; a job that already ended is left alone."""
+    api = job_api(client, provider, store)
     with api_errors(f"cancelling fine-tuning job {job_id}", provider):
-        job = client.fine_tuning.jobs.retrieve(job_id)
+        job = _retrieve(api, job_id)
         if job.status in ACTIVE_STATUSES:
-            job = client.fine_tuning.jobs.cancel(job_id)
+            job = api.cancel(job_id)
             logger.info("cancelled fine-tuning job %s", job_id)
     _update_job_records(store, job)
     return job
 
 
 def cancel_jobs_of_run(
-    client: OpenAI, store: ObjectStore, provider: ProviderSettings, flow_run_id: str
+    client: TrainingClient, store: ObjectStore, provider: ProviderSettings, flow_run_id: str
 ) -> list[str]:
     """Cancel every still-active job whose record names this flow run as its owner."""
     cancelled = []
@@ -351,18 +274,3 @@ def cancel_jobs_of_run(
         if job.status == "cancelled":
             cancelled.append(job.id)
     return cancelled
-
-
-def _pipeline_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except OSError:
-        return "unknown"
-    return out.stdout.strip() or "unknown"

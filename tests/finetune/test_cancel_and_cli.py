@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from flows.nightly import nightly_retrain
 from retrain.cli.main import app
 from retrain.storage.object_store import ObjectStore
-from retrain.train.jobs import ensure_job, job_spec
+from retrain.train.job_spec import job_spec
+from retrain.train.jobs import ensure_job
 from retrain.train.uploads import upload_training_file
 from tasks.training import cancel_training_of_run
 from tests.pipeline.conftest import Stack

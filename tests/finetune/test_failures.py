@@ -19,7 +19,8 @@ from retrain.exceptions import ConfigError, FineTuneFailed, FineTuneFailedPerman
 from retrain.providers.clients import make_client
 from retrain.storage.object_store import ObjectStore
 from retrain.train.failures import PermanentFailure, job_failure_kind, load_failure
-from retrain.train.jobs import ensure_job, job_spec, wait_for_job
+from retrain.train.job_spec import job_spec
+from retrain.train.jobs import ensure_job, wait_for_job
 from retrain.train.plan import TrainingHistory, plan_training
 from retrain.train.uploads import upload_training_file
 

@@ -13,7 +13,8 @@ from openai.types.fine_tuning import FineTuningJobEvent
 from retrain.config.services import ProviderSettings
 from retrain.config.stage_settings import TrainingSettings
 from retrain.storage.object_store import ObjectStore
-from retrain.train.jobs import best_checkpoint, config_hash, ensure_job, job_spec, wait_for_job
+from retrain.train.job_spec import config_hash, job_spec
+from retrain.train.jobs import best_checkpoint, ensure_job, wait_for_job
 from retrain.train.uploads import upload_training_file
 
 from .conftest import Api, chat_file, preference_file

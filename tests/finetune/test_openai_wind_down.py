@@ -19,7 +19,8 @@ from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import ProviderError, QuotaExceeded
 from retrain.providers.clients import job_refused_hint, make_client, wind_down_notice
 from retrain.storage.object_store import ObjectStore
-from retrain.train.jobs import ensure_job, job_spec
+from retrain.train.job_spec import job_spec
+from retrain.train.jobs import ensure_job
 from retrain.train.uploads import upload_training_file
 from tests.pipeline.conftest import Stack, run
 from tests.pipeline.test_nightly_flow import land, run_logs

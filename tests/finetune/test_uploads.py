@@ -13,7 +13,8 @@ from jsonschema import Draft202012Validator
 
 from retrain.config.stage_settings import TrainingSettings
 from retrain.storage.object_store import ObjectStore
-from retrain.train.jobs import ensure_job, job_spec, wait_for_job
+from retrain.train.job_spec import job_spec
+from retrain.train.jobs import ensure_job, wait_for_job
 from retrain.train.uploads import delete_job_files, upload_training_file
 
 from .conftest import Api, chat_file

@@ -15,7 +15,8 @@ from retrain.config.stage_settings import TrainingSettings
 from retrain.exceptions import FineTuneFailed
 from retrain.local.synthetic import make_examples
 from retrain.storage.object_store import ObjectStore
-from retrain.train.jobs import ensure_job, job_spec, wait_for_job
+from retrain.train.job_spec import job_spec
+from retrain.train.jobs import ensure_job, wait_for_job
 from retrain.train.uploads import upload_training_file
 
 pytestmark = pytest.mark.slow
