@@ -14,9 +14,9 @@ from functools import cached_property
 from retrain.config.services import ProviderSettings
 from retrain.config.settings import Settings, get_settings
 from retrain.providers.clients import make_training_client, provider_named
-from retrain.train.job_api import TrainingClient
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
+from retrain.train.job_api import TrainingClient
 from tasks.credentials import provider_with_credentials
 
 __all__ = ["TaskContext", "task_context"]

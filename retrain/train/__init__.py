@@ -45,7 +45,6 @@ from retrain.train.jobs import (
     job_records,
     wait_for_job,
 )
-from retrain.train.together_jobs import TOGETHER_STATUSES, TogetherJobApi
 from retrain.train.plan import TrainingHistory, TrainingPlan, plan_training, training_history
 from retrain.train.reports import (
     loss_points,
@@ -55,6 +54,7 @@ from retrain.train.reports import (
     training_progress,
 )
 from retrain.train.result import LossPoint, TrainingResult
+from retrain.train.together_jobs import TOGETHER_STATUSES, TogetherJobApi
 from retrain.train.uploads import delete_job_files, upload_training_file
 
 __all__ = [

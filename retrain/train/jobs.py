@@ -33,14 +33,14 @@ from retrain.exceptions import FineTuneFailed, FineTuneFailedPermanently
 from retrain.providers.clients import STATUS_ERRORS, api_errors, job_refused_hint
 from retrain.storage.layout import JOB_PREFIX
 from retrain.storage.object_store import ObjectStore
-from retrain.train.job_api import JobApi, TrainingClient, job_api
-from retrain.train.job_spec import JobSpec
 from retrain.train.failures import (
     PermanentFailure,
     configuration_refusal,
     permanent_failure,
     save_failure,
 )
+from retrain.train.job_api import JobApi, TrainingClient, job_api
+from retrain.train.job_spec import JobSpec
 
 __all__ = [
     "ACTIVE_STATUSES",
