@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from openai import OpenAI
 from openai.types.chat import ChatCompletionMessageParam
@@ -68,6 +69,9 @@ def test_cli_up_is_idempotent_status_reports_and_down_stops(settings: Settings) 
     first = runner.invoke(app, ["up"])
     assert first.exit_code == 0, first.output
     assert f"export RETRAIN_PROVIDER__BASE_URL={settings.provider.base_url}" in first.output
+    together = f"http://{settings.local.host}:{settings.local.openai_port}/together/v1"
+    assert f"Together AI endpoint: {together}\n" in first.output  # on its own line
+    assert httpx.get(f"{together.removesuffix('/v1')}/v1/fine-tunes", timeout=10).json() == {"data": []}
     assert "already running" in runner.invoke(app, ["up"]).output
     assert runner.invoke(app, ["status"]).exit_code == 0
 

@@ -1,6 +1,7 @@
 """`retrain jobs ...`: the training jobs of the configured backend: list, show, cancel.
 
-A provider's fine-tuning jobs (``openai_api``) are read from its API; lora training runs (their
+A provider's fine-tuning jobs (``openai_api``, ``together``) are read from its API (``JobApi``);
+lora training runs (their
 ids are the `train-lora` flow runs' UUIDs) from the job records and the Prefect server
 (``retrain.cli.lora_jobs``). `show` and `cancel` tell the two apart by the id.
 """
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import typer
-from openai import OpenAI
+from openai.types.fine_tuning import FineTuningJob
 from rich.console import Console
 
 from retrain.cli.credentials import with_credentials
@@ -20,8 +21,10 @@ from retrain.cli.lora_jobs import cancel_lora_job, list_lora_jobs, show_lora_job
 from retrain.cli.output import AsJson, Rows, plain_console, print_fields, print_json
 from retrain.config.services import ProviderSettings
 from retrain.config.settings import get_settings
-from retrain.providers.clients import api_errors, make_client, provider_named
+from retrain.exceptions import ProviderError
+from retrain.providers.clients import api_errors, make_training_client, provider_named
 from retrain.storage.object_store import ObjectStore
+from retrain.train.job_api import JobApi, TrainingClient, job_api
 from retrain.train.jobs import ACTIVE_STATUSES, cancel_job
 
 __all__ = ["app"]
@@ -38,10 +41,23 @@ ProviderName = Annotated[
 ]
 
 
-def _provider(name: str | None) -> tuple[OpenAI, ProviderSettings]:
+def _provider(name: str | None) -> tuple[TrainingClient, ProviderSettings, JobApi]:
     settings = get_settings()
-    provider = with_credentials(settings.provider if name is None else provider_named(settings, name))
-    return make_client(provider), provider
+    provider = with_credentials(
+        settings.training_provider() if name is None else provider_named(settings, name)
+    )
+    client = make_training_client(provider)
+    return client, provider, job_api(client, provider, _store())
+
+
+def _job(api: JobApi, job_id: str) -> FineTuningJob:
+    job = api.retrieve(job_id)
+    if job is None:
+        raise ProviderError(
+            f"provider {api.provider.name!r} has no fine-tuning job {job_id}: "
+            "`retrain jobs list` shows the ids (--provider NAME for another provider)"
+        )
+    return job
 
 
 def _console() -> Console:
@@ -70,7 +86,7 @@ def list_jobs(
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="How many, newest first.")] = 20,
     provider: ProviderName = None,
     backend: Annotated[
-        Literal["openai_api", "lora"] | None,
+        Literal["openai_api", "lora", "together"] | None,
         typer.Option("--backend", help="Whose jobs; default: RETRAIN_TRAINING__BACKEND."),
     ] = None,
     as_json: AsJson = False,
@@ -79,9 +95,9 @@ def list_jobs(
     if (backend or get_settings().training.backend) == "lora":
         list_lora_jobs(_store(), _console(), limit=limit, as_json=as_json)
         return
-    client, settings = _provider(provider)
+    _, settings, api = _provider(provider)
     with api_errors("listing fine-tuning jobs", settings):
-        jobs = client.fine_tuning.jobs.list(limit=limit).data
+        jobs = api.recent_jobs(limit)
     if as_json:
         print_json([job.model_dump(mode="json") for job in jobs])
         return
@@ -108,11 +124,11 @@ def show(job_id: JobId, provider: ProviderName = None) -> None:
     if _is_lora_run(job_id):
         show_lora_job(_store(), _console(), job_id)
         return
-    client, settings = _provider(provider)
+    _, settings, api = _provider(provider)
     with api_errors(f"reading fine-tuning job {job_id}", settings):
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        checkpoints = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=20).data)
-        events = list(client.fine_tuning.jobs.list_events(job_id, limit=10).data)
+        job = _job(api, job_id)
+        checkpoints = api.checkpoints(job_id)[:20]
+        events = sorted(api.events(job_id), key=lambda e: e.created_at)[-10:]
     rows = {
         "status": job.status,
         "provider": settings.name,
@@ -156,10 +172,10 @@ def cancel(job_id: JobId, provider: ProviderName = None) -> None:
     if _is_lora_run(job_id):
         cancel_lora_job(_store(), _console(), job_id)
         return
-    client, settings = _provider(provider)
+    client, settings, api = _provider(provider)
     store = _store()
     with api_errors(f"reading fine-tuning job {job_id}", settings):
-        before = client.fine_tuning.jobs.retrieve(job_id).status
+        before = _job(api, job_id).status
     if before not in ACTIVE_STATUSES:
         _console().print(f"job {job_id} already ended ({before}); nothing to cancel")
         return

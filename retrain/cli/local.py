@@ -29,6 +29,8 @@ def _show(stack: StackStatus) -> None:
         table.add_row(service.name, service.url, state, str(service.pid or "-"), str(service.log))
     console.print(table)
     if stack.running:
+        # Served by the local OpenAI server; the together backend's default provider.
+        console.print(f"Together AI endpoint: {stack.together_url}", highlight=False, soft_wrap=True)
         console.print("Point retrain at it with:")
         for name, value in stack.env.items():
             console.print(f"  export {name}={value}", highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ it answers and creates the configured bucket; ``down`` stops the process groups 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from retrain.config.services import S3Settings
@@ -49,6 +49,7 @@ class StackStatus:
     services: list[ServiceStatus]
     env: dict[str, str]
     already_running: bool = False
+    together_url: str = ""
 
     @property
     def running(self) -> bool:
@@ -205,7 +206,8 @@ def status(settings: Settings, with_prefect: bool = False) -> StackStatus:
     env = _env(settings)
     if any(service.name == "prefect" for service in services):
         env["PREFECT_API_URL"] = prefect_api_url(settings)
-    return StackStatus(services, env)
+    together = f"http://{settings.local.host}:{settings.local.openai_port}/together/v1"
+    return StackStatus(services, env, together_url=together)
 
 
 def up(settings: Settings, with_prefect: bool = False) -> StackStatus:
@@ -226,7 +228,7 @@ def up(settings: Settings, with_prefect: bool = False) -> StackStatus:
         started = True
     ObjectStore.from_settings(local_s3_settings(settings)).ensure_bucket()
     current = status(settings, with_prefect=with_prefect)
-    return StackStatus(current.services, current.env, already_running=not started)
+    return replace(current, already_running=not started)
 
 
 def down(settings: Settings) -> None:

@@ -18,8 +18,10 @@ from prefect import get_client
 from prefect.states import Cancelling
 from together import Together
 from together.types.fine_tuning_list_response import Data
+from typer.testing import CliRunner
 
 from flows.nightly import nightly_retrain
+from retrain.cli.main import app
 from retrain.config.settings import get_settings
 from retrain.registry.registry import Registry
 from retrain.storage.layout import FAILURE_PREFIX
@@ -88,6 +90,11 @@ def test_a_night_trains_on_together_evaluates_through_its_chat_api_and_absorbs_f
     assert production_history(ts) == [("promote", job.x_model_output_name)]
     routes = ts.admin("GET", "/admin/stats").json()["routes"]
     assert routes.get("POST /chat/completions", 0) > 0  # the candidate answered through /together/v1
+
+    listed = CliRunner().invoke(app, ["jobs", "list"])
+    assert listed.exit_code == 0 and job.id in listed.output and "succeeded" in listed.output, listed.output
+    shown = CliRunner().invoke(app, ["jobs", "show", job.id])
+    assert shown.exit_code == 0 and str(job.x_model_output_name) in shown.output, shown.output
 
     # The same data again: nothing new to train, no second job, no second upload.
     uploads = len(list(ts.store.list(UPLOAD_STATE)))
