@@ -25,7 +25,7 @@ from tasks.lease import confirm_nightly_lease, nightly_lease_held, take_nightly_
 from tasks.plan import plan_training, read_training_history
 from tasks.promote import apply_promotion_decision, decide_promotion, read_production
 from tasks.registry import register_candidate
-from tasks.serving import retire_model, serve_models
+from tasks.serving import retire_model, serve_models, settle_model_deployments
 from tasks.summary import publish_night_summary, summarise_night
 from tasks.training import cancel_training_of_run, trainer_for
 
@@ -130,9 +130,10 @@ def _train(
 def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: Tonight) -> Decision:
     """Evaluate the trained model against production, decide (with approval if required) and apply."""
     run_id = tonight.run_id
-    candidate = register_candidate(training, version_id, run_id)
-    production = tonight.production = read_production()
-    serve_models([production, candidate])  # loads the adapters a vLLM-compatible server needs
+    # Loads the adapters a vLLM-compatible server needs, and deploys models that live on Azure.
+    production, candidate = serve_models([read_production(), training.candidate(version_id)])
+    tonight.production = production
+    candidate = register_candidate(candidate, version_id, run_id)
     reports = tonight.reports = evaluate_candidate(candidate, production, run_id)
     decision = tonight.decision = review_promotion(
         decide_promotion(reports, candidate, production, dataset_version=version_id, run_id=run_id)
@@ -140,6 +141,7 @@ def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: To
     decision = tonight.decision = apply_promotion_decision(decision)
     if not decision.promote:
         retire_model(candidate)
+    settle_model_deployments()
     outcome = decision.outcome
     get_run_logger().info("candidate %s %s", candidate.model_id, outcome.word)
     return decision

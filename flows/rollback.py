@@ -30,7 +30,8 @@ def rollback(
         reason=reason,
         idempotency_key=f"rollback:{flow_run.id}",
     )
-    serve_models([event.model])  # the rolled-back-to adapter, if it has one and was unloaded
+    # The rolled-back-to adapter, if it has one and was unloaded; its Azure deployment, if it was deleted.
+    serve_models([event.model], production=True)
     publish_alias_change(before, event)
     get_run_logger().info("%s now points to %s", alias, event.model.model_id)
     return {

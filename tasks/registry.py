@@ -10,7 +10,6 @@ from prefect.runtime import flow_run
 
 from retrain.registry.aliases import CANDIDATE
 from retrain.registry.registry import ModelRecord, RegistryEvent
-from retrain.train.result import TrainingResult
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
@@ -81,10 +80,9 @@ def read_alias(alias: str) -> ModelRecord | None:
 
 
 @task(name="register-candidate", **IO_TASK)
-def register_candidate(training: TrainingResult, dataset_version: str, run_id: str) -> ModelRecord:
-    """Point `candidate` to the model the training run made, on the provider serving it; return its record."""
+def register_candidate(candidate: ModelRecord, dataset_version: str, run_id: str) -> ModelRecord:
+    """Point `candidate` to the model the training run made (its record, with where it is served)."""
     context = task_context()
-    candidate = training.candidate(dataset_version)
     before = context.registry.get(CANDIDATE)
     event = context.registry.set(
         CANDIDATE, candidate, actor=_actor(), reason=f"trained on {dataset_version}", run_id=run_id

@@ -1,5 +1,6 @@
 """The FastAPI application: the API under ``/v1`` and (for Azure clients) ``/openai``, Together AI's
-under ``/together`` (``routes_together``), plus admin routes."""
+under ``/together`` (``routes_together``), Azure's management API for deployments under
+``/azure-management`` (``routes_azure``), plus admin routes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 from local_openai import (
     routes_admin,
+    routes_azure,
     routes_chat,
     routes_files,
     routes_jobs,
@@ -77,6 +79,7 @@ def create_app(
     api = _api_router()
     app.include_router(api, prefix="/v1")
     app.include_router(api, prefix="/openai")
+    app.include_router(routes_azure.router, prefix="/azure-management")
     app.include_router(routes_together.router, prefix="/together")
     app.include_router(routes_together.upload_router, prefix="/together")
     for module in (routes_chat, routes_models):  # Together's OpenAI-compatible inference
@@ -90,6 +93,9 @@ def create_app(
         path = api_path(request.url.path)
         if path is None:
             return await call_next(request)
+        if request.url.path.startswith("/openai/") and "api-version" not in request.query_params:
+            state.count_route(f"{request.method} {path} (no api-version)")
+            return error_response(404, "Resource not found (Azure OpenAI needs ?api-version=...)", code="404")
         if api_key is not None and api_key not in _presented_keys(request):
             state.count_route(f"{request.method} {path} (401)")
             return error_response(401, "Incorrect API key provided (local server).", code="invalid_api_key")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from local_openai.errors import ApiError
 from local_openai.learner import FALLBACK_REPLY
+from local_openai.routes_azure import require_deployment
 from local_openai.state import StateDep
 from local_openai.store import new_id
 from local_openai.training_files import count_tokens
@@ -114,4 +115,5 @@ def chat_completions(state: StateDep, request: ChatRequest) -> dict[str, Any]:
 
 @router.post("/deployments/{deployment}/chat/completions")
 def azure_chat_completions(state: StateDep, deployment: str, request: ChatRequest) -> dict[str, Any]:
-    return _complete(state, deployment, request)
+    """Azure's chat: only a deployment that exists answers, with the model it serves."""
+    return _complete(state, require_deployment(state, deployment), request)

@@ -12,7 +12,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["LocalStackSettings", "ProviderSettings", "S3Settings", "is_local_url", "local_together_url"]
+__all__ = [
+    "AzureSettings",
+    "LocalStackSettings",
+    "ProviderSettings",
+    "S3Settings",
+    "is_local_url",
+    "local_together_url",
+]
 
 LOCAL_S3_PORT = 9555
 LOCAL_OPENAI_PORT = 8765
@@ -105,6 +112,53 @@ class ProviderSettings(BaseModel):
                 "(the local placeholder key only works with the local server)"
             )
         return self
+
+
+class AzureSettings(BaseModel):
+    """The Azure OpenAI resource whose deployments serve the models of a provider of kind azure.
+
+    On Azure a fine-tuned model answers only once deployed, and a deployment is billed by the hour
+    while it exists: retrain deploys each model it evaluates there, deletes a rejected candidate's
+    deployment and keeps at most ``keep_deployments`` deployments of models other than production.
+    Credentials come from azure-identity's DefaultAzureCredential (environment, managed identity,
+    ``az login``).
+    """
+
+    subscription_id: str | None = Field(default=None, description="The subscription of the resource.")
+    resource_group: str | None = Field(default=None, description="Its resource group.")
+    account_name: str | None = Field(default=None, description="The Azure OpenAI resource's name.")
+    management_url: str = Field(
+        default="https://management.azure.com",
+        description="Azure Resource Manager's endpoint (a local URL: the local stack's emulation).",
+    )
+    candidate_sku: str = Field(
+        default="DeveloperTier",
+        description="Deployment type of a candidate under evaluation (Developer: Azure's tier for "
+        "evaluating fine-tuned models, without an hourly hosting charge).",
+    )
+    production_sku: str = Field(
+        default="Standard", description="Deployment type a promoted model's deployment is moved to."
+    )
+    capacity: int = Field(
+        default=1, ge=1, description="Deployment capacity (units of 1,000 tokens a minute)."
+    )
+    keep_deployments: int = Field(
+        default=2,
+        ge=0,
+        description="Deployments of models other than production kept; older ones are deleted.",
+    )
+    deploy_timeout_seconds: float = Field(
+        default=1800.0, gt=0, description="How long to wait for a deployment to succeed."
+    )
+    poll_interval_seconds: float = Field(default=15.0, gt=0, description="Between deployment status reads.")
+
+    def missing(self) -> list[str]:
+        """The settings a deployment needs that are not set."""
+        return [
+            f"RETRAIN_AZURE__{name.upper()}"
+            for name in ("subscription_id", "resource_group", "account_name")
+            if not getattr(self, name)
+        ]
 
 
 def is_local_url(url: str) -> bool:

@@ -16,7 +16,13 @@ from dotenv import dotenv_values
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from retrain.config.services import LocalStackSettings, ProviderSettings, S3Settings, local_together_url
+from retrain.config.services import (
+    AzureSettings,
+    LocalStackSettings,
+    ProviderSettings,
+    S3Settings,
+    local_together_url,
+)
 from retrain.config.setting_names import unknown_settings
 from retrain.config.stage_settings import (
     DatasetSettings,
@@ -55,6 +61,7 @@ class Settings(BaseSettings):
     training: TrainingSettings = TrainingSettings()
     lora: LoraSettings = LoraSettings()
     together: TogetherSettings = TogetherSettings()
+    azure: AzureSettings = AzureSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()
@@ -98,6 +105,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _azure_can_deploy(self) -> Settings:
+        """A provider of kind azure serves a model only through a deployment, which retrain creates:
+        it needs the resource the deployments belong to."""
+        azure = [p.name for p in (self.provider, *self.providers.values()) if p.kind == "azure"]
+        if azure and (missing := self.azure.missing()):
+            raise ValueError(
+                f"provider {azure[0]!r} is Azure OpenAI, where a model answers only once deployed: set "
+                f"{', '.join(missing)} (the Azure OpenAI resource retrain deploys models to)"
+            )
+        return self
+
     def training_provider(self) -> ProviderSettings:
         """The provider that fine-tunes: RETRAIN_PROVIDER__*, or Together's with the together backend."""
         if self.training.backend == "together":
@@ -108,9 +127,9 @@ class Settings(BaseSettings):
 def _describe(exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
-        where = "RETRAIN_" + "__".join(str(part).upper() for part in err["loc"] if part != "__root__")
+        parts = [str(part).upper() for part in err["loc"] if part != "__root__"]
         message = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}")
+        problems.append(f"RETRAIN_{'__'.join(parts)}: {message}" if parts else message)
     return "invalid settings: " + "; ".join(problems)
 
 

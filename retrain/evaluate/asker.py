@@ -89,7 +89,7 @@ class Asker:
             try:
                 response = await asyncio.wait_for(
                     self._clients[target.label].chat.completions.create(
-                        model=target.model_id,
+                        model=target.served_as,
                         messages=messages,  # type: ignore[arg-type]
                         **params,
                     ),
@@ -101,9 +101,16 @@ class Asker:
                     f"check {api_key_source(target.provider)}"
                 ) from exc
             except openai.NotFoundError as exc:
+                deployed = f" through deployment {target.deployment!r}" if target.deployment else ""
+                hint = (
+                    "on Azure a model answers only once deployed: check RETRAIN_AZURE__* (retrain deploys "
+                    "the models it evaluates) or the deployment name"
+                    if target.provider.kind == "azure"
+                    else "check the model id or alias"
+                )
                 raise EvaluationError(
                     f"model {target.model_id!r} ({target.label}) is not served by provider "
-                    f"{target.provider.name!r}: check the model id or alias"
+                    f"{target.provider.name!r}{deployed}: {hint}"
                 ) from exc
             except (openai.APIError, TimeoutError) as exc:
                 latency = time.perf_counter() - started

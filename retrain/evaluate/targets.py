@@ -21,6 +21,12 @@ class ModelTarget:
     label: str
     model_id: str
     provider: ProviderSettings
+    deployment: str | None = None
+
+    @property
+    def served_as(self) -> str:
+        """The name its chat requests use: the Azure deployment that serves it, else its model id."""
+        return self.deployment or self.model_id
 
 
 def resolve_target(store: ObjectStore, name: str, label: str, settings: Settings) -> ModelTarget:
@@ -30,5 +36,8 @@ def resolve_target(store: ObjectStore, name: str, label: str, settings: Settings
         return ModelTarget(label=label, model_id=name, provider=settings.provider)
     logger.info("alias %s resolves to %s (provider %s)", name, record.model_id, record.provider)
     return ModelTarget(
-        label=label, model_id=record.model_id, provider=provider_named(settings, record.provider)
+        label=label,
+        model_id=record.model_id,
+        provider=provider_named(settings, record.provider),
+        deployment=record.deployment,
     )

@@ -54,6 +54,13 @@ def gate_runs(
 def gate_targets(candidate: ModelRecord, production: ModelRecord, settings: Settings) -> list[ModelTarget]:
     """The two models as eval targets labelled ``candidate`` and ``production``, each on its provider."""
     return [
-        ModelTarget(CANDIDATE, candidate.model_id, provider_named(settings, candidate.provider)),
-        ModelTarget(PRODUCTION, production.model_id, provider_named(settings, production.provider)),
+        ModelTarget(
+            CANDIDATE, candidate.model_id, provider_named(settings, candidate.provider), candidate.deployment
+        ),
+        ModelTarget(
+            PRODUCTION,
+            production.model_id,
+            provider_named(settings, production.provider),
+            production.deployment,
+        ),
     ]

@@ -36,13 +36,17 @@ class ModelRecord(BaseModel):
         default=None, description="Where the model's files are (the lora backend's adapter prefix, s3://...)."
     )
     content_hash: str | None = Field(default=None, description="sha256 of those files (their manifest).")
+    deployment: str | None = Field(
+        default=None,
+        description="The Azure OpenAI deployment that serves the model (its chat requests' model).",
+    )
     scores: dict[str, float] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=_now)
 
     @model_serializer(mode="wrap")
     def _without_empty_files(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A model without files (an API model) dumps as it did before ``artifact`` existed, so
-        stored records and decisions keep their exact JSON."""
+        """A model without files (an API model) or deployment dumps as it did before ``artifact``
+        and ``deployment`` existed, so stored records and decisions keep their exact JSON."""
         data: dict[str, Any] = handler(self)
         for key in _FILE_FIELDS:
             if data.get(key, "") is None:
@@ -50,7 +54,7 @@ class ModelRecord(BaseModel):
         return data
 
 
-_FILE_FIELDS = ("artifact", "content_hash")
+_FILE_FIELDS = ("artifact", "content_hash", "deployment")
 
 
 class RegistryEvent(BaseModel):

@@ -10,8 +10,10 @@ from openai import OpenAI
 from flows.nightly import nightly_retrain
 from retrain.config.settings import get_settings
 from retrain.exceptions import ConfigError
+from retrain.providers.azure_deployments import AzureDeployments, deployment_name
 from retrain.registry.registry import Registry
 from retrain.storage.layout import ledger_key
+from tests.azure import azure_env, local_azure
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_nightly_flow import land
 
@@ -24,15 +26,24 @@ def _all_objects(stack: Stack) -> bytes:
     return b"".join(stack.store.get_bytes(info.key) for info in stack.store.list(""))
 
 
-def test_the_nightly_flow_runs_unchanged_on_an_azure_provider(
+def _on_azure(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "RETRAIN_PROVIDER__KIND": "azure",
+        "RETRAIN_PROVIDER__NAME": "azure-local",
+        "RETRAIN_PROVIDER__AZURE_ENDPOINT": stack.api_root,
+        "RETRAIN_PROVIDER__API_KEY": AZURE_KEY,
+        **azure_env(stack.api_root),
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+
+
+def test_the_nightly_flow_on_azure_deploys_the_candidate_evaluates_through_it_and_deletes_it_if_rejected(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRAIN_PROVIDER__KIND", "azure")
-    monkeypatch.setenv("RETRAIN_PROVIDER__NAME", "azure-local")
-    monkeypatch.setenv("RETRAIN_PROVIDER__AZURE_ENDPOINT", stack.api_root)
-    monkeypatch.setenv("RETRAIN_PROVIDER__API_KEY", AZURE_KEY)
-    get_settings.cache_clear()
+    _on_azure(stack, monkeypatch)
     assert get_settings().provider.kind == "azure"
+    deployments = AzureDeployments(local_azure(stack.api_root))
 
     land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
     state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
@@ -40,12 +51,42 @@ def test_the_nightly_flow_runs_unchanged_on_an_azure_provider(
 
     production = Registry(stack.store).get("production")
     assert production is not None and production.provider == "azure-local"
+    assert production.deployment == deployment_name(production.model_id)
+    # Production's deployment was moved to the production SKU; the base model it was compared with
+    # (never production itself) had its deployment deleted.
+    ours = {d.model_id: d.sku for d in deployments.ours()}
+    assert ours == {production.model_id: "Standard"}, ours
     routes = stack.admin("GET", "/admin/stats").json()["routes"]
     # Both models answered through Azure's deployment paths, none through /chat/completions.
     assert routes.get("POST /deployments/{deployment}/chat/completions", 0) >= 2 * 120
     assert routes.get("POST /chat/completions", 0) == 0
     assert routes.get("POST /fine_tuning/jobs", 0) == 1
     assert AZURE_KEY.encode() not in _all_objects(stack)
+
+    # A candidate the gate rejects (the floor is out of reach) has its deployment deleted.
+    monkeypatch.setenv("RETRAIN_EVALUATION__FLOOR", "1.0")
+    get_settings.cache_clear()
+    land(stack, "incoming/2026-11-02/a.jsonl", 300, seed=2)
+    rejected = nightly_retrain(night=date(2026, 11, 2), return_state=True)
+    assert rejected.is_completed() and rejected.name == "Rejected", rejected.message
+    candidate = Registry(stack.store).get("candidate")
+    assert candidate is not None and candidate.deployment == deployment_name(candidate.model_id)
+    assert candidate.model_id not in {d.model_id for d in deployments.ours()}
+    assert {d.model_id for d in deployments.ours()} == set(ours)
+
+
+def test_evaluating_a_model_that_was_never_deployed_fails_on_azure(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old shortcut, the model id sent as the deployment name, fails as it would on real Azure."""
+    _on_azure(stack, monkeypatch)
+    land(stack, "incoming/2026-11-01/a.jsonl", 300, seed=1)
+    monkeypatch.setattr("tasks.serving.deployed", lambda settings, record, production=False: record)
+    state = nightly_retrain(night=date(2026, 11, 1), return_state=True)
+    assert state.is_failed()
+    assert "is not served by provider 'azure-local'" in (state.message or ""), state.message
+    assert "only once deployed" in (state.message or "")
+    assert Registry(stack.store).get("production") is None
 
 
 def test_moving_to_another_provider_compares_against_production_where_it_is_served(
@@ -57,11 +98,7 @@ def test_moving_to_another_provider_compares_against_production_where_it_is_serv
     assert first is not None and first.provider == "local"
 
     # Training moves to another provider (Azure's API here, on the same local server).
-    monkeypatch.setenv("RETRAIN_PROVIDER__KIND", "azure")
-    monkeypatch.setenv("RETRAIN_PROVIDER__NAME", "azure-local")
-    monkeypatch.setenv("RETRAIN_PROVIDER__AZURE_ENDPOINT", stack.api_root)
-    monkeypatch.setenv("RETRAIN_PROVIDER__API_KEY", AZURE_KEY)
-    get_settings.cache_clear()
+    _on_azure(stack, monkeypatch)
     land(stack, "incoming/2026-11-02/a.jsonl", 2000, seed=2)
     routes = stack.admin("GET", "/admin/stats").json()["routes"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -12,6 +13,8 @@ from openai import AzureOpenAI, OpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
 from retrain.local.synthetic import intents, make_dirty_lines, make_examples
+from retrain.providers.azure_deployments import AzureDeployments
+from tests.azure import local_azure
 
 from .conftest import upload, wait_for
 
@@ -137,8 +140,22 @@ def test_azure_client_paths(client: OpenAI, server: ServerHandle) -> None:
     done = wait_for(client, job.id)
     assert azure.fine_tuning.jobs.retrieve(job.id).status == "succeeded"
     assert training in {f.id for f in azure.files.list()}
-    reply = azure.chat.completions.create(
-        model=str(done.fine_tuned_model),
-        messages=[{"role": "user", "content": "How do I reset my password?"}],
-    )
+    question: Any = [{"role": "user", "content": "How do I reset my password?"}]
+    # As on real Azure, the model answers only through a deployment, made with Azure's management SDK.
+    with pytest.raises(openai.NotFoundError, match="deployment for this resource does not exist"):
+        azure.chat.completions.create(model=str(done.fine_tuned_model), messages=question)
+    deployments = AzureDeployments(local_azure(server.root_url))
+    name = deployments.deploy(str(done.fine_tuned_model), sku="DeveloperTier")
+    assert [(d.name, d.model_id, d.sku) for d in deployments.ours()] == [
+        (name, done.fine_tuned_model, "DeveloperTier")
+    ]
+    reply = azure.chat.completions.create(model=name, messages=question)
     assert reply.model == done.fine_tuned_model
+    # Every Azure request carries api-version; without it the server refuses, as Azure does.
+    bare = httpx.post(
+        f"{server.root_url}/openai/deployments/{name}/chat/completions", json={"messages": question}
+    )
+    assert bare.status_code == 404
+    assert deployments.delete(name) and not deployments.delete(name)
+    with pytest.raises(openai.NotFoundError):
+        azure.chat.completions.create(model=name, messages=question)
