@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -10,7 +11,8 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
-from retrain.config.settings import get_settings
+from retrain.config.migration import Migration
+from retrain.config.settings import get_settings, overridden_settings
 from retrain.ingest.lease import HeldLease
 from retrain.promote.decision import Decision
 from retrain.promote.outcome import Outcome
@@ -34,6 +36,9 @@ __all__ = ["nightly_retrain"]
 
 def _run_name() -> str:
     night = flow_run.parameters.get("night") or datetime.now(UTC).date()
+    migration = flow_run.parameters.get("migration")
+    if migration:
+        return f"migrate-{Migration.model_validate(migration).to}-{night}"
     return f"retrain-{night}"
 
 
@@ -43,17 +48,23 @@ def _run_name() -> str:
     log_prints=False,
     on_cancellation=[cancel_training_of_run],
 )
-def nightly_retrain(night: date | None = None) -> State[Any]:
+def nightly_retrain(night: date | None = None, migration: Migration | None = None) -> State[Any]:
     """One night: new examples in, and `production` moves only if a better model came out.
 
     The night holds the nightly lease throughout, so no other nightly run overlaps it. It ends in
     a state named for its outcome (Promoted, Rejected, NoNewData, TooFewExamples, StillTraining,
     Superseded), or Failed, and leaves a ``night-summary`` artifact that says what happened.
+
+    With ``migration`` (``retrain migrate``) the night trains the newest dataset version on
+    another backend and `production` moves if the candidate is not worse than it by more than the
+    margin (the non-inferiority gate mode), whatever was decided on the old backend.
     """
     night = night or datetime.now(UTC).date()
-    tonight = Tonight(f"retrain-{night.isoformat()}")
-    with nightly_lease_held(take_nightly_lease(tonight.run_id)) as lease:
-        outcome, message = _night(night, lease, tonight)
+    prefix = f"migrate-{migration.to}" if migration else "retrain"
+    tonight = Tonight(f"{prefix}-{night.isoformat()}")
+    overrides = overridden_settings(migration.overrides()) if migration else nullcontext()
+    with overrides, nightly_lease_held(take_nightly_lease(tonight.run_id)) as lease:
+        outcome, message = _night(night, lease, tonight, migration)
     name = outcome or "Failed"
     summary = summarise_night(tonight, name, message, return_state=True)
     if summary.is_completed():
@@ -63,13 +74,15 @@ def nightly_retrain(night: date | None = None) -> State[Any]:
     return Failed(message=message) if outcome is None else Completed(name=outcome.value, message=message)
 
 
-def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | None, str]:
+def _night(
+    night: date, lease: HeldLease, tonight: Tonight, migration: Migration | None
+) -> tuple[Outcome | None, str]:
     """How the night ended (None: failed) and why, in one line."""
     prompts = load_eval_prompts()
     if (rejected := _ingest(tonight, prompts)) is not None:
         return None, rejected
 
-    plan = tonight.plan = plan_training(read_training_history())
+    plan = tonight.plan = plan_training(read_training_history(migration.to if migration else None))
     if plan.decided is not None:  # decided but not applied: the last run stopped in between
         tonight.decision = apply_promotion_decision(plan.decided)
         if tonight.decision.superseded:
@@ -84,8 +97,14 @@ def _night(night: date, lease: HeldLease, tonight: Tonight) -> tuple[Outcome | N
             Outcome.STILL_TRAINING,
             f"job {training.job_id} is still {training.status} at the wait limit; the next run resumes it",
         )
-    decision = _evaluate_and_promote(training, version_id, tonight)
+    decision = _evaluate_and_promote(training, version_id, tonight, migration)
     outcome = decision.outcome
+    if migration and decision.promote:
+        get_run_logger().info(
+            "production moved to the %s backend; set %s so the next nights train there",
+            migration.to,
+            migration.setting_to_keep,
+        )
     return outcome, decision.reason if decision.superseded else f"candidate {outcome.word}: {decision.reason}"
 
 
@@ -127,7 +146,9 @@ def _train(
     return tonight.training
 
 
-def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: Tonight) -> Decision:
+def _evaluate_and_promote(
+    training: TrainingResult, version_id: str, tonight: Tonight, migration: Migration | None
+) -> Decision:
     """Evaluate the trained model against production, decide (with approval if required) and apply."""
     run_id = tonight.run_id
     # Loads the adapters a vLLM-compatible server needs, and deploys models that live on Azure.
@@ -136,7 +157,14 @@ def _evaluate_and_promote(training: TrainingResult, version_id: str, tonight: To
     candidate = register_candidate(candidate, version_id, run_id)
     reports = tonight.reports = evaluate_candidate(candidate, production, run_id)
     decision = tonight.decision = review_promotion(
-        decide_promotion(reports, candidate, production, dataset_version=version_id, run_id=run_id)
+        decide_promotion(
+            reports,
+            candidate,
+            production,
+            dataset_version=version_id,
+            run_id=run_id,
+            migration=migration.to if migration else None,
+        )
     )
     decision = tonight.decision = apply_promotion_decision(decision)
     if not decision.promote:

@@ -14,10 +14,11 @@ __all__ = ["plan_training", "read_training_history"]
 
 
 @task(name="read-training-history", **IO_TASK)
-def read_training_history() -> TrainingHistory:
-    """The newest dataset version and what was decided about it, or before it."""
+def read_training_history(migration: str | None = None) -> TrainingHistory:
+    """The newest dataset version and what was decided about it, or before it (by the migration
+    to another backend, for a migration night)."""
     context = task_context()
-    return training_history(context.store, context.registry)
+    return training_history(context.store, context.registry, migration)
 
 
 @task(name="plan-training", cache_policy=NO_CACHE)

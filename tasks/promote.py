@@ -40,6 +40,7 @@ def decide_promotion(
     *,
     dataset_version: str,
     run_id: str,
+    migration: str | None = None,
 ) -> Decision:
     """The gate's decision on the eval reports (no I/O, so no retries; recording it is a task of its own)."""
     decision = promotion_decision(
@@ -49,6 +50,7 @@ def decide_promotion(
         task_context().settings.evaluation,
         dataset_version=dataset_version,
         run_id=run_id,
+        migration=migration,
     )
     verdict = Outcome.of_decision(decision.promote).value
     get_run_logger().info("%s %s: %s", verdict, candidate.model_id, decision.reason)

@@ -11,8 +11,10 @@ credit), ``403`` (refused, as OpenAI refuses new fine-tuning jobs to organisatio
 serves), ``500`` and ``slow``. ``next_job`` shapes the next job created: ``fail`` (fails
 halfway), ``hang`` (stays running until cancelled), ``cancel`` (cancelled halfway, as if by an
 operator), ``blocked`` (trains, then fails its post-training safety checks), ``invalid_file``
-(fails file validation, ``invalid_training_file``) and ``no_model`` (succeeds without a
-model). ``hold_jobs`` pauses the progress of every running job while set.
+(fails file validation, ``invalid_training_file``), ``no_model`` (succeeds without a
+model) and ``degraded`` (succeeds with a model that learned each question with another's
+answer: much worse than one trained on the same data). ``hold_jobs`` pauses the progress of
+every running job while set.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = [
     "limit_error",
 ]
 
-NextJob = Literal["fail", "hang", "cancel", "blocked", "invalid_file", "no_model"]
+NextJob = Literal["fail", "hang", "cancel", "blocked", "invalid_file", "no_model", "degraded"]
 
 RATE_LIMIT_KINDS = {"429", "daily_limit", "job_limit", "quota"}
 

@@ -15,6 +15,7 @@ import csv
 import io
 import logging
 import math
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -202,6 +203,10 @@ class Worker(threading.Thread):
 
     def _train(self, job: Document) -> _Plan:
         train, valid, tokens = self._read(job)
+        if job.get("_fault") == "degraded":  # learns each question with another question's answer
+            answers = [pair.answer for pair in train]
+            random.Random(job["seed"]).shuffle(answers)
+            train = [Pair(pair.question, answer) for pair, answer in zip(train, answers, strict=True)]
         method = job["method"]["type"]
         hyper = job["method"][method]["hyperparameters"]
         n_epochs = (

@@ -84,7 +84,7 @@ app = typer.Typer(
 _PANELS = {
     "Start here": ["demo", "check", "run", "local"],
     "Inspect": ["alias", "history", "data", "batches", "jobs", "spend", "lease"],
-    "Operate": ["serve", "ingest", "validate", "eval", "chat", "automations", "config-reference"],
+    "Operate": ["serve", "migrate", "ingest", "validate", "eval", "chat", "automations", "config-reference"],
 }
 
 

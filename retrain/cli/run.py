@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from retrain.cli.prefect_api import require_prefect_api
+from retrain.config.migration import BACKENDS, Migration
 from retrain.config.settings import Settings, get_settings
 from retrain.exceptions import ConfigError, RetrainError
 from retrain.storage.object_store import ObjectStore
@@ -95,7 +96,7 @@ _VIA_DEPLOYMENT = Annotated[
 _DEPLOYMENT = "nightly-retrain/retrain-now"
 
 
-def _run_night(night: date | None, via_deployment: bool = False) -> Any:
+def _run_night(night: date | None, via_deployment: bool = False, migration: Migration | None = None) -> Any:
     if via_deployment:
         from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
@@ -105,7 +106,9 @@ def _run_night(night: date | None, via_deployment: bool = False) -> Any:
                 "--via-deployment needs a Prefect server: start `retrain local up --with-prefect` "
                 "or set PREFECT_API_URL"
             )
-        parameters = {"night": night.isoformat() if night else None}
+        parameters: dict[str, Any] = {"night": night.isoformat() if night else None}
+        if migration is not None:
+            parameters["migration"] = migration.model_dump(mode="json")
         flow_run = cast(
             "FlowRun", run_deployment(_DEPLOYMENT, parameters=parameters, timeout=None, poll_interval=2)
         )
@@ -116,32 +119,82 @@ def _run_night(night: date | None, via_deployment: bool = False) -> Any:
     from flows.nightly import nightly_retrain
 
     _one_line_errors_on_the_console()
-    return nightly_retrain(night=night, return_state=True)
+    return nightly_retrain(night=night, migration=migration, return_state=True)
 
 
-def run(
-    night: Annotated[
-        str | None, typer.Option(help="The night to run, as YYYY-MM-DD (default: today, UTC).")
-    ] = None,
-    via_deployment: _VIA_DEPLOYMENT = False,
-) -> None:
-    """Run the nightly retraining flow once, now."""
+_NIGHT = Annotated[str | None, typer.Option(help="The night to run, as YYYY-MM-DD (default: today, UTC).")]
+
+
+def _night_option(night: str | None) -> date | None:
+    if not night:
+        return None
+    try:
+        return date.fromisoformat(night)
+    except ValueError:
+        raise typer.BadParameter(f"{night!r} is not a date: use YYYY-MM-DD", param_hint="--night") from None
+
+
+def _run_and_report(night: str | None, via_deployment: bool, migration: Migration | None = None) -> Any:
     settings = get_settings()
     if not via_deployment:  # the worker has its own settings
         ObjectStore.from_settings(settings.s3).check_bucket()
     _prepare_prefect(settings)
-    parsed = None
-    if night:
-        try:
-            parsed = date.fromisoformat(night)
-        except ValueError:
-            raise typer.BadParameter(
-                f"{night!r} is not a date: use YYYY-MM-DD", param_hint="--night"
-            ) from None
-    state = _run_night(parsed, via_deployment)
+    state = _run_night(_night_option(night), via_deployment, migration)
     console.print(f"[bold]{state.name}[/]: {escape(state.message or '')}", highlight=False)
     if state.is_failed() or state.is_crashed():
         raise typer.Exit(code=1)
+    return state
+
+
+def run(night: _NIGHT = None, via_deployment: _VIA_DEPLOYMENT = False) -> None:
+    """Run the nightly retraining flow once, now."""
+    _run_and_report(night, via_deployment)
+
+
+def migrate(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help=f"The backend production moves to: {', '.join(BACKENDS)}.", show_default=False
+        ),
+    ],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Its base model (default: that backend's BASE_MODEL setting)."),
+    ] = None,
+    margin: Annotated[
+        float | None,
+        typer.Option(
+            "--margin",
+            help="How much worse (in score points, 0-1) the candidate may be; default: "
+            "RETRAIN_EVALUATION__MARGIN.",
+        ),
+    ] = None,
+    night: _NIGHT = None,
+    via_deployment: _VIA_DEPLOYMENT = False,
+) -> None:
+    """Move production to a model trained on another backend, if it is not worse than production.
+
+    One night trains the newest dataset version on BACKEND, evaluates it against production on the
+    same items (each on its own provider) and promotes it in the non-inferiority gate mode.
+    """
+    if to not in BACKENDS:
+        raise typer.BadParameter(
+            f"{to!r} is not a backend: use one of {', '.join(BACKENDS)}", param_hint="--to"
+        )
+    if margin is not None and not 0 < margin < 1:
+        raise typer.BadParameter(
+            f"{margin:g} is not a margin: use a number between 0 and 1", param_hint="--margin"
+        )
+    migration = Migration(to=to, base_model=model, margin=margin)
+    state = _run_and_report(night, via_deployment, migration)
+    if state.name == "Promoted":
+        console.print(
+            f"production now runs on {to}. So the next nights train there too, set "
+            f"{migration.setting_to_keep} (README, 'Move production to another backend').",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 _TRAINER = Annotated[
@@ -265,4 +318,5 @@ def _print_where_to_look(settings: Settings, store: Any) -> None:
 
 def register(root: typer.Typer) -> None:
     root.command("run")(run)
+    root.command("migrate")(migrate)
     root.command("demo")(demo)

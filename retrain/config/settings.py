@@ -9,8 +9,11 @@ in ``retrain.config.services`` (the bucket, the provider, the local stack) and
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from dotenv import dotenv_values
 from pydantic import Field, ValidationError, model_validator
@@ -36,7 +39,7 @@ from retrain.config.stage_settings import (
 )
 from retrain.exceptions import ConfigError
 
-__all__ = ["Settings", "get_settings", "load_settings"]
+__all__ = ["Settings", "get_settings", "load_settings", "overridden_settings"]
 
 
 class Settings(BaseSettings):
@@ -154,7 +157,27 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(_describe(exc)) from exc
 
 
+_OVERRIDES: dict[str, Any] = {}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once."""
-    return load_settings()
+    """The process-wide settings, read once (with the overrides of ``overridden_settings``)."""
+    return load_settings(**_OVERRIDES)
+
+
+@contextmanager
+def overridden_settings(overrides: Mapping[str, Mapping[str, Any]]) -> Iterator[Settings]:
+    """The process's settings with some values replaced while the block runs, e.g.
+    ``{"training": {"backend": "together"}}`` (merged into the groups read from the environment):
+    a migration night trains on another backend than the configuration names."""
+    saved = dict(_OVERRIDES)
+    _OVERRIDES.clear()
+    _OVERRIDES.update({group: dict(values) for group, values in overrides.items()})
+    get_settings.cache_clear()
+    try:
+        yield get_settings()
+    finally:
+        _OVERRIDES.clear()
+        _OVERRIDES.update(saved)
+        get_settings.cache_clear()

@@ -85,6 +85,8 @@ class Decision(BaseModel):
     approval: Approval | None = None
     # production's model when the promotion was found superseded; absent from the JSON otherwise
     superseded_by: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    # the backend a migration night moved to (`retrain migrate --to`); absent from the JSON otherwise
+    migration: str | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @property
     def superseded(self) -> bool:
@@ -104,6 +106,7 @@ def promotion_decision(
     *,
     dataset_version: str,
     run_id: str,
+    migration: str | None = None,
 ) -> Decision:
     """The gate's decision on the eval reports, with the candidate's record carrying its score."""
     gate = decide_reports(reports.main, reports.guardrails, settings)
@@ -117,15 +120,16 @@ def promotion_decision(
         candidate=scored,
         production=production,
         promote=gate.promote,
-        reason=gate.reason,
+        reason=f"migration to {migration} ({gate.mode}): {gate.reason}" if migration else gate.reason,
         candidate_score=gate.candidate_score,
         production_score=gate.production_score,
         report_markdown=gate.to_markdown(),
+        migration=migration,
     )
 
 
-def load_decision(store: ObjectStore, version_id: str) -> Decision | None:
-    data = store.get_json_or_none(decision_key(version_id))
+def load_decision(store: ObjectStore, version_id: str, migration: str | None = None) -> Decision | None:
+    data = store.get_json_or_none(decision_key(version_id, migration))
     return None if data is None else Decision.model_validate(data)
 
 
@@ -146,7 +150,9 @@ def record_superseded(store: ObjectStore, decision: Decision, current_model_id: 
             f"compared with {decision.production.model_id}, so nothing was promoted (was: {decision.reason})",
         }
     )
-    store.put_json(decision_key(decision.dataset_version), superseded.model_dump(mode="json"))
+    store.put_json(
+        decision_key(decision.dataset_version, decision.migration), superseded.model_dump(mode="json")
+    )
     return superseded
 
 
@@ -155,12 +161,12 @@ def save_decision(store: ObjectStore, decision: Decision) -> Decision:
     decision = decision.model_copy(update={"decided_at": _now()})
     try:
         store.put_json(
-            decision_key(decision.dataset_version),
+            decision_key(decision.dataset_version, decision.migration),
             decision.model_dump(mode="json"),
             create_only=True,
         )
     except AlreadyExists:
-        existing = load_decision(store, decision.dataset_version)
+        existing = load_decision(store, decision.dataset_version, decision.migration)
         assert existing is not None
         logger.info("dataset version %s was already decided; keeping that decision", decision.dataset_version)
         decision = existing

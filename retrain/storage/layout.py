@@ -231,7 +231,10 @@ def eval_summary_key(run_id: str) -> str:
     return f"{EVALS_PREFIX}{run_id}/summary.json"
 
 
-def decision_key(dataset_version: str) -> str:
+def decision_key(dataset_version: str, migration: str | None = None) -> str:
+    """The decision on a dataset version; a migration's (``retrain migrate --to BACKEND``) is its own."""
+    if migration:
+        return f"{DECISION_PREFIX}{dataset_version}.migrate-{migration}.json"
     return f"{DECISION_PREFIX}{dataset_version}.json"
 
 

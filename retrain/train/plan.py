@@ -30,7 +30,8 @@ class TrainingHistory:
     failure, if it had one (``retrain.train.failures``); ``promotion_pending`` whether it
     promotes and `production` has not been moved for it yet (a crash in between);
     ``previous_examples`` how many examples the version decided last had (0 before the first
-    decision; only read while ``version`` is undecided).
+    decision; only read while ``version`` is undecided); ``migration`` the backend a migration
+    night trains on, which trains the version whatever it adds.
     """
 
     version: DatasetVersion | None
@@ -38,6 +39,7 @@ class TrainingHistory:
     failure: PermanentFailure | None = None
     promotion_pending: bool = False
     previous_examples: int = 0
+    migration: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,18 +53,24 @@ class TrainingPlan:
     outcome: Outcome | None = None
 
 
-def training_history(store: ObjectStore, registry: Registry) -> TrainingHistory:
-    """Read the newest dataset version and what was decided, reading no more than the plan needs."""
+def training_history(store: ObjectStore, registry: Registry, migration: str | None = None) -> TrainingHistory:
+    """Read the newest dataset version and what was decided, reading no more than the plan needs.
+
+    For a migration to another backend (``migration``), what was decided is that migration's
+    decision on the version, and a failure on the old backend does not count.
+    """
     version = latest_version(store)
     if version is None:
         return TrainingHistory(None)
-    decision = load_decision(store, version.version_id)
+    decision = load_decision(store, version.version_id, migration)
     if decision is not None:
         pending = decision.promote and promotion_key(decision) not in registry.state().idempotency
-        return TrainingHistory(version, decision, promotion_pending=pending)
-    failure = load_failure(store, version.version_id)
+        return TrainingHistory(version, decision, promotion_pending=pending, migration=migration)
+    failure = None if migration else load_failure(store, version.version_id)
     if failure is not None:
         return TrainingHistory(version, failure=failure)
+    if migration:
+        return TrainingHistory(version, migration=migration)
     previous = last_decided_version(store)
     examples = load_version(store, previous).examples if previous is not None else 0
     return TrainingHistory(version, previous_examples=examples)
@@ -99,6 +107,13 @@ def plan_training(history: TrainingHistory, min_new_examples: int) -> TrainingPl
             f"no new data: dataset version {version.version_id} is not trained again, its "
             f"{history.failure.summary}; new examples make a new version",
             outcome=Outcome.NO_NEW_DATA,
+        )
+    if history.migration:
+        return TrainingPlan(
+            version,
+            True,
+            f"migration to {history.migration}: training dataset version {version.version_id} "
+            f"({version.examples} examples) there",
         )
     new = version.examples - history.previous_examples
     if new < min_new_examples:
