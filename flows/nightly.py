@@ -27,6 +27,7 @@ from tasks.lease import confirm_nightly_lease, nightly_lease_held, take_nightly_
 from tasks.plan import plan_training, read_training_history
 from tasks.promote import apply_promotion_decision, decide_promotion, read_production
 from tasks.registry import register_candidate
+from tasks.retirement import warn_of_retirement
 from tasks.serving import retire_model, serve_models, settle_model_deployments
 from tasks.summary import publish_night_summary, summarise_night
 from tasks.training import cancel_training_of_run, trainer_for
@@ -78,6 +79,7 @@ def _night(
     night: date, lease: HeldLease, tonight: Tonight, migration: Migration | None
 ) -> tuple[Outcome | None, str]:
     """How the night ended (None: failed) and why, in one line."""
+    warn_of_retirement()
     prompts = load_eval_prompts()
     if (rejected := _ingest(tonight, prompts)) is not None:
         return None, rejected

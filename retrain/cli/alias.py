@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -18,6 +19,7 @@ from retrain.exceptions import UnknownModel
 from retrain.providers.clients import provider_named, require_model
 from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
 from retrain.registry.resolver import AliasReader
+from retrain.registry.retirement import retirement_notices
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app", "print_history"]
@@ -93,6 +95,18 @@ def show(name: AliasName, as_json: AsJson = False) -> None:
         "previous": event.previous_model_id or "-",
     }
     rows.update({f"score {key}": f"{value:.4f}" for key, value in sorted(model.scores.items())})
+    if model.deployment:
+        rows["deployment"] = model.deployment
+    settings = get_settings()
+    notices = retirement_notices(
+        model,
+        settings.training_provider(),
+        settings.training.backend,
+        settings.retirement,
+        datetime.now(UTC).date(),
+    )
+    for notice in notices:
+        rows[f"warning ({notice.kind.replace('_', ' ')})"] = notice.line
     print_fields(_console(), f"{name} -> {model.model_id}", rows)
 
 

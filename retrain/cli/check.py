@@ -9,6 +9,7 @@ same one-line error the night would stop with.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import typer
 from rich.text import Text
@@ -42,12 +43,17 @@ def _prefect_api(settings: Settings) -> str:
     return "none set: runs use a temporary local server"
 
 
+class Warned(str):
+    """A check's detail that says something stops soon: shown as a warning, not a failure."""
+
+
 def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.cli.credentials import with_credentials
     from retrain.config.settings import get_settings
     from retrain.evaluate.eval_sets import load_eval_set
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
+    from retrain.registry.retirement import retirement_notices
     from retrain.storage.object_store import ObjectStore
     from retrain.validate.gx_chunks import load_suite
     from retrain.validate.moderation import moderator_for
@@ -60,9 +66,14 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         return store.uri("")
 
     def training_provider() -> str:
-        provider = with_credentials(settings.provider)
-        require_model(provider, settings.training.base_model)
-        return f"{provider.name} ({provider.kind}) knows {settings.training.base_model}"
+        provider = with_credentials(settings.training_provider())
+        base = (
+            settings.together.base_model
+            if settings.training.backend == "together"
+            else settings.training.base_model
+        )
+        require_model(provider, base)
+        return f"{provider.name} ({provider.kind}) knows {base}"
 
     def production() -> str:
         record = Registry(store).get("production")
@@ -80,6 +91,18 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         rows, gates = len(runner.expectations("row")), len(runner.expectations("batch"))
         return f"{runner.path} ({rows} row expectations, {gates} batch gates)"
 
+    def retirement() -> str:
+        notices = retirement_notices(
+            Registry(store).get("production"),
+            settings.training_provider(),
+            settings.training.backend,
+            settings.retirement,
+            datetime.now(UTC).date(),
+        )
+        if notices:
+            return Warned("; ".join(notice.line for notice in notices))
+        return f"nothing stops within {settings.retirement.warn_days} days (RETRAIN_RETIREMENT__WARN_DAYS)"
+
     def moderation() -> str:
         moderator = moderator_for(settings.validation, lambda: with_credentials(settings.provider))
         if moderator is None:
@@ -91,6 +114,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         ("bucket", bucket),
         ("training provider", training_provider),
         ("production", production),
+        ("retirement", retirement),
         ("eval sets", eval_sets),
         ("expectation suite", suite),
         ("moderation pre-check", moderation),
@@ -104,7 +128,12 @@ def check() -> None:
     failed = 0
     for name, run in _checks():
         try:
-            detail, result = run(), Text("ok", style="green")
+            detail = run()
+            result = (
+                Text("warning", style="bold yellow")
+                if isinstance(detail, Warned)
+                else Text("ok", style="green")
+            )
         except RetrainError as exc:
             detail, result = str(exc), Text("failed", style="bold red")
             failed += 1

@@ -33,6 +33,7 @@ from retrain.config.stage_settings import (
     IngestSettings,
     LoraSettings,
     OrchestrationSettings,
+    RetirementSettings,
     TogetherSettings,
     TrainingSettings,
     ValidationSettings,
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     lora: LoraSettings = LoraSettings()
     together: TogetherSettings = TogetherSettings()
     azure: AzureSettings = AzureSettings()
+    retirement: RetirementSettings = RetirementSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     local: LocalStackSettings = LocalStackSettings()
     orchestration: OrchestrationSettings = OrchestrationSettings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +14,7 @@ __all__ = [
     "IngestSettings",
     "LoraSettings",
     "OrchestrationSettings",
+    "RetirementSettings",
     "TogetherSettings",
     "TrainingSettings",
     "ValidationSettings",
@@ -278,6 +279,22 @@ class TogetherSettings(BaseModel):
     learning_rate: float = Field(default=1e-5, gt=0, le=1, description="Peak learning rate.")
     batch_size: int | Literal["max"] = Field(default="max", description="Batch size, or max (the model's).")
     n_checkpoints: int = Field(default=1, ge=1, description="Checkpoints the job saves.")
+
+
+class RetirementSettings(BaseModel):
+    """When production's base model retires, and how early to warn (``retrain.registry.retirement``)."""
+
+    calendar: dict[str, date] = Field(
+        default_factory=dict,
+        description='Base models and the day they retire (JSON, e.g. {"my-base-model": "2027-03-01"}), '
+        "added to (or overriding) the dates providers have published that retrain knows.",
+    )
+    warn_days: int = Field(
+        default=60,
+        ge=0,
+        description="Warn when production's base model, or the training backend, stops "
+        "within this many days.",
+    )
 
 
 class EvaluationSettings(BaseModel):

@@ -71,7 +71,8 @@ __all__ = [
 OPENAI_NO_NEW_JOBS_FROM = date(2027, 1, 6)
 _NO_NEW_JOBS_DAY = f"{OPENAI_NO_NEW_JOBS_FROM.day} {OPENAI_NO_NEW_JOBS_FROM:%B %Y}"
 _MOVE_TRAINING = (
-    "move training to another OpenAI-compatible provider (README, 'Move training to another provider')"
+    "move training with `retrain migrate --to together` (or lora), or to another OpenAI-compatible "
+    "provider (README, 'Move training to another provider')"
 )
 
 

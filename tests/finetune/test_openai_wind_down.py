@@ -29,7 +29,10 @@ from .conftest import Api, chat_file
 
 OPENAI = ProviderSettings(kind="openai", name="openai", api_key="sk-test-3f9a7c1e5b2d4f60a8e1")
 KEY = OPENAI.api_key.get_secret_value()
-MOVE = "move training to another OpenAI-compatible provider (README, 'Move training to another provider')"
+MOVE = (
+    "move training with `retrain migrate --to together` (or lora), or to another OpenAI-compatible "
+    "provider (README, 'Move training to another provider')"
+)
 
 
 def test_a_night_on_openai_is_warned_with_the_days_left() -> None:

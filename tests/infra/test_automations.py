@@ -25,6 +25,7 @@ NAMES = [
     "retrain-alias-changed",
     "retrain-promotion-superseded",
     "retrain-approval-pending",
+    "retrain-retirement-near",
 ]
 WEBHOOK = "https://hooks.slack.example/services/T000/B000/not-a-real-token"
 
@@ -252,6 +253,36 @@ def test_a_night_waiting_for_approval_reaches_the_webhook(prefect_api_url: str) 
     assert f"approve {candidate} for production?" in text
     assert "Nightly run retrain-2026-12-01 waits up to 28800 s" in text
     assert f"promote {candidate} (score 0.8) over ft:old (score 0.6), dataset ds-20261201-abc" in text
+
+
+@pytest.mark.slow
+def test_a_retiring_base_model_reaches_the_webhook(
+    prefect_api_url: str, s3_env: S3Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the nightly task's own emitter, while production's base model retires within the window."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import flow
+
+    from retrain.config.settings import get_settings
+    from retrain.registry.registry import ModelRecord, Registry
+    from retrain.storage.object_store import ObjectStore
+    from tasks.retirement import warn_of_retirement
+
+    base = f"acme-base-{uuid4().hex[:6]}"
+    retires = datetime.now(UTC).date() + timedelta(days=10)
+    monkeypatch.setenv("RETRAIN_RETIREMENT__CALENDAR", f'{{"{base}": "{retires}"}}')
+    get_settings.cache_clear()
+    record = ModelRecord(model_id=f"ft:{base}:acme::x", provider="local", base_model=base)
+    Registry(ObjectStore.from_settings(s3_env)).set("production", record, actor="test", reason="test")
+
+    @flow(name="nightly-retrain")
+    def night() -> None:
+        assert len(warn_of_retirement()) == 1
+
+    text = _first_notice_of(night)
+    assert f"production's base model {base} (of ft:{base}:acme::x) stops on {retires} (10 days)" in text
+    assert "retrain migrate --to BACKEND" in text and "RETRAIN_RETIREMENT__CALENDAR" in text
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ CHECKS = (
     "bucket",
     "training provider",
     "production",
+    "retirement",
     "eval sets",
     "expectation suite",
     "moderation pre-check",
@@ -30,7 +31,7 @@ def _rows(output: str) -> dict[str, str]:
     rows, heading = {}, ""
     for line in output.splitlines():
         cells = [cell.strip() for cell in line.split("│")[1:-1]]
-        if len(cells) == 3 and cells[1] in ("ok", "failed"):
+        if len(cells) == 3 and cells[1] in ("ok", "failed", "warning"):
             rows[cells[0]] = cells[1]
         elif line.startswith("  result  "):
             rows[heading] = line.split()[-1]
@@ -45,6 +46,16 @@ def test_a_ready_stack_passes_every_check(stack: Stack) -> None:
     assert _rows(done.stdout) == ALL_OK
     assert "no production model yet" in done.stdout and "main: 120 items" in done.stdout
     assert "off (RETRAIN_VALIDATION__MODERATION)" in done.stdout
+    assert "nothing stops within 60 days" in done.stdout
+    retiring = retrain(
+        "check",
+        RETRAIN_PROVIDER__KIND="openai",
+        RETRAIN_PROVIDER__API_KEY="sk-test-0123456789abcdef",
+        OPENAI_BASE_URL=str(stack.settings.provider.base_url),
+        COLUMNS="250",
+    )
+    assert _rows(retiring.stdout)["retirement"] == "warning", retiring.stdout
+    assert "takes no new fine-tuning jobs then" in retiring.stdout and "retrain migrate" in retiring.stdout
     moderated = retrain("check", RETRAIN_VALIDATION__MODERATION="true", COLUMNS="250")
     assert _rows(moderated.stdout)["moderation pre-check"] == "ok", moderated.stdout
     assert "omni-moderation-latest answers on local" in moderated.stdout
