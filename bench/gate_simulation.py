@@ -9,6 +9,11 @@ McNemar at alpha), a plain "candidate mean > production mean", and an MLflow-sty
 ``non_inferiority`` mode (Tango's score test at ``--margin``): how often it replaces production
 with a candidate that is truly worse by the margin or more (false replacement, at most alpha),
 and how often it moves production to a candidate that is as good or slightly worse (power).
+A third and fourth table repeat both modes with several sampled answers per item
+(``RETRAIN_EVALUATION__SAMPLES_PER_ITEM``, ``--samples``): on a shared item every answer of both
+models has the item's outcome, on any other item each answer draws anew, and an item scores the
+share of its answers that pass (the gate then uses its paired bootstrap). The single-answer column
+of those tables scores the first answer of the same simulated nights.
 Run: ``python -m bench.gate_simulation``.
 """
 
@@ -27,7 +32,7 @@ from retrain.promote.gate import decide
 
 __all__ = ["main", "simulate"]
 
-Gate = Callable[[NDArray[np.float64], NDArray[np.float64]], bool]
+Gate = Callable[[NDArray[np.float64], NDArray[np.float64]], bool]  # (candidate, production), items x answers
 
 
 def _scores(label: str, values: NDArray[np.float64]) -> ModelScores:
@@ -35,12 +40,24 @@ def _scores(label: str, values: NDArray[np.float64]) -> ModelScores:
     return ModelScores(label, label, listed, [v == 1.0 for v in listed], float(values.mean()))
 
 
+def _gate(settings: EvaluationSettings, answers: int | None = None) -> Gate:
+    """retrain's gate on the first answer of each item, or on the mean of its first ``answers``."""
+
+    def promotes(c: NDArray[np.float64], p: NDArray[np.float64]) -> bool:
+        cand, prod = (
+            (c[:, 0], p[:, 0]) if answers is None else (c[:, :answers].mean(1), p[:, :answers].mean(1))
+        )
+        return decide(_scores("cand", cand), _scores("prod", prod), settings).promote
+
+    return promotes
+
+
 def gates(settings: EvaluationSettings, min_absolute_change: float) -> dict[str, Gate]:
     return {
-        "retrain gate": lambda c, p: decide(_scores("cand", c), _scores("prod", p), settings).promote,
-        "mean > mean": lambda c, p: bool(c.mean() > p.mean()),
+        "retrain gate": _gate(settings),
+        "mean > mean": lambda c, p: bool(c[:, 0].mean() > p[:, 0].mean()),
         f"min_absolute_change {min_absolute_change:g}": lambda c, p: bool(
-            c.mean() - p.mean() >= min_absolute_change
+            c[:, 0].mean() - p[:, 0].mean() >= min_absolute_change
         ),
     }
 
@@ -53,14 +70,15 @@ def simulate(
     trials: int,
     rng: np.random.Generator,
     gate_set: dict[str, Gate],
+    samples: int = 1,
 ) -> dict[str, float]:
-    """The share of trials in which each gate promotes the candidate."""
+    """The share of trials in which each gate promotes the candidate (``samples`` answers an item)."""
     promoted = dict.fromkeys(gate_set, 0)
     for _ in range(trials):
-        common = rng.random(n)
-        together = rng.random(n) < shared
-        prod_u = np.where(together, common, rng.random(n))
-        cand_u = np.where(together, common, rng.random(n))
+        common = rng.random((n, 1))
+        together = rng.random((n, 1)) < shared
+        prod_u = np.where(together, common, rng.random((n, samples)))
+        cand_u = np.where(together, common, rng.random((n, samples)))
         prod = (prod_u < base).astype(float)
         cand = (cand_u < base + delta).astype(float)
         for name, gate in gate_set.items():
@@ -76,6 +94,13 @@ def main() -> None:
     parser.add_argument("--min-absolute-change", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--margin", type=float, default=0.05)
+    parser.add_argument("--samples", type=int, default=3, help="Answers an item in the sampled tables.")
+    parser.add_argument(
+        "--sampled-trials",
+        type=int,
+        default=2000,
+        help="Trials a cell of the sampled tables (bootstrap: slower).",
+    )
     args = parser.parse_args()
     settings = EvaluationSettings()
     gate_set = gates(settings, args.min_absolute_change)
@@ -95,9 +120,7 @@ def main() -> None:
             print(f"| {n} | {delta * 100:+.0f} pts ({kind}) | {cells} |")
     margin = args.margin
     migration = EvaluationSettings(gate_mode="non_inferiority", margin=margin)
-    replace = {
-        "non_inferiority gate": lambda c, p: decide(_scores("cand", c), _scores("prod", p), migration).promote
-    }
+    replace = {"non_inferiority gate": _gate(migration)}
     print(f"\nnon_inferiority mode, margin {margin:g}\n")
     print("| items | true difference | non_inferiority gate |")
     print("|---:|---:|---:|")
@@ -108,6 +131,22 @@ def main() -> None:
             ]
             kind = "false replacement" if delta <= -margin + 1e-9 else "power"
             print(f"| {n} | {delta * 100:+.0f} pts ({kind}) | {rate:.3f} |")
+    k = args.samples
+    for title, mode_settings, deltas, worse in (
+        ("better mode", settings, (0.0, 0.02, 0.05, 0.10), "false promotion"),
+        (f"non_inferiority mode, margin {margin:g}", migration, (-margin - 0.03, -margin, -0.02, 0.0), None),
+    ):
+        sampled = {"1 answer an item": _gate(mode_settings), f"{k} answers an item": _gate(mode_settings, k)}
+        print(f"\n{title}, {k} sampled answers an item, {args.sampled_trials} trials a cell\n")
+        print("| items | true difference | " + " | ".join(sampled) + " | answers asked a model |")
+        print("|---:|---:|" + "---:|" * (len(sampled) + 1))
+        for n in (200, 500):
+            for delta in deltas:
+                rates = simulate(n, args.base, delta, args.shared, args.sampled_trials, rng, sampled, k)
+                bad = delta == 0 if worse else delta <= -margin + 1e-9
+                kind = (worse or "false replacement") if bad else "power"
+                cells = " | ".join(f"{rates[name]:.3f}" for name in sampled)
+                print(f"| {n} | {delta * 100:+.0f} pts ({kind}) | {cells} | 1 x {n} or {k} x {n} |")
     print(f"\n{time.perf_counter() - started:.0f} s")
 
 

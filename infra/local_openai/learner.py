@@ -10,6 +10,7 @@ of reference words reproduced in place.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from collections.abc import Callable, Iterable, Sequence
@@ -139,10 +140,20 @@ class Learner:
                 on_epoch(EpochMetrics(epoch, step, loss, accuracy))
         return learner
 
-    def answer(self, question: str) -> str:
-        """The reply to a question: the most probable known answer, or the fallback reply."""
+    def answer(self, question: str, temperature: float | None = None, seed: int | None = None) -> str:
+        """The reply to a question: the most probable known answer, or the fallback reply.
+
+        At a temperature above 0 the reply is drawn from the answers' probabilities sharpened or
+        flattened by it (``p ** (1 / temperature)``), repeatably for the same question and seed.
+        """
         sims = self._similarities(self.vectorizer.transform([question]), known=self.matrix.shape[0])
-        label, _ = self._decide(sims[0])
+        if not temperature:
+            label, _ = self._decide(sims[0])
+        else:
+            labels, probs = self._distribution(sims[0], self.threshold)
+            weights = np.asarray(probs, dtype=float) ** (1 / temperature)
+            key = int.from_bytes(hashlib.sha256(f"{seed}:{question}".encode()).digest()[:8], "big")
+            label = labels[int(np.random.default_rng(key).choice(len(labels), p=weights / weights.sum()))]
         return FALLBACK_REPLY if label < 0 else self.answers[label]
 
     def evaluate(self, pairs: Sequence[Pair]) -> tuple[float, float]:

@@ -80,7 +80,7 @@ def _complete(state: StateDep, model: str, request: ChatRequest) -> dict[str, An
     if latency:
         time.sleep(latency)
     question = "\n".join(_text(m) for m in request.messages if m.get("role") == "user")
-    reply = FALLBACK_REPLY if learner is None else learner.answer(question)
+    reply = FALLBACK_REPLY if learner is None else learner.answer(question, request.temperature, request.seed)
     prompt_tokens = sum(count_tokens(_text(m)) + 3 for m in request.messages) + 3
     completion_tokens = count_tokens(reply)
     return {

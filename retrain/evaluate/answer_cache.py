@@ -52,8 +52,10 @@ class AnswerCache:
         """Blocking S3 calls on the cache's own threads (the default executor has cpu + 4)."""
         return await asyncio.get_running_loop().run_in_executor(self._s3, partial(call, *args))
 
-    def _key(self, target: ModelTarget, item_hash: str) -> str:
-        return f"{cache_prefix(target.model_id, self._settings)}{item_hash}.json"
+    def _key(self, target: ModelTarget, item_hash: str, sample: int) -> str:
+        """Answer 0 (the only one, with one sample per item) keeps its key; further samples add theirs."""
+        tail = f".s{sample}" if sample else ""
+        return f"{cache_prefix(target.model_id, self._settings)}{item_hash}{tail}.json"
 
     async def open(self, target: ModelTarget) -> None:
         """List the answers already cached for ``target``: only those are read."""
@@ -64,9 +66,9 @@ class AnswerCache:
     def close(self) -> None:
         self._s3.shutdown(wait=True)
 
-    async def get(self, target: ModelTarget, item_hash: str) -> dict[str, Any] | None:
+    async def get(self, target: ModelTarget, item_hash: str, sample: int = 0) -> dict[str, Any] | None:
         """``target``'s cached answer to the prompt: None if there is none, or S3 fails to read it."""
-        key = self._key(target, item_hash)
+        key = self._key(target, item_hash, sample)
         if key not in self._cached[target.label]:
             return None
         try:
@@ -81,9 +83,9 @@ class AnswerCache:
             return None
         return record
 
-    async def put(self, target: ModelTarget, item_hash: str, record: dict[str, Any]) -> None:
+    async def put(self, target: ModelTarget, item_hash: str, record: dict[str, Any], sample: int = 0) -> None:
         """Cache ``target``'s answer to the prompt; S3 failing to write it is logged, not raised."""
-        key = self._key(target, item_hash)
+        key = self._key(target, item_hash, sample)
         try:
             await self._io(self._store.put_json, key, record)
         except StorageUnavailable as exc:  # the answer stands; only a re-run would ask again

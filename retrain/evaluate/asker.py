@@ -65,6 +65,10 @@ class Asker:
         self._clients: dict[str, openai.AsyncOpenAI] = {}
         self._cache = AnswerCache(store, settings)
 
+    @property
+    def samples_per_item(self) -> int:
+        return self._settings.samples_per_item
+
     async def open(self, target: ModelTarget) -> None:
         self._clients[target.label] = make_async_client(
             target.provider, max_retries=self._settings.max_retries
@@ -76,15 +80,17 @@ class Asker:
             await client.close()
         self._cache.close()
 
-    async def ask(self, target: ModelTarget, messages: list[dict[str, Any]], item_hash: str) -> ModelAnswer:
+    async def ask(
+        self, target: ModelTarget, messages: list[dict[str, Any]], item_hash: str, sample: int = 0
+    ) -> ModelAnswer:
         async with self._semaphore:
-            cached = await self._cache.get(target, item_hash)
+            cached = await self._cache.get(target, item_hash, sample)
             if cached is not None:
                 return ModelAnswer(
                     cached["output"], cached.get("usage"), cached.get("latency_s", 0.0), None, True
                 )
             await self._limiter.acquire(_estimate_tokens(messages, self._settings.max_tokens))
-            params = request_params(self._settings, target.model_id)
+            params = request_params(self._settings, target.model_id, sample)
             started = time.perf_counter()
             try:
                 response = await asyncio.wait_for(
@@ -126,5 +132,5 @@ class Asker:
             "usage": usage,
             "latency_s": latency,
         }
-        await self._cache.put(target, item_hash, record)
+        await self._cache.put(target, item_hash, record, sample)
         return ModelAnswer(output or "", usage, latency, None, False)

@@ -43,17 +43,21 @@ def token_limit_field(model_id: str, settings: EvaluationSettings) -> str:
     return "max_completion_tokens" if newer else "max_tokens"
 
 
-def request_params(settings: EvaluationSettings, model_id: str = "") -> dict[str, Any]:
-    """The sampling parameters every eval request of ``model_id`` uses (part of the cache key).
+def request_params(settings: EvaluationSettings, model_id: str = "", sample: int = 0) -> dict[str, Any]:
+    """The sampling parameters the eval requests of ``model_id`` use (part of the cache key).
 
     Temperature 0, unless the model is a reasoning model (which accepts only the default) or
-    ``RETRAIN_EVALUATION__TEMPERATURE_PARAMETER`` says otherwise.
+    ``RETRAIN_EVALUATION__TEMPERATURE_PARAMETER`` says otherwise. With several samples per item
+    (``samples_per_item``), each answer ``sample`` is drawn at ``sampling_temperature`` with a seed
+    of its own.
     """
     send = settings.temperature_parameter
+    several = settings.samples_per_item > 1
     params: dict[str, Any] = {}
     if send == "send" or (send == "auto" and not is_reasoning_model(model_id)):
-        params["temperature"] = 0
-    return params | {"seed": settings.seed, token_limit_field(model_id, settings): settings.max_tokens}
+        params["temperature"] = settings.sampling_temperature if several else 0
+    seed = settings.seed + sample
+    return params | {"seed": seed, token_limit_field(model_id, settings): settings.max_tokens}
 
 
 def params_hash(settings: EvaluationSettings, model_id: str) -> str:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from retrain.config.stage_settings import EvaluationSettings
-from retrain.evaluate.asker import Asker
+from retrain.evaluate.asker import Asker, ModelAnswer
 from retrain.evaluate.eval_sets import EvalItem, EvalSet, prompt_hash
 from retrain.evaluate.graders import MODEL_GRADED, Grade, RubricJudge, grade_output
 from retrain.evaluate.request_params import request_params
@@ -91,8 +91,11 @@ class _Evaluation:
         for name in ("prompt_tokens", "completion_tokens"):
             sent[name] += int((usage or {}).get(name) or 0)
 
-    async def _one(self, target: ModelTarget, item: EvalItem) -> ItemResult:
-        answer = await self.asker.ask(target, item.prompt_messages, item.item_hash)
+    async def _sample(
+        self, target: ModelTarget, item: EvalItem, sample: int
+    ) -> tuple[ModelAnswer, Grade, str | None]:
+        """One answer to the item, graded, and the error that left it without a grade (if any)."""
+        answer = await self.asker.ask(target, item.prompt_messages, item.item_hash, sample)
         if not answer.cached and answer.output is not None:
             self._count(target.model_id, answer.usage)
         error = answer.error
@@ -108,6 +111,22 @@ class _Evaluation:
                 grade, error = Grade(score=0.0, passed=False, explanation=str(exc)), str(exc)
         else:
             grade = grade_output(item.grader, answer.output, item.reference, item.grader_options)
+        return answer, grade, error
+
+    async def _one(self, target: ModelTarget, item: EvalItem) -> ItemResult:
+        """The item's result: with several samples per item, its score is their mean score."""
+        samples = self.asker.samples_per_item
+        done = await asyncio.gather(*(self._sample(target, item, sample) for sample in range(samples)))
+        answer, grade, error = done[0]
+        if samples > 1:
+            score = sum(g.score for _, g, _ in done) / samples
+            passes = sum(g.passed for _, g, _ in done)
+            grade = Grade(
+                score=score,
+                passed=score >= 0.5,
+                explanation=f"{passes} of {samples} sampled answers passed; the first: {grade.explanation}",
+            )
+            error = next((e for _, _, e in done if e), None)
         self.done += 1
         if self.progress:
             self.progress(self.done, self.total)
@@ -115,12 +134,20 @@ class _Evaluation:
             item_id=item.id,
             output=answer.output,
             grade=grade,
-            latency_s=answer.latency_s,
-            usage=answer.usage,
+            latency_s=sum(a.latency_s for a, _, _ in done),
+            usage=_summed([a.usage for a, _, _ in done]),
             error=error,
-            cached=answer.cached,
+            cached=all(a.cached for a, _, _ in done),
             grader=item.grader,
         )
+
+
+def _summed(usages: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The tokens of an item's answers together (one answer: its own usage)."""
+    if len(usages) == 1 or not any(usages):
+        return usages[0]
+    names = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {name: sum(int((u or {}).get(name) or 0) for u in usages) for name in names}
 
 
 def _run_sync(make: Callable[[], Coroutine[Any, Any, T]]) -> T:

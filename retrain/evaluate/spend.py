@@ -138,9 +138,11 @@ def estimate_evaluation_cost(
         answers = sum(
             min(count_text(item.reference, encoding), settings.max_tokens) for item in eval_set.items
         )
-        cost.add(model_id, prompts, answers, settings)
+        samples = settings.samples_per_item
+        cost.add(model_id, prompts * samples, answers * samples, settings)
         if judge_in and settings.judge_model:
-            cost.add(settings.judge_model, judge_in, _JUDGE_VERDICT_TOKENS * len(judged), settings)
+            verdicts = _JUDGE_VERDICT_TOKENS * len(judged)
+            cost.add(settings.judge_model, judge_in * samples, verdicts * samples, settings)
     return cost
 
 
