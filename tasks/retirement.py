@@ -8,7 +8,7 @@ from prefect import get_run_logger, task
 from prefect.events import emit_event
 
 from retrain.registry.aliases import PRODUCTION
-from retrain.registry.retirement import RetirementNotice, retirement_notices
+from retrain.registry.retirement import RetirementNotice, notices_for
 from tasks.context import task_context
 from tasks.retry import IO_TASK
 
@@ -28,13 +28,7 @@ def warn_of_retirement() -> list[RetirementNotice]:
     context = task_context()
     settings = context.settings
     production = context.registry.get(PRODUCTION)
-    notices = retirement_notices(
-        production,
-        settings.training_provider(),
-        settings.training.backend,
-        settings.retirement,
-        datetime.now(UTC).date(),
-    )
+    notices = notices_for(settings, production, datetime.now(UTC).date())
     logger = get_run_logger()
     for notice in notices:
         if notice.kind == "base_model":

@@ -19,7 +19,7 @@ from retrain.exceptions import UnknownModel
 from retrain.providers.clients import provider_named, require_model
 from retrain.registry.registry import ModelRecord, Registry, RegistryEvent
 from retrain.registry.resolver import AliasReader
-from retrain.registry.retirement import retirement_notices
+from retrain.registry.retirement import notices_for
 from retrain.storage.object_store import ObjectStore
 
 __all__ = ["app", "print_history"]
@@ -98,13 +98,7 @@ def show(name: AliasName, as_json: AsJson = False) -> None:
     if model.deployment:
         rows["deployment"] = model.deployment
     settings = get_settings()
-    notices = retirement_notices(
-        model,
-        settings.training_provider(),
-        settings.training.backend,
-        settings.retirement,
-        datetime.now(UTC).date(),
-    )
+    notices = notices_for(settings, model, datetime.now(UTC).date())
     for notice in notices:
         rows[f"warning ({notice.kind.replace('_', ' ')})"] = notice.line
     print_fields(_console(), f"{name} -> {model.model_id}", rows)

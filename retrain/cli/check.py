@@ -53,7 +53,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
     from retrain.evaluate.eval_sets import load_eval_set
     from retrain.providers.clients import provider_named, require_model
     from retrain.registry.registry import Registry
-    from retrain.registry.retirement import retirement_notices
+    from retrain.registry.retirement import notices_for
     from retrain.storage.object_store import ObjectStore
     from retrain.validate.gx_chunks import load_suite
     from retrain.validate.moderation import moderator_for
@@ -92,13 +92,7 @@ def _checks() -> list[tuple[str, Callable[[], str]]]:
         return f"{runner.path} ({rows} row expectations, {gates} batch gates)"
 
     def retirement() -> str:
-        notices = retirement_notices(
-            Registry(store).get("production"),
-            settings.training_provider(),
-            settings.training.backend,
-            settings.retirement,
-            datetime.now(UTC).date(),
-        )
+        notices = notices_for(settings, Registry(store).get("production"), datetime.now(UTC).date())
         if notices:
             return Warned("; ".join(notice.line for notice in notices))
         return f"nothing stops within {settings.retirement.warn_days} days (RETRAIN_RETIREMENT__WARN_DAYS)"

@@ -15,11 +15,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from retrain.config.services import ProviderSettings
+from retrain.config.settings import Settings
 from retrain.config.stage_settings import RetirementSettings
 from retrain.providers.clients import OPENAI_NO_NEW_JOBS_FROM
 from retrain.registry.records import ModelRecord
 
-__all__ = ["PUBLISHED", "RetirementNotice", "Retiring", "retirement_notices", "retirement_of"]
+__all__ = [
+    "PUBLISHED",
+    "RetirementNotice",
+    "Retiring",
+    "notices_for",
+    "retirement_notices",
+    "retirement_of",
+]
 
 
 @dataclass(frozen=True)
@@ -104,3 +112,10 @@ def retirement_notices(
             )
         )
     return [notice for notice in notices if notice.days_left <= settings.warn_days]
+
+
+def notices_for(settings: Settings, production: ModelRecord | None, today: date) -> list[RetirementNotice]:
+    """``retirement_notices`` for the configured training backend and calendar."""
+    return retirement_notices(
+        production, settings.training_provider(), settings.training.backend, settings.retirement, today
+    )
