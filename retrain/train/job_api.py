@@ -10,6 +10,7 @@ translate them with ``api_errors``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from openai import NotFoundError, OpenAI
@@ -43,8 +44,14 @@ class JobApi(Protocol):
         """The job, or None if the provider does not know it."""
         ...
 
-    def create(self, spec: JobSpec, training_file: str, validation_file: str | None) -> FineTuningJob:
-        """Create the job once: a retry after a timeout or a 5xx looks for it first."""
+    def create(
+        self,
+        spec: JobSpec,
+        training_file: str,
+        validation_file: str | None,
+        find: Callable[[], FineTuningJob | None],
+    ) -> FineTuningJob:
+        """Create the job once: after a timeout or a 5xx, ``find`` (the spec's alive job) is asked first."""
         ...
 
     def events(self, job_id: str) -> list[FineTuningJobEvent]: ...
@@ -89,11 +96,13 @@ class OpenAIJobApi:
         except NotFoundError:
             return None
 
-    def create(self, spec: JobSpec, training_file: str, validation_file: str | None) -> FineTuningJob:
-        def alive() -> FineTuningJob | None:
-            jobs = [job for job in self.find_jobs(spec) if job.status not in ("failed", "cancelled")]
-            return max(jobs, key=lambda job: job.created_at) if jobs else None
-
+    def create(
+        self,
+        spec: JobSpec,
+        training_file: str,
+        validation_file: str | None,
+        find: Callable[[], FineTuningJob | None],
+    ) -> FineTuningJob:
         return create_once(
             self.client,
             lambda once: once.fine_tuning.jobs.create(
@@ -105,7 +114,7 @@ class OpenAIJobApi:
                 suffix=spec.suffix,
                 metadata=spec.metadata,
             ),
-            alive,
+            find,
             self.provider,
         )
 

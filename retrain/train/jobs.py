@@ -97,7 +97,7 @@ def ensure_job(
     refused_hint = job_refused_hint(provider, datetime.now(UTC).date())
     with api_errors("creating the fine-tuning job", provider, refused_hint=refused_hint):
         try:
-            job = api.create(spec, training_file, validation_file)
+            job = api.create(spec, training_file, validation_file, lambda: _alive_job(api, spec))
         except STATUS_ERRORS as exc:
             if (refusal := configuration_refusal(exc, provider, spec.base_model)) is not None:
                 raise refusal from None
@@ -179,6 +179,12 @@ def _retrieve(api: JobApi, job_id: str) -> FineTuningJob:
     if job is None:
         raise FineTuneFailed(f"provider {api.provider.name!r} does not know fine-tuning job {job_id}")
     return job
+
+
+def _alive_job(api: JobApi, spec: JobSpec) -> FineTuningJob | None:
+    """The newest job for the spec that has not ended failed or cancelled (created just before a crash)."""
+    alive = [job for job in api.find_jobs(spec) if job.status not in _RETRYABLE_AFTER_END]
+    return max(alive, key=lambda job: job.created_at) if alive else None
 
 
 def _known_job(api: JobApi, store: ObjectStore, spec: JobSpec) -> FineTuningJob | None:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -137,13 +138,15 @@ class TogetherJobApi:
         except together.NotFoundError:
             return None
 
-    def create(self, spec: JobSpec, training_file: str, validation_file: str | None) -> FineTuningJob:
-        def alive() -> FineTuningJob | None:
-            jobs = [job for job in self.find_jobs(spec) if job.status not in ("failed", "cancelled")]
-            return max(jobs, key=lambda job: job.created_at) if jobs else None
-
+    def create(
+        self,
+        spec: JobSpec,
+        training_file: str,
+        validation_file: str | None,
+        find: Callable[[], FineTuningJob | None],
+    ) -> FineTuningJob:
         try:
-            created: Any = create_once(  # Together's new job, or ours found again by alive()
+            created: Any = create_once(  # Together's new job, or ours found again by find()
                 self.client,
                 lambda once: once.fine_tuning.create(
                     training_file=training_file,
@@ -153,7 +156,7 @@ class TogetherJobApi:
                     random_seed=spec.seed,
                     **spec.together_options,
                 ),
-                alive,
+                find,
                 self.provider,
             )
         except ValueError as exc:  # the SDK checks the arguments against the model's limits first
