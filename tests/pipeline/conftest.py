@@ -54,7 +54,7 @@ def production_history(stack: Stack) -> list[tuple[str, str]]:
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None) -> Iterator[Stack]:
     from local_openai import serve_in_thread
 
-    with moto_server() as s3, serve_in_thread(tmp_path / "openai") as api:
+    with moto_server() as s3, serve_in_thread(tmp_path / "openai", step_delay=0.002) as api:
         env = {
             "RETRAIN_S3__ENDPOINT_URL": s3.endpoint_url,
             "RETRAIN_S3__BUCKET": s3.bucket,
@@ -62,7 +62,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect_harness: None
             "RETRAIN_S3__SECRET_ACCESS_KEY": "testing",
             "RETRAIN_PROVIDER__BASE_URL": api.base_url,
             "RETRAIN_TRAINING__POLL_INTERVAL_SECONDS": "0.1",
-            "RETRAIN_TRAINING__MAX_POLL_INTERVAL_SECONDS": "0.5",
+            "RETRAIN_TRAINING__MAX_POLL_INTERVAL_SECONDS": "0.2",
             "RETRAIN_EVALUATION__CONCURRENCY": "8",
             "RETRAIN_LOCAL__DATA_DIR": str(tmp_path / "data"),
         }
