@@ -82,6 +82,11 @@ def announce_approval_pending(decision: Decision, timeout: int) -> None:
     )
 
 
+# How often the paused run looks for an answer: the night goes on within a second of someone
+# answering in the UI (one small API read a second while it waits).
+_ANSWER_POLL_SECONDS = 1
+
+
 def _ask(decision: Decision, timeout: int) -> Approval:
     logger = get_run_logger()
     form = ApprovalInput.with_initial_data(description=approval_question(decision, timeout), approve=False)
@@ -92,7 +97,7 @@ def _ask(decision: Decision, timeout: int) -> Approval:
         answer = pause_flow_run(
             wait_for_input=form,
             timeout=timeout,
-            poll_interval=max(1, min(10, timeout // 10)),
+            poll_interval=_ANSWER_POLL_SECONDS,
             key=f"approve-{decision.dataset_version}",
         )
     except FlowPauseTimeout:
