@@ -8,6 +8,7 @@ from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
+from together import Together
 
 from retrain.config.stage_settings import TogetherSettings
 from retrain.curate.training_files import TrainingFiles
@@ -28,6 +29,7 @@ from retrain.train.job_spec import config_hash, job_spec
 from retrain.train.jobs import TrainingJob, best_checkpoint, ensure_job, wait_for_job
 from retrain.train.reports import loss_points, training_job_markdown, training_progress
 from retrain.train.result import LossPoint, TrainingResult
+from retrain.train.together_price import together_estimate
 from retrain.train.uploads import delete_job_files, upload_training_file
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
@@ -43,10 +45,20 @@ __all__ = [
 
 @task(name="check-training-budget", **IO_TASK)
 def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
-    """Price the training file and refuse (BudgetExceeded) before anything is uploaded."""
+    """Price the training file and refuse (BudgetExceeded) before any job is created.
+
+    OpenAI-shaped providers are priced from our table before anything is uploaded; Together is
+    asked its own price, which it gives only for files it holds (uploaded once, reused by the job).
+    """
     context = task_context()
     settings = context.settings
-    estimate = estimate_training_cost(files.train, settings.training, settings.validation)
+    client = context.training_client
+    if isinstance(client, Together):
+        estimate = together_estimate(
+            client, context.store, context.training_provider, files, settings.together, settings.training
+        )
+    else:
+        estimate = estimate_training_cost(files.train, settings.training, settings.validation)
     check = check_budget(
         context.store,
         estimate,

@@ -2,8 +2,9 @@
 
 It reads the ledger the nightly flow keeps in ``state/budget/{YYYY-MM}.json``: for a provider's
 job the estimate while it runs and its billed cost (trained tokens x the price table) once it
-ended; for a lora run its GPU time, priced at ``RETRAIN_LORA__GPU_HOUR_USD`` once it ended; for
-an evaluation run its estimate, then what its answers' usage cost.
+ended (still its estimate where the table has no price: Together's); for a lora run its GPU
+time, priced at ``RETRAIN_LORA__GPU_HOUR_USD`` once it ended; for an evaluation run its
+estimate, then what its answers' usage cost.
 """
 
 from __future__ import annotations

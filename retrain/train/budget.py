@@ -2,11 +2,13 @@
 
 Before anything is uploaded, the training file of the dataset version is priced with the
 same token counts and price table as the validator (``retrain.validate.tokens.estimate_cost``) and
-compared with ``max_training_cost_usd`` and what is left of ``monthly_budget_usd``.
+compared with ``max_training_cost_usd`` and what is left of ``monthly_budget_usd``. A Together job
+is priced by Together itself (``retrain.train.together_price``) and checked the same way.
 
 The ledger ``state/budget/{YYYY-MM}.json`` has one entry per job (keyed by job id, so
 recording twice changes nothing): the estimate while the job runs, then the billed cost
-from the job's ``trained_tokens`` once it ended. Beside the jobs, one entry per evaluation run
+from the job's ``trained_tokens`` once it ended (a job with no price in the table, such as
+Together's, goes on counting at its estimate). Beside the jobs, one entry per evaluation run
 (keyed by its eval run id): the estimate before it asks anything, then what its answers' usage
 cost (``retrain.evaluate.spend``). The month's spend, which ``monthly_budget_usd`` limits, is
 the sum of all of them.
@@ -115,9 +117,16 @@ def _ledger(store: ObjectStore, month: str) -> dict[str, Any]:
     return ledger
 
 
+def _billed(entry: Mapping[str, Any]) -> bool:
+    """Whether the entry's count is final: an ended job's billed cost, or no price to count at all."""
+    ended = entry.get("status") in _ENDED
+    return ended and (entry.get("usd") is not None or entry.get("estimated_usd") is None)
+
+
 def _entry_usd(entry: Mapping[str, Any]) -> float:
-    value = entry.get("usd") if entry.get("status") in _ENDED else entry.get("estimated_usd")
-    return float(value or 0.0)
+    """An ended job counts its billed cost, or its estimate where it has no price (Together's)."""
+    value = entry.get("usd") if entry.get("status") in _ENDED else None
+    return float(value if value is not None else entry.get("estimated_usd") or 0.0)
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ class MonthSpend:
     @classmethod
     def of(cls, ledger: Mapping[str, Any]) -> MonthSpend:
         jobs = {
-            job_id: {**entry, "counted_usd": _entry_usd(entry), "billed": entry.get("status") in _ENDED}
+            job_id: {**entry, "counted_usd": _entry_usd(entry), "billed": _billed(entry)}
             for job_id, entry in ledger["jobs"].items()
         }
         evaluations = {

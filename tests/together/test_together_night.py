@@ -27,6 +27,7 @@ from retrain.registry.registry import Registry
 from retrain.storage.layout import FAILURE_PREFIX
 from retrain.storage.layout import JOB_PREFIX as JOB_STATE
 from retrain.storage.layout import UPLOAD_PREFIX as UPLOAD_STATE
+from retrain.train.budget import month_spend
 from retrain.train.job_spec import job_spec
 from retrain.train.jobs import ensure_job
 from retrain.train.uploads import upload_training_file
@@ -125,6 +126,38 @@ def test_failing_jobs_are_retried_and_a_blocked_one_is_recorded(together_stack: 
     assert later.name == "NoNewData" and "is not trained again" in later.message, later.message
     assert len(together_jobs(ts)) == 3
     assert len(production_history(ts)) == 1
+
+
+def test_a_together_job_is_held_to_the_budget_at_togethers_own_price(
+    together_stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ts = together_stack
+    land(ts, NIGHT)
+    monkeypatch.setenv("RETRAIN_TRAINING__MAX_TRAINING_COST_USD", "0.000001")
+    get_settings.cache_clear()
+    refused = run(NIGHT)
+    assert refused.is_failed(), refused.message
+    assert "BudgetExceeded" in refused.message and "max_training_cost_usd" in refused.message
+    assert together_jobs(ts) == [] and list(ts.store.list(JOB_STATE)) == []
+    (train,) = [f for f in together(ts).files.list().data if f.filename.endswith("-train.jsonl")]
+    quote: Any = together(ts).fine_tuning.estimate_price(
+        training_file=train.id, model=ts.settings.together.base_model, n_epochs=2
+    )
+    assert quote.estimated_total_price > 0.000001
+
+    uploads = len(list(ts.store.list(UPLOAD_STATE)))
+    monkeypatch.setenv("RETRAIN_TRAINING__MAX_TRAINING_COST_USD", "100")
+    monkeypatch.setenv("RETRAIN_TRAINING__MONTHLY_BUDGET_USD", "100")
+    get_settings.cache_clear()
+    trained = run(NIGHT)
+    assert trained.is_completed() and "promoted" in trained.message, trained.message
+    (job,) = together_jobs(ts)
+    assert job.training_file == train.id  # the file priced is the file trained on, uploaded once
+    assert len(list(ts.store.list(UPLOAD_STATE))) == uploads
+    spent = month_spend(ts.store, f"{job.created_at:%Y-%m}")
+    entry, price = spent.jobs[job.id], quote.estimated_total_price
+    assert entry["status"] == "succeeded" and entry["estimated_usd"] == pytest.approx(price)
+    assert not entry["billed"] and entry["counted_usd"] == pytest.approx(price)  # no table price: the quote
 
 
 def test_a_night_killed_after_creating_its_job_resumes_that_job(
