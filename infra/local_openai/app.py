@@ -85,6 +85,7 @@ def create_app(
     for module in (routes_chat, routes_models):  # Together's OpenAI-compatible inference
         app.include_router(module.router, prefix="/together/v1")
     app.include_router(routes_admin.router)
+    app.include_router(routes_azure.admin_router)
 
     @app.middleware("http")
     async def faults_and_stats(

@@ -7,25 +7,34 @@ accounts/{account}/deployments/{name}?api-version=...``: PUT creates or updates 
 after ``DEPLOY_SECONDS``), GET reads, DELETE deletes, and the collection lists them. Only a model
 this server knows (a base model or one it trained) can be deployed.
 
+The account's model list (``.../accounts/{account}/models``, ``accounts.list_models`` in the SDK)
+gives each OpenAI base model this server knows with its ``deprecation`` dates (``fineTune``: no
+new fine-tuning jobs; ``inference``: it stops answering), as Azure publishes them per model. The
+dates here are made up (three years after the model's release) unless an operator sets them with
+``POST /admin/azure/deprecations`` (``{model: {"fineTune": ..., "inference": ...}}``).
+
 On ``/openai`` (Azure clients), as on real Azure, every request needs ``api-version`` and chat
 answers only through a deployment that exists and is ready (``require_deployment``).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse, Response
 
 from local_openai.errors import ApiError
-from local_openai.state import BASE_MODELS, ServerState, StateDep
+from local_openai.state import BASE_MODELS, TOGETHER_BASE_MODELS, ServerState, StateDep
 from local_openai.store import Document
 
-__all__ = ["DEPLOY_SECONDS", "api_version_error", "require_deployment", "router"]
+__all__ = ["DEPLOY_SECONDS", "admin_router", "api_version_error", "require_deployment", "router"]
 
 router = APIRouter()
+admin_router = APIRouter()
 
 DEPLOY_SECONDS = 0.3
 KIND = "azure_deployment"
@@ -34,6 +43,9 @@ _PATH = (
     "/accounts/{account}/deployments"
 )
 ApiVersion = Annotated[str | None, Query(alias="api-version")]
+DEPRECATION_KIND = "azure_model_deprecation"
+_THREE_YEARS = 3 * 365 * 24 * 3600
+_VERSION = re.compile(r"^(?P<name>.+?)-(?P<version>\d{4}-\d{2}-\d{2}|\d{4})$")
 
 
 def _arm_error(status: int, code: str, message: str) -> JSONResponse:
@@ -145,6 +157,49 @@ def list_deployments(
         return api_version_error()
     prefix = _key(subscription, group, account, "")
     return JSONResponse({"value": [_view(d) for d in state.store.list(KIND) if d["id"].startswith(prefix)]})
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _account_model(state: ServerState, model: str, released: int) -> dict[str, Any]:
+    match = _VERSION.match(model)
+    name, version = (match["name"], match["version"]) if match else (model, "1")
+    default = {"fineTune": _iso(released + _THREE_YEARS), "inference": _iso(released + _THREE_YEARS)}
+    override = state.store.get(DEPRECATION_KIND, model) or {}
+    return {
+        "format": "OpenAI",
+        "name": name,
+        "version": version,
+        "isDefaultVersion": True,
+        "capabilities": {"chatCompletion": "true", "fineTune": "true"},
+        "deprecation": {**default, **{k: v for k, v in override.items() if k in default}},
+        "lifecycleStatus": "GenerallyAvailable",
+    }
+
+
+@router.get(_PATH.removesuffix("/deployments") + "/models")
+def list_account_models(
+    state: StateDep, subscription: str, group: str, account: str, api_version: ApiVersion = None
+) -> Response:
+    if not api_version:
+        return api_version_error()
+    models = [
+        _account_model(state, model, released)
+        for model, released in BASE_MODELS.items()
+        if model not in TOGETHER_BASE_MODELS
+    ]
+    return JSONResponse({"value": models})
+
+
+@admin_router.post("/admin/azure/deprecations")
+def set_deprecations(state: StateDep, body: Annotated[dict[str, dict[str, str]], Body()]) -> dict[str, Any]:
+    """Set base models' deprecation dates (ISO datetimes) in the account's model list."""
+    for model, dates in body.items():
+        state.store.delete(DEPRECATION_KIND, model)
+        state.store.insert(DEPRECATION_KIND, {"id": model, **dates})
+    return {"deprecations": {doc["id"]: doc for doc in state.store.list(DEPRECATION_KIND)}}
 
 
 def require_deployment(state: ServerState, name: str) -> str:

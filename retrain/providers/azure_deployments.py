@@ -4,7 +4,8 @@ On Azure a model (base or fine-tuned) answers only through a deployment of it, a
 the Azure OpenAI account, billed per hour while it exists. retrain names the deployment of a model
 after the model (``deployment_name``), so deploying is idempotent: a re-run finds the deployment it
 made. ``deploy`` creates or updates one and waits until it serves; ``delete`` removes one; ``ours``
-lists the deployments retrain made (their names start with ``rt-``).
+lists the deployments retrain made (their names start with ``rt-``). ``model_retirements`` reads
+the account's model list for the dates Azure retires each base model (``deprecation``).
 
 Credentials: azure-identity's DefaultAzureCredential; against the local stack's emulation
 (``RETRAIN_AZURE__MANAGEMENT_URL`` on this machine) a fixed local token over plain HTTP.
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from azure.core.credentials import AccessToken, TokenCredential
@@ -33,7 +35,13 @@ from azure.mgmt.cognitiveservices.models import Deployment, DeploymentModel, Dep
 from retrain.config.services import AzureSettings, is_local_url
 from retrain.exceptions import ConfigError, ProviderError, ProviderUnavailable
 
-__all__ = ["DEPLOYMENT_PREFIX", "AzureDeployments", "OurDeployment", "deployment_name"]
+__all__ = [
+    "DEPLOYMENT_PREFIX",
+    "AzureDeployments",
+    "ModelRetirement",
+    "OurDeployment",
+    "deployment_name",
+]
 
 DEPLOYMENT_PREFIX = "rt-"
 _MAX_NAME = 64
@@ -57,6 +65,23 @@ class OurDeployment:
     name: str
     model_id: str
     sku: str
+
+
+@dataclass(frozen=True)
+class ModelRetirement:
+    """When Azure stops a base model: ``fine_tune``, new fine-tuning jobs; ``inference``, answering."""
+
+    fine_tune: date | None
+    inference: date | None
+
+
+def _day(value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
+        return None
 
 
 class _LocalToken(TokenCredential):
@@ -165,3 +190,19 @@ class AzureDeployments:
             for d in listed
             if str(d.name).startswith(DEPLOYMENT_PREFIX)
         ]
+
+    def model_retirements(self) -> dict[str, ModelRetirement]:
+        """The account's base models (``name-version``, as fine-tuning names them, and ``name``, for
+        the default version) and when Azure retires each, from their ``deprecation`` dates."""
+        with self._errors("listing the account's models"):
+            listed = list(self._client.accounts.list_models(self._group, self._account, **self._options()))
+        dates: dict[str, ModelRetirement] = {}
+        for model in listed:
+            if not model.name or model.deprecation is None:
+                continue
+            retiring = ModelRetirement(_day(model.deprecation.fine_tune), _day(model.deprecation.inference))
+            if model.version:
+                dates[f"{model.name}-{model.version}"] = retiring
+            if model.is_default_version or model.name not in dates:
+                dates[model.name] = retiring
+        return dates

@@ -4,8 +4,11 @@ calendar and the training backend, and where a person sees it (`retrain alias sh
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
+import httpx
 import pytest
+from local_openai import serve_in_thread
 from typer.testing import CliRunner
 
 from retrain.cli.main import app
@@ -14,8 +17,9 @@ from retrain.config.settings import get_settings
 from retrain.config.stage_settings import RetirementSettings
 from retrain.registry.records import ModelRecord
 from retrain.registry.registry import Registry
-from retrain.registry.retirement import PUBLISHED, retirement_notices, retirement_of
+from retrain.registry.retirement import PUBLISHED, notices_for, retirement_notices, retirement_of
 from retrain.storage.object_store import ObjectStore
+from tests.azure import azure_env
 
 OPENAI = ProviderSettings(kind="openai", name="openai", api_key="sk-test-0123456789abcdef")
 LOCAL = ProviderSettings()
@@ -80,3 +84,55 @@ def test_alias_show_warns_of_the_base_model_retiring(
     get_settings.cache_clear()
     quiet = CliRunner().invoke(app, ["alias", "show", "production"], env={"COLUMNS": "250"})
     assert quiet.exit_code == 0 and "warning" not in quiet.output, quiet.output
+
+
+def test_azure_says_when_its_base_model_retires_and_stops_fine_tuning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where Azure serves production and trains, its own model list's dates make the notices: the
+    SDK's ``accounts.list_models`` against the local stack's management emulation."""
+    with serve_in_thread(tmp_path / "server") as server:
+        for name, value in {
+            "RETRAIN_PROVIDER__KIND": "azure",
+            "RETRAIN_PROVIDER__NAME": "azure",
+            "RETRAIN_PROVIDER__AZURE_ENDPOINT": server.root_url,
+            "RETRAIN_PROVIDER__API_KEY": "sk-azure-test-7f3c9a1e5b2d4f60",
+            "RETRAIN_TRAINING__BASE_MODEL": "gpt-4o-mini-2024-07-18",
+            **azure_env(server.root_url),
+        }.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        settings = get_settings()
+        production = ModelRecord(
+            model_id="ft:gpt-4o-mini-2024-07-18:acme::1",
+            provider="azure",
+            base_model="gpt-4o-mini-2024-07-18",
+        )
+        # The emulation's made-up default dates are years away: nothing to say.
+        assert notices_for(settings, production, TODAY) == []
+
+        httpx.post(
+            f"{server.root_url}/admin/azure/deprecations",
+            json={
+                "gpt-4o-mini-2024-07-18": {
+                    "fineTune": "2027-01-20T00:00:00Z",
+                    "inference": "2027-02-01T00:00:00Z",
+                }
+            },
+        ).raise_for_status()
+        serving, training = notices_for(settings, production, TODAY)
+        assert serving.kind == "base_model" and serving.on == date(2027, 2, 1) and serving.days_left == 56
+        assert "Azure OpenAI's model list (deprecation.inference)" in serving.line
+        assert training.kind == "backend" and training.on == date(2027, 1, 20)
+        assert "deprecation.fineTune" in training.source and "retrain migrate" in training.line
+
+        # The team's calendar still wins over the provider's date.
+        monkeypatch.setenv("RETRAIN_RETIREMENT__CALENDAR", '{"gpt-4o-mini-2024-07-18": "2027-01-10"}')
+        get_settings.cache_clear()
+        mine = notices_for(get_settings(), production, TODAY)
+        assert mine[0].on == date(2027, 1, 10) and mine[0].source == "RETRAIN_RETIREMENT__CALENDAR"
+
+        # Production on another provider does not take Azure's dates.
+        elsewhere = production.model_copy(update={"provider": "openai"})
+        assert [n.kind for n in notices_for(settings, elsewhere, TODAY)] == ["backend"]
+    get_settings.cache_clear()
