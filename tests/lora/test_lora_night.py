@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = "SmolLM2-135M-Instruct"
-KNOWN = facts(16, seed=3)
+KNOWN = facts(12, seed=3)
 
 
 @pytest.fixture
