@@ -30,7 +30,7 @@ from retrain.train.jobs import TrainingJob, best_checkpoint, ensure_job, wait_fo
 from retrain.train.reports import loss_points, training_job_markdown, training_progress
 from retrain.train.result import LossPoint, TrainingResult
 from retrain.train.together_price import together_estimate
-from retrain.train.uploads import delete_job_files, upload_training_file
+from retrain.train.uploads import delete_job_files, upload_dataset_files
 from tasks.context import TaskContext, task_context
 from tasks.progress import TaskProgress
 from tasks.retry import IO_TASK
@@ -82,13 +82,8 @@ def check_training_budget(version_id: str, files: TrainingFiles) -> BudgetCheck:
 @task(name="upload-training-files", **IO_TASK)
 def upload_training_files(files: TrainingFiles) -> tuple[str, str | None]:
     context = task_context()
-    client, store, provider = context.training_client, context.store, context.training_provider
-    training = context.settings.training
-    train = upload_training_file(client, store, provider, files.train, role="train", training=training)
-    validation = (
-        upload_training_file(client, store, provider, files.validation, role="validation", training=training)
-        if files.validation_examples
-        else None
+    train, validation = upload_dataset_files(
+        context.training_client, context.store, context.training_provider, files, context.settings.training
     )
     get_run_logger().info(
         "training file %s (%d examples), validation file %s (%d examples)",

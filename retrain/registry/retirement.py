@@ -174,11 +174,15 @@ def notices_for(settings: Settings, production: ModelRecord | None, today: date)
     serves = production is not None and _kind_of(settings, production.provider) == "azure"
     trains = training.kind == "azure" and settings.training.backend == "openai_api"
     azure = _azure_retirements(settings) if serves or trains else {}
-    serving = {
-        model: Retiring(dates.inference, _AZURE.format("inference"))
-        for model, dates in azure.items()
-        if dates.inference is not None
-    }
+    serving = (
+        {
+            model: Retiring(dates.inference, _AZURE.format("inference"))
+            for model, dates in azure.items()
+            if dates.inference is not None
+        }
+        if serves
+        else None
+    )
     stop = azure.get(settings.training.base_model) if trains else None
     training_stop = Retiring(stop.fine_tune, _AZURE.format("fineTune")) if stop and stop.fine_tune else None
     return retirement_notices(
@@ -187,6 +191,6 @@ def notices_for(settings: Settings, production: ModelRecord | None, today: date)
         settings.training.backend,
         settings.retirement,
         today,
-        serving=serving if serves else None,
+        serving=serving,
         training_stop=training_stop,
     )

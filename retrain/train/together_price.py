@@ -23,7 +23,7 @@ from retrain.curate.training_files import TrainingFiles
 from retrain.exceptions import BudgetExceeded
 from retrain.providers.clients import api_errors
 from retrain.storage.object_store import ObjectStore
-from retrain.train.uploads import upload_training_file
+from retrain.train.uploads import upload_dataset_files
 from retrain.validate.tokens import CostEstimate
 
 __all__ = ["together_estimate"]
@@ -48,12 +48,7 @@ def together_estimate(
     """Together's price of training ``files`` with these settings; None when it cannot say and no
     budget limit is set. BudgetExceeded when it cannot say and a limit is set, or when it says the
     account's credit does not cover the job."""
-    train = upload_training_file(client, store, provider, files.train, role="train", training=training)
-    validation = (
-        upload_training_file(client, store, provider, files.validation, role="validation", training=training)
-        if files.validation_examples
-        else None
-    )
+    train, validation = upload_dataset_files(client, store, provider, files, training)
     with api_errors("asking Together for the job's price", provider):
         quote = client.fine_tuning.estimate_price(
             training_file=train,
@@ -63,8 +58,8 @@ def together_estimate(
             training_method={"method": "sft", "train_on_inputs": "auto"},
             validation_file=validation or omit,
         )
-    if isinstance(quote, UnavailableEstimate) or not quote.estimation_available:
-        reason = getattr(quote, "unavailable_reason", "no reason given")
+    if isinstance(quote, UnavailableEstimate):
+        reason = quote.unavailable_reason
         if training.max_training_cost_usd is not None or training.monthly_budget_usd is not None:
             raise BudgetExceeded(
                 f"Together gave no price for training {together.base_model!r} ({reason}), so the budget "

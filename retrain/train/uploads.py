@@ -17,12 +17,13 @@ from openai.types.fine_tuning import FineTuningJob
 
 from retrain.config.services import ProviderSettings
 from retrain.config.stage_settings import TrainingSettings
+from retrain.curate.training_files import TrainingFiles
 from retrain.providers.clients import api_errors
 from retrain.storage.layout import upload_key, uploads_prefix
 from retrain.storage.object_store import ObjectStore
 from retrain.train.job_api import TrainingClient, job_api
 
-__all__ = ["delete_job_files", "upload_training_file"]
+__all__ = ["delete_job_files", "upload_dataset_files", "upload_training_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,23 @@ def upload_training_file(
             logger.info("uploaded %s file %s in %d part(s) (%d bytes)", role, file_id, parts, len(content))
     store.put_json(record_key, {"file_id": file_id, "bytes": len(content), "sha256": digest, "name": name})
     return file_id
+
+
+def upload_dataset_files(
+    client: TrainingClient,
+    store: ObjectStore,
+    provider: ProviderSettings,
+    files: TrainingFiles,
+    training: TrainingSettings,
+) -> tuple[str, str | None]:
+    """A dataset version's training file and, if it has one, its validation file: their file ids."""
+    train = upload_training_file(client, store, provider, files.train, role="train", training=training)
+    validation = (
+        upload_training_file(client, store, provider, files.validation, role="validation", training=training)
+        if files.validation_examples
+        else None
+    )
+    return train, validation
 
 
 def delete_job_files(
