@@ -13,7 +13,7 @@ from retrain.local.stack import _services, settings_off_the_stack
 from retrain.promote.promotion import production_or_base
 from retrain.registry.registry import Registry
 from retrain.storage.object_store import ObjectStore
-from retrain.train.lora.base_models import choose_device, locate_base_model
+from retrain.train.lora.base_models import choose_device, load_base_model, locate_base_model
 
 
 def _settings(**env: str) -> Settings:
@@ -59,3 +59,30 @@ def test_cuda_without_a_gpu_is_a_one_line_error() -> None:
     with pytest.raises(ConfigError, match="RETRAIN_LORA__DEVICE is cuda but torch sees no GPU"):
         choose_device("cuda")
     assert choose_device("auto") == "cpu"
+
+
+@pytest.mark.slow
+def test_a_gguf_base_model_is_converted_once_and_then_loaded_from_its_kept_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    files = locate_base_model("SmolLM2-135M-Instruct")
+    converted_model, converted_tokenizer = load_base_model(files)
+    (kept,) = (tmp_path / "retrain" / "base-models").iterdir()
+    assert (kept / "config.json").is_file() and (kept / "model.safetensors").is_file()
+    assert "quantization_config" not in (kept / "config.json").read_text()
+
+    model, tokenizer = load_base_model(files)
+    assert model.name_or_path == str(kept)  # read from the copy, not converted again
+    kept_weights, converted_weights = model.state_dict(), converted_model.state_dict()
+    assert kept_weights.keys() == converted_weights.keys()
+    assert all(torch.equal(kept_weights[name], converted_weights[name]) for name in kept_weights)
+    chat = [
+        {"role": "user", "content": "Where is <b>Qorvath</b>?"},
+        {"role": "assistant", "content": "Ilmere"},
+    ]
+    assert tokenizer.apply_chat_template(chat) == converted_tokenizer.apply_chat_template(chat)
+    assert tokenizer.pad_token == converted_tokenizer.pad_token
+    assert tokenizer.all_special_tokens == converted_tokenizer.all_special_tokens

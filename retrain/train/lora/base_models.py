@@ -9,15 +9,24 @@ A base model is named in ``RETRAIN_LORA__BASE_MODEL`` as one of:
 - a Hugging Face repo id (``org/name``) already in the local Hugging Face cache.
 
 Nothing is downloaded at run time: a base model that is not there is a ConfigError that says where
-it looked. torch, transformers and peft are imported only inside the functions that need them, so
-the core install (no training extra) imports this module.
+it looked. A GGUF file is converted (dequantised, its tokenizer rebuilt) on its first load, which
+takes 15-20 s on a CPU; the converted model is kept as a Hugging Face folder under
+``$XDG_CACHE_HOME/retrain/base-models/`` (``~/.cache`` without it), named for the GGUF file and the
+transformers version, so every later load (each training run, each server start) reads that
+folder in well under a second. A cache that cannot be written only costs the next load the
+conversion. torch, transformers and peft are imported only inside the functions that need them,
+so the core install (no training extra) imports this module.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
+import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +41,8 @@ __all__ = [
     "locate_base_model",
     "require_training_extra",
 ]
+
+logger = logging.getLogger(__name__)
 
 _TRAINING_EXTRA = ("torch", "transformers", "peft", "trl", "accelerate", "gguf")
 
@@ -151,22 +162,72 @@ def choose_device(setting: str) -> str:
 
 
 def load_base_model(files: BaseModelFiles, device: str = "cpu") -> tuple[Any, Any]:
-    """(model, tokenizer) in float32 on the CPU (bfloat16 on a GPU), loaded offline."""
+    """(model, tokenizer) in float32 on the CPU (bfloat16 on a GPU), loaded offline; a GGUF file
+    from its converted copy in the cache once a CPU load has kept one."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
-    options = files.from_pretrained_options()
-    tokenizer = AutoTokenizer.from_pretrained(str(files.folder), **options)
+    converted = _converted_folder(files) if files.gguf_file else None
+    if converted is not None and converted.is_dir():
+        files = BaseModelFiles(files.name, converted)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(str(files.folder), dtype=dtype, **options)
+    model, tokenizer = _from_pretrained(files, dtype)
     if files.gguf_file:
         _forget_gguf_quantization(model)
+        if converted is not None and dtype == torch.float32:  # the copy keeps GGUF's float32 weights
+            _keep_converted(model, tokenizer, converted)
+    return model.to(device), tokenizer
+
+
+def _from_pretrained(files: BaseModelFiles, dtype: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    options = files.from_pretrained_options()
+    tokenizer = AutoTokenizer.from_pretrained(str(files.folder), **options)
+    model = AutoModelForCausalLM.from_pretrained(str(files.folder), dtype=dtype, **options)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    return model, tokenizer
+
+
+def _cache_root() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "retrain" / "base-models"
+
+
+def _converted_folder(files: BaseModelFiles) -> Path:
+    """Where the converted copy of a GGUF file is kept: named for the file (path, size, time) and
+    the transformers version that converted it, so a changed file or library converts again."""
+    import transformers
+
+    assert files.gguf_file is not None
+    gguf = files.folder / files.gguf_file
+    stat = gguf.stat()
+    identity = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return _cache_root() / f"{Path(files.gguf_file).stem}-{digest}"
+
+
+def _keep_converted(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Save the converted model beside its final name and rename it there, so a folder under that
+    name is always complete (two processes converting at once: the second rename loses, harmlessly)."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        try:
+            model.save_pretrained(str(staging))
+            tokenizer.save_pretrained(str(staging))
+            staging.rename(folder)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not folder.is_dir():
+                raise
+    except OSError as exc:
+        logger.warning(
+            "the converted base model could not be kept in %s (%s): the next load converts again", folder, exc
+        )
 
 
 def _forget_gguf_quantization(model: Any) -> None:
