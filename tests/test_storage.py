@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from retrain.config.services import S3Settings
 from retrain.exceptions import AlreadyExists, BucketNotFound, ObjectNotFound, StorageUnavailable
+from retrain.storage import object_store
 from retrain.storage.object_store import ObjectStore
 from tests.s3_servers import free_port, moto_server, next_second
 
@@ -108,3 +109,26 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
     store = ObjectStore.from_settings(settings)
     with pytest.raises(StorageUnavailable, match="retrain local up"):
         store.check_bucket()
+
+
+def test_stores_of_one_endpoint_share_a_client_and_a_forked_process_makes_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def settings(port: int, key: str = "k") -> S3Settings:
+        return S3Settings(
+            endpoint_url=f"http://127.0.0.1:{port}",
+            bucket="bucket-a",
+            access_key_id=SecretStr(key),
+            secret_access_key=SecretStr("s"),
+        )
+
+    def client(s3: S3Settings) -> object:
+        return ObjectStore.from_settings(s3)._client
+
+    first = client(settings(9))
+    assert client(settings(9)) is first
+    assert client(settings(9).model_copy(update={"bucket": "bucket-b", "prefix": "p/"})) is first
+    assert client(settings(10)) is not first
+    assert client(settings(9, key="other")) is not first
+    monkeypatch.setattr(object_store.os, "getpid", lambda: -1)  # as in a forked child
+    assert client(settings(9)) is not first
