@@ -196,7 +196,7 @@ class _Soak:
         )
         self.store = ObjectStore.from_settings(self.settings.s3)
         self.result = SoakResult()
-        self.night_seconds: list[float] = [20.0]
+        self.night_seconds: list[float] = []  # of the attempts that finished
         self.fault_log = workdir / "s3-faults.log"
 
     # -- data ---------------------------------------------------------------------
@@ -256,7 +256,8 @@ class _Soak:
             self.result.attempts += 1
             kill_at = None
             if attempt < 3 and self.kill_rng.random() < self.config.kill_rate / (attempt + 1):
-                kill_at = self.kill_rng.uniform(0.2, max(self.night_seconds) * 1.1)
+                # Anywhere in a night as long as the longest so far (20 s before one has finished).
+                kill_at = self.kill_rng.uniform(0.2, max(self.night_seconds, default=20.0) * 1.1)
             outcome = self._attempt(night, env, kill_at, seed=self.config.seed * 1000 + index * 10 + attempt)
             if outcome is not None:
                 self.result.outcomes[outcome] += 1
