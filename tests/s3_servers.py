@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -59,13 +60,48 @@ def _settings(port: int) -> S3Settings:
     )
 
 
+def _threaded_moto_server(port: int) -> Any:
+    """moto's ThreadedMotoServer, its request routing memoized.
+
+    moto finds the service a request is for from its host (or the service its signature names)
+    by listing its own package folders, twice a request: about 40% of the CPU of an S3 request
+    here, in the test's process, under the GIL. For one host the answer never changes, so this
+    server keeps it; everything else, the S3 emulation included, is moto's own.
+    """
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class Dispatcher(DomainDispatcherApplication):
+        def __init__(self) -> None:
+            super().__init__(create_backend_app)
+            self.backends: dict[str | None, Any] = {}
+
+        def get_backend_for_host(self, host: str | None) -> Any:
+            if host not in self.backends:  # moto calls this holding its lock
+                self.backends[host] = super().get_backend_for_host(host)
+            return self.backends[host]
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            self._server = make_server(
+                self._ip_address, self._port, Dispatcher(), True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address="127.0.0.1", port=port, verbose=False)
+
+
 @contextmanager
 def moto_server() -> Iterator[S3Settings]:
-    """moto's ThreadedMotoServer on a free port, with a fresh bucket."""
-    from moto.server import ThreadedMotoServer
-
+    """moto's threaded server on a free port, with a fresh bucket."""
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = _threaded_moto_server(port)
     server.start()
     try:
         settings = _settings(port)
@@ -80,7 +116,7 @@ def localbucket_server(data_dir: Path) -> Iterator[S3Settings]:
     """The localbucket server (the embedded default) as a subprocess, with a fresh bucket."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "localbucket", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "local_s3", str(data_dir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

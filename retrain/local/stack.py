@@ -70,14 +70,14 @@ def _services(settings: Settings, with_prefect: bool = False) -> list[Service]:
             [
                 sys.executable,
                 "-m",
-                "localbucket",
+                "local_s3",
                 str(data / "s3"),
                 "--host",
                 local.host,
                 "--port",
                 str(local.s3_port),
             ],
-            "localbucket",
+            "local_s3",
             StorageUnavailable,
         ),
         Service(
